@@ -1,0 +1,31 @@
+# The two commands of the README: `make test` (install, then every test) and `make run` (the main job).
+# Everything is installed into .venv; set PYTHON to choose the interpreter that creates it.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: install test test-fast run
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+install: $(PY)
+	@# Debian's full Fashion-MNIST (offline data for the main job and the tests), when apt is usable.
+	@if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get install -y -q dataset-fashion-mnist >/dev/null || echo "note: apt-get could not install dataset-fashion-mnist"; \
+	fi
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test]"
+
+# Every test on the TensorFlow backend (slow ones included), then the model and layer tests on JAX.
+test: install
+	$(PY) -m pytest -n 2
+	KERAS_BACKEND=jax $(PY) -m pytest -n 2 tests/models
+
+# The default suite a developer runs between changes: no slow tests.
+test-fast: install
+	$(PY) -m pytest -n 2 -m "not slow"
+
+run: install
+	$(VENV)/bin/kcnn models

@@ -1,0 +1,51 @@
+"""kcnn: convolutional networks for Keras 3.
+
+The public API. Importing ``kcnn`` is cheap: the sub-packages that need Keras or TensorFlow
+(``kcnn.models``, ``kcnn.layers``, ``kcnn.data``, ...) are imported on first use.
+
+Example:
+    >>> import kcnn
+    >>> kcnn.list_models()[:3]
+    ['alexnet', 'lenet5', 'mlp']
+    >>> model = kcnn.create_model("simple_cnn")
+"""
+
+import importlib
+
+from kcnn.registry import ModelInfo, create_model, list_models, model_info, register_model
+
+__version__ = "0.1.0"
+
+_SUBMODULES = (
+    "convmath",
+    "data",
+    "layers",
+    "models",
+    "training",
+    "transfer",
+    "tuning",
+    "viz",
+)
+
+__all__ = [
+    "ModelInfo",
+    "create_model",
+    "list_models",
+    "load_model",
+    "model_info",
+    "register_model",
+    *_SUBMODULES,
+]
+
+
+def load_model(path, compile: bool = True):
+    """Load a ``.keras`` model safely; see `kcnn.models.saving.load_model`."""
+    from kcnn.models.saving import load_model as _load_model
+
+    return _load_model(path, compile=compile)
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"kcnn.{name}")
+    raise AttributeError(f"module 'kcnn' has no attribute {name!r}")

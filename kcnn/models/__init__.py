@@ -1,0 +1,39 @@
+"""Model builders (Functional API, keras.applications signature) and the custom layers.
+
+Importing this package registers every builder in `kcnn.registry`. It uses ``keras`` and
+``keras.ops`` only, so the models run on the TensorFlow, JAX and PyTorch backends.
+"""
+
+from kcnn.models import layers
+from kcnn.models.alexnet import alexnet
+from kcnn.models.features import feature_extractor, find_layer, gradcam_layer, stage_outputs
+from kcnn.models.lenet import lenet5
+from kcnn.models.resnet import resnet18, resnet34, resnet50, resnet101, resnet152, tiny_resnet
+from kcnn.models.saving import load_model
+from kcnn.models.simple import mlp, simple_cnn, tiny_cnn
+from kcnn.models.vgg import tiny_vgg, vgg11, vgg13, vgg16, vgg19
+
+__all__ = [
+    "alexnet",
+    "feature_extractor",
+    "find_layer",
+    "gradcam_layer",
+    "layers",
+    "lenet5",
+    "load_model",
+    "mlp",
+    "resnet101",
+    "resnet152",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "simple_cnn",
+    "stage_outputs",
+    "tiny_cnn",
+    "tiny_resnet",
+    "tiny_vgg",
+    "vgg11",
+    "vgg13",
+    "vgg16",
+    "vgg19",
+]

@@ -1,0 +1,208 @@
+"""What every builder shares: the keras.applications arguments (checked before any layer is
+built), the model input, the classifier head, and loading a ``.weights.h5`` file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+
+import keras
+from keras import layers
+
+POOLINGS = (None, "avg", "max")
+
+
+@dataclasses.dataclass(frozen=True)
+class Head:
+    """How a builder's classifier head is made, for the checks that depend on it.
+
+    Attributes:
+        flatten: the head flattens the feature map, so it needs a fixed input size.
+        exact_size: the head only takes this input height/width (e.g. LeNet-5's C5).
+    """
+
+    flatten: bool = False
+    exact_size: int | None = None
+
+
+def check_arguments(
+    *,
+    include_top,
+    weights,
+    input_tensor,
+    input_shape,
+    pooling,
+    classes,
+    classifier_activation,
+    name,
+    default_shape: tuple,
+    min_size: int,
+    head: Head = Head(),
+) -> tuple:
+    """Check the keras.applications arguments of a builder and return the input shape to use.
+
+    Raises:
+        ValueError: naming the argument and the value received, for: ``classes < 1``, an unknown
+            ``pooling`` or ``classifier_activation``, ``weights`` that is neither ``None`` nor an
+            existing ``.weights.h5`` file, an input shape that is not (height, width, channels),
+            an input smaller than ``min_size``, or a shape the head cannot take.
+    """
+    if not isinstance(include_top, bool):
+        raise ValueError(f"include_top must be True or False, got {include_top!r}")
+    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
+        raise ValueError(f"classes must be an integer >= 1, got {classes!r}")
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    if classifier_activation is not None:
+        try:
+            keras.activations.get(classifier_activation)
+        except (ValueError, TypeError) as error:
+            raise ValueError(
+                f"classifier_activation must be None or a Keras activation, "
+                f"got {classifier_activation!r}"
+            ) from error
+    check_weights(weights)
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a non-empty string, got {name!r}")
+    shape = _resolve_shape(input_tensor, input_shape, default_shape)
+    _check_size(shape, min_size, include_top, head)
+    return shape
+
+
+def check_weights(weights) -> None:
+    """``weights`` must be ``None`` or the path of an existing ``.weights.h5`` file."""
+    if weights is None:
+        return
+    if weights == "imagenet":
+        raise ValueError(
+            "weights='imagenet' is not available for kcnn's own builders: pass None or the path "
+            "of a .weights.h5 file saved from the same builder (kcnn.transfer.build uses the "
+            "ImageNet weights of Keras Applications backbones)"
+        )
+    if not isinstance(weights, (str, os.PathLike)):
+        raise ValueError(f"weights must be None or a path to a .weights.h5 file, got {weights!r}")
+    path = os.fspath(weights)
+    if not path.endswith(".weights.h5"):
+        raise ValueError(f"weights must be a file ending in .weights.h5, got {path!r}")
+    if not os.path.isfile(path):
+        raise ValueError(f"weights file {path!r} does not exist")
+
+
+def _resolve_shape(input_tensor, input_shape, default_shape) -> tuple:
+    if input_tensor is not None:
+        if not keras.backend.is_keras_tensor(input_tensor):
+            raise ValueError(
+                f"input_tensor must be a Keras tensor (e.g. keras.Input(...)), "
+                f"got {type(input_tensor).__name__}"
+            )
+        tensor_shape = tuple(input_tensor.shape[1:])
+        if input_shape is not None and tuple(input_shape) != tensor_shape:
+            raise ValueError(
+                f"input_shape={tuple(input_shape)} does not match the shape {tensor_shape} "
+                "of input_tensor"
+            )
+        input_shape = tensor_shape
+    if input_shape is None:
+        return tuple(default_shape)
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        raise ValueError(f"input_shape must be (height, width, channels), got {input_shape!r}")
+    if len(shape) != 3:
+        raise ValueError(f"input_shape must be (height, width, channels), got {shape!r}")
+    for dim in shape:
+        if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
+            raise ValueError(f"input_shape must hold positive integers or None, got {shape!r}")
+    if shape[2] is None:
+        raise ValueError(f"input_shape must give the number of channels, got {shape!r}")
+    return shape
+
+
+def _check_size(shape, min_size, include_top, head: Head) -> None:
+    height, width = shape[:2]
+    for dim in (height, width):
+        if dim is not None and dim < min_size:
+            raise ValueError(
+                f"input_shape={shape} is too small for this network: height and width must be "
+                f"at least {min_size}"
+            )
+    if not include_top:
+        return
+    if head.flatten and (height is None or width is None):
+        raise ValueError(
+            f"input_shape={shape}: include_top=True needs a fixed height and width because the "
+            "head flattens the feature map; give them, or use include_top=False"
+        )
+    if head.exact_size is not None and (height, width) != (head.exact_size, head.exact_size):
+        raise ValueError(
+            f"input_shape={shape}: with include_top=True this network's head only takes "
+            f"{head.exact_size}x{head.exact_size} inputs; resize the images or use "
+            "include_top=False"
+        )
+
+
+def model_input(input_tensor, shape):
+    """The ``keras.Input`` of a builder, or ``input_tensor`` when one is given."""
+    if input_tensor is not None:
+        return input_tensor
+    return keras.Input(shape=shape, name="input")
+
+
+def classifier(x, classes, classifier_activation, dropout: float = 0.0):
+    """The head: optional dropout, the ``logits`` Dense layer and the ``predictions`` activation.
+
+    Both stay in float32 under mixed precision (a softmax in bfloat16 or float16 loses accuracy
+    and can overflow). The ``logits`` layer is what Grad-CAM scores from.
+    """
+    if dropout:
+        x = layers.Dropout(dropout, name="head_dropout")(x)
+    x = layers.Dense(classes, name="logits", dtype="float32")(x)
+    return layers.Activation(
+        classifier_activation or "linear", name="predictions", dtype="float32"
+    )(x)
+
+
+def global_pool(x, pooling):
+    """``pooling`` of ``include_top=False``: the feature map itself, its global average or max."""
+    if pooling == "avg":
+        return layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    if pooling == "max":
+        return layers.GlobalMaxPooling2D(name="max_pool")(x)
+    return x
+
+
+def finish(inputs, outputs, name, weights):
+    """Make the Functional model (from ``input_tensor``'s source inputs when it was given) and
+    load ``weights`` into it, with a clear error when the file is from another architecture."""
+    if not isinstance(inputs, list) and getattr(inputs, "_keras_history", None) is not None:
+        source = keras.utils.get_source_inputs(inputs)
+        inputs = source[0] if len(source) == 1 else source
+    model = keras.Model(inputs, outputs, name=name)
+    if weights is not None:
+        load_weights_strictly(model, weights)
+    return model
+
+
+def load_weights_strictly(model, path) -> None:
+    """``model.load_weights(path)``, but a file that does not fit the model completely is a
+    ``ValueError``: Keras only warns when it skips part of a file, leaving random weights."""
+    path = os.fspath(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model.load_weights(path)
+        except (ValueError, KeyError) as error:
+            raise ValueError(
+                f"weights file {path!r} does not fit {model.name!r}: it was not saved from the "
+                f"same builder with the same arguments ({error})"
+            ) from error
+    skipped = [str(w.message) for w in caught if "Skipping" in str(w.message)]
+    if skipped:
+        raise ValueError(
+            f"weights file {path!r} does not fit {model.name!r}: part of the model has no "
+            f"weights in it ({skipped[0]})"
+        )
+    for warning in caught:
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)

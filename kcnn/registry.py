@@ -1,0 +1,120 @@
+"""One table of model builders: `register_model`, `create_model`, `list_models`, `model_info`.
+
+The registry itself imports nothing heavy; the built-in builders in `kcnn.models` (which import
+Keras) are loaded the first time the table is read, so `import kcnn` stays fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+from typing import Callable
+
+_REGISTRY: dict[str, "ModelInfo"] = {}
+_BUILTINS_LOADED = False
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInfo:
+    """What the registry knows about a builder without building it.
+
+    Attributes:
+        name: the registry name, e.g. ``"resnet18"``.
+        family: the architecture family, e.g. ``"resnet"``.
+        paper: the publication the architecture comes from.
+        input_shape: the default ``(height, width, channels)``.
+        min_input_size: the smallest height/width the default configuration accepts.
+        gradcam_layer: name of the layer whose feature maps Grad-CAM uses (``None`` for models
+            without convolutional feature maps, such as the MLP).
+        builder: the function that builds the model.
+    """
+
+    name: str
+    family: str
+    paper: str
+    input_shape: tuple
+    min_input_size: int
+    gradcam_layer: str | None
+    builder: Callable = dataclasses.field(repr=False, compare=False)
+
+    @property
+    def summary(self) -> str:
+        """The first line of the builder's docstring."""
+        doc = (self.builder.__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else ""
+
+
+def register_model(
+    name: str | None = None,
+    *,
+    family: str,
+    paper: str,
+    input_shape: tuple,
+    min_input_size: int,
+    gradcam_layer: str | None,
+):
+    """Decorator that adds a builder to the registry under ``name`` (default: its function name).
+
+    Example:
+        >>> @register_model(family="custom", paper="-", input_shape=(32, 32, 3),
+        ...                 min_input_size=8, gradcam_layer="stage2_relu")
+        ... def my_cnn(include_top=True, weights=None, input_tensor=None, input_shape=None,
+        ...            pooling=None, classes=10, classifier_activation="softmax", name="my_cnn"):
+        ...     ...
+    """
+
+    def decorator(builder: Callable) -> Callable:
+        key = name or builder.__name__
+        if key in _REGISTRY and _REGISTRY[key].builder is not builder:
+            raise ValueError(f"a model named {key!r} is already registered")
+        _REGISTRY[key] = ModelInfo(
+            name=key,
+            family=family,
+            paper=paper,
+            input_shape=tuple(input_shape),
+            min_input_size=int(min_input_size),
+            gradcam_layer=gradcam_layer,
+            builder=builder,
+        )
+        return builder
+
+    return decorator
+
+
+def _load_builtins() -> None:
+    global _BUILTINS_LOADED
+    if not _BUILTINS_LOADED:
+        importlib.import_module("kcnn.models")
+        _BUILTINS_LOADED = True
+
+
+def list_models(family: str | None = None) -> list[str]:
+    """Names of every registered model, sorted; only those of ``family`` when given."""
+    _load_builtins()
+    return sorted(n for n, info in _REGISTRY.items() if family is None or info.family == family)
+
+
+def model_info(name: str) -> ModelInfo:
+    """The registry entry for ``name``.
+
+    Raises:
+        ValueError: if no model of that name is registered; the message lists the closest names.
+    """
+    _load_builtins()
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=5, cutoff=0.4)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise ValueError(
+            f"unknown model name {name!r}.{hint} Known models: {', '.join(sorted(_REGISTRY))}."
+        )
+    return _REGISTRY[name]
+
+
+def create_model(name: str, **kwargs):
+    """Build the registered model ``name`` with the builder's keyword arguments.
+
+    Example:
+        >>> model = create_model("resnet18", input_shape=(32, 32, 3), stem="cifar", classes=10)
+    """
+    return model_info(name).builder(**kwargs)

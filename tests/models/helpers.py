@@ -1,0 +1,61 @@
+"""Helpers of the model tests that work on every Keras backend (no TensorFlow import)."""
+
+import keras
+import numpy as np
+
+import kcnn
+
+# Small configurations per family, so every registered model trains a step in about a second.
+SMALL = {
+    "alexnet": dict(input_shape=(67, 67, 3), fc_units=32),
+    "vgg": dict(input_shape=(32, 32, 3), fc_units=32),
+    "resnet": dict(input_shape=(32, 32, 3), width=0.25),
+}
+SMALL_CLASSES = 7
+
+
+def small_kwargs(name, **overrides):
+    """Keyword arguments that build ``name`` small: few classes, small input, thin layers."""
+    info = kcnn.model_info(name)
+    kwargs = dict(classes=SMALL_CLASSES, **SMALL.get(info.family, {}))
+    if name == "tiny_vgg":
+        kwargs.pop("input_shape")
+    kwargs.update(overrides)
+    return kwargs
+
+
+def small_model(name, **overrides):
+    return kcnn.create_model(name, **small_kwargs(name, **overrides))
+
+
+def random_batch(model, batch=2, seed=0):
+    rng = np.random.default_rng(seed)
+    shape = tuple(model.input_shape[1:])
+    x = rng.uniform(0, 1, size=(batch, *shape)).astype("float32")
+    y = rng.integers(0, model.output_shape[-1], size=(batch,))
+    return x, y
+
+
+def trainable_gradients(model, x, y):
+    """Gradients of the cross-entropy with respect to every trainable variable, in order."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss = keras.losses.sparse_categorical_crossentropy(y, model(x, training=True))
+        return [np.asarray(g) if g is not None else None
+                for g in tape.gradient(loss, model.trainable_variables)]
+    if backend == "jax":
+        import jax
+
+        def loss_fn(trainable, non_trainable):
+            y_pred, _ = model.stateless_call(trainable, non_trainable, x, training=True)
+            return keras.ops.mean(keras.losses.sparse_categorical_crossentropy(y, y_pred))
+
+        grads = jax.grad(loss_fn)(
+            [v.value for v in model.trainable_variables],
+            [v.value for v in model.non_trainable_variables],
+        )
+        return [np.asarray(g) for g in grads]
+    raise NotImplementedError(f"no gradient helper for the {backend} backend")
