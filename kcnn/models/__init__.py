@@ -7,6 +7,7 @@ Importing this package registers every builder in `kcnn.registry`. It uses ``ker
 from kcnn.models import layers
 from kcnn.models.alexnet import alexnet
 from kcnn.models.features import feature_extractor, find_layer, gradcam_layer, stage_outputs
+from kcnn.models.filters import CLASSIC_FILTERS, classic_kernel, fixed_conv2d
 from kcnn.models.lenet import lenet5
 from kcnn.models.resnet import resnet18, resnet34, resnet50, resnet101, resnet152, tiny_resnet
 from kcnn.models.saving import load_model
