@@ -21,7 +21,8 @@ def _add_models_command(subparsers):
     parser = subparsers.add_parser(
         "models", help="list every registered model with its parameters and input shape",
         description="Build every registered model with its default arguments and print a table: "
-        "name, family, trainable parameters, default input shape and the Grad-CAM target layer.",
+        "name, family, trainable parameters, default input shape, multiply-accumulates per "
+        "image at that shape (kcnn.convmath.macs) and the Grad-CAM target layer.",
     )
     parser.add_argument("--family", help="only the models of this family (e.g. resnet, vgg)")
     parser.set_defaults(run=_run_models)
@@ -31,12 +32,16 @@ def _run_models(args):
     import keras
 
     import kcnn
+    from kcnn.convmath import format_count, macs
 
     names = kcnn.list_models(args.family)
     if not names:
         families = sorted({kcnn.model_info(n).family for n in kcnn.list_models()})
         raise CommandError(f"no models in family {args.family!r}; families: {', '.join(families)}")
-    header = f"{'name':<12} {'family':<11} {'parameters':>12} {'input shape':<14} grad-cam layer"
+    header = (
+        f"{'name':<12} {'family':<11} {'parameters':>12} {'input shape':<14} {'MACs':>9}  "
+        "grad-cam layer"
+    )
     print(header)
     print("-" * len(header))
     for name in names:
@@ -46,7 +51,7 @@ def _run_models(args):
         shape = "x".join(str(d) for d in info.input_shape)
         print(
             f"{name:<12} {info.family:<11} {params:>12,} {shape:<14} "
-            f"{info.gradcam_layer or '-'}",
+            f"{format_count(macs(model)):>9}  {info.gradcam_layer or '-'}",
             flush=True,
         )
         keras.utils.clear_session(free_memory=True)
