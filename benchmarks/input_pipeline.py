@@ -1,0 +1,178 @@
+"""Does the input pipeline keep the model fed? Pipeline throughput against training throughput.
+
+On full Fashion-MNIST, in one run:
+
+1. the pipeline alone: `kcnn.data.make_dataset` with an augmentation preset ("standard" by
+   default), images per second over whole epochs once the cache is warm;
+2. the ``simple_cnn`` training step alone, fed one batch already in memory, in float32 and in
+   mixed bfloat16 (the faster is the rate the pipeline has to beat);
+3. their ratio: above 1 the model never waits for data; the goal is at least 2;
+4. a naive pipeline -- the same Keras augmentation layers applied image by image in a
+   sequential ``map``, then ``batch``, no prefetch -- and the same per-image pipeline with a
+   parallel map and prefetch, to show what parallel map + prefetch, and then kcnn's batched
+   augmentation, each bring.
+
+Usage:
+    python benchmarks/input_pipeline.py                  # full run, a few minutes on 2 cores
+    python benchmarks/input_pipeline.py --quick          # a smoke run of a few seconds
+
+Writes ``results/input_pipeline.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default="fashion_mnist", help="a kcnn.data.load source")
+    parser.add_argument("--data-dir", default=None, help="where to look for the dataset first")
+    parser.add_argument("--augment", default="standard", help="augmentation preset")
+    parser.add_argument("--model", default="simple_cnn", help="registered model to train")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--epochs", type=int, default=2, help="timed pipeline epochs")
+    parser.add_argument("--train-steps", type=int, default=150, help="timed training steps")
+    parser.add_argument("--naive-batches", type=int, default=100, help="timed naive batches")
+    parser.add_argument("--quick", action="store_true", help="tiny run, to check the script")
+    parser.add_argument("--output", default="results/input_pipeline.json")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.epochs, args.train_steps, args.naive_batches = 1, 10, 10
+    return args
+
+
+def images_per_second(dataset, max_batches=None) -> float:
+    """Iterate ``dataset`` (up to ``max_batches``) and return the images delivered per second."""
+    count = 0
+    start = time.perf_counter()
+    for batch, (images, _) in enumerate(dataset):
+        count += int(images.shape[0])
+        if max_batches is not None and batch + 1 >= max_batches:
+            break
+    return count / (time.perf_counter() - start)
+
+
+def pipeline_rate(args, max_batches) -> tuple:
+    """kcnn's pipeline: one epoch to fill the cache, then ``args.epochs`` timed epochs."""
+    import kcnn.data
+
+    dataset, info = kcnn.data.make_dataset(
+        args.dataset, args.batch_size, augment=args.augment, data_dir=args.data_dir
+    )
+    images_per_second(dataset, max_batches)
+    rates = [images_per_second(dataset, max_batches) for _ in range(args.epochs)]
+    return max(rates), info
+
+
+def naive_rate(args, info, parallel: bool) -> float:
+    """The same augmentation applied image by image: sequential map, no prefetch (naive), or
+    parallel map and prefetch."""
+    import tensorflow as tf
+
+    import kcnn.data
+    from kcnn.data.normalize import normalizer
+
+    dataset, _ = kcnn.data.load(args.dataset, data_dir=args.data_dir)
+    layers = kcnn.data.augmentation_layers(
+        args.augment, image_size=info.image_shape[:2], channels=info.channels, dtype="float32"
+    )
+    normalise = normalizer("standardize", info)
+
+    def one_image(image, label):
+        image = tf.cast(image, tf.float32)
+        for layer in layers:
+            image = layer(image, training=True)
+        return normalise(image), label
+
+    calls = tf.data.AUTOTUNE if parallel else None
+    dataset = dataset.shuffle(info.num_examples, seed=0).map(one_image, num_parallel_calls=calls)
+    dataset = dataset.batch(args.batch_size)
+    if parallel:
+        dataset = dataset.prefetch(tf.data.AUTOTUNE)
+    images_per_second(dataset, 5)
+    return images_per_second(dataset, args.naive_batches)
+
+
+def training_rate(args, info, precision: str) -> float:
+    """Training steps per second times the batch size, on one batch held in memory."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    import kcnn
+
+    keras.utils.clear_session(free_memory=True)
+    keras.config.set_dtype_policy(precision)
+    try:
+        model = kcnn.create_model(
+            args.model, input_shape=info.image_shape, classes=info.num_classes
+        )
+        model.compile(
+            optimizer="adam", loss="sparse_categorical_crossentropy", jit_compile=False
+        )
+        rng = np.random.default_rng(0)
+        images = rng.normal(size=(args.batch_size, *info.image_shape)).astype("float32")
+        labels = rng.integers(0, info.num_classes, args.batch_size)
+        batches = tf.data.Dataset.from_tensors((images, labels)).repeat()
+        model.fit(batches, steps_per_epoch=5, epochs=1, verbose=0)
+        start = time.perf_counter()
+        model.fit(batches, steps_per_epoch=args.train_steps, epochs=1, verbose=0)
+        return args.train_steps * args.batch_size / (time.perf_counter() - start)
+    finally:
+        keras.config.set_dtype_policy("float32")
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    max_batches = 20 if args.quick else None
+    pipeline, info = pipeline_rate(args, max_batches)
+    training = {p: training_rate(args, info, p) for p in ("float32", "mixed_bfloat16")}
+    fastest = max(training.values())
+    naive = naive_rate(args, info, parallel=False)
+    naive_parallel = naive_rate(args, info, parallel=True)
+    results = {
+        "dataset": args.dataset,
+        "examples": info.num_examples,
+        "augment": args.augment,
+        "model": args.model,
+        "batch_size": args.batch_size,
+        "pipeline_images_per_s": round(pipeline),
+        "training_images_per_s": {p: round(r) for p, r in training.items()},
+        "pipeline_over_training": round(pipeline / fastest, 2),
+        "naive_images_per_s": round(naive),
+        "naive_parallel_prefetch_images_per_s": round(naive_parallel),
+        "parallel_prefetch_speedup_over_naive": round(naive_parallel / naive, 2),
+        "kcnn_speedup_over_naive": round(pipeline / naive, 2),
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+        "quick": args.quick,
+    }
+    print(f"{args.dataset} ({info.num_examples} training images), augment={args.augment!r}, "
+          f"batch {args.batch_size}, {os.cpu_count()} CPU cores")
+    print(f"  kcnn pipeline alone                      {pipeline:10.0f} images/s")
+    for precision, rate in training.items():
+        print(f"  {args.model} training step ({precision:<14}) {rate:10.0f} images/s")
+    print(f"  pipeline / fastest training step         {pipeline / fastest:10.2f}x "
+          f"({'the model never waits' if pipeline >= 2 * fastest else 'BELOW the 2x goal'})")
+    print(f"  naive per-image pipeline                 {naive:10.0f} images/s")
+    print(f"  per-image + parallel map + prefetch      {naive_parallel:10.0f} images/s "
+          f"({naive_parallel / naive:.2f}x naive)")
+    print(f"  kcnn pipeline over naive                 {pipeline / naive:10.2f}x")
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    temporary = args.output + ".tmp"
+    with open(temporary, "w") as file:
+        json.dump(results, file, indent=2)
+    os.replace(temporary, args.output)
+    print(f"written {args.output}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
