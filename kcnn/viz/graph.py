@@ -1,0 +1,258 @@
+"""Reading a model from the inside: the feature maps of named layers and the class scores
+(logits), in one forward pass, for kcnn, Sequential, Keras Applications and transfer models.
+
+Why this is not ``keras.Model(model.inputs, [layer.output, model.output])``: in a transfer model
+the backbone is a nested ``keras.Model``, one layer of the outer model, and the symbolic output
+of a layer inside it belongs to the backbone's own graph, so that line fails with "Graph
+disconnected". Here the outer model is rebuilt with `keras.models.clone_model`, reusing its
+layers (hence its weights), and each nested model that holds a wanted layer is called as a copy
+of itself that also outputs that layer, recursively. The rebuilt models are cached per model.
+
+The class scores are logits: kcnn heads end in a ``logits`` Dense and a ``predictions``
+softmax, Keras Applications in a Dense with the softmax inside; a score taken after the softmax
+mixes in every other class (Selvaraju et al. 2017 use the score before it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import weakref
+
+import keras
+import numpy as np
+
+from kcnn.models import find_layer, gradcam_layer
+
+_PROBABILITY_ACTIVATIONS = ("softmax", "sigmoid", "log_softmax")
+_TAPPED = weakref.WeakKeyDictionary()
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoreSource:
+    """Where a model's logits are read: the ``tap`` (a layer's ``"input"`` or ``"output"``),
+    and, for a Dense layer with a softmax inside, that layer, whose affine part gives them."""
+
+    tap: tuple
+    dense: keras.layers.Dense | None = None
+
+    def logits(self, tapped):
+        """The logits, float32, from the value read at ``tap``."""
+        x = keras.ops.cast(tapped, "float32")
+        if self.dense is None:
+            return x
+        logits = keras.ops.matmul(x, keras.ops.cast(self.dense.kernel, "float32"))
+        if self.dense.use_bias:
+            logits = logits + keras.ops.cast(self.dense.bias, "float32")
+        return logits
+
+
+def _is_feature_map(layer) -> bool:
+    try:
+        return len(layer.output.shape) == 4
+    except (AttributeError, ValueError):
+        return False
+
+
+def feature_map_layers(model) -> list[str]:
+    """Names of the layers with a 4D (batch, height, width, channels) output, in order, those of
+    nested sub-models included: the layers an explanation or a feature-map plot can use."""
+    names = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            names.extend(feature_map_layers(layer))
+        elif not isinstance(layer, keras.layers.InputLayer) and _is_feature_map(layer):
+            names.append(layer.name)
+    return names
+
+
+def feature_layer(model, name: str | None = None):
+    """The layer called ``name`` (default: the model's Grad-CAM target), nested models searched.
+
+    Raises:
+        ValueError: if there is no such layer or its output is not a feature map; the message
+            lists the convolutional layers (4D outputs) the model has.
+    """
+    if name is None:
+        name = gradcam_layer(model)
+        if name is None:
+            raise ValueError(
+                f"model {model.name!r} has no convolutional feature map (no layer with a 4D "
+                "output) to explain"
+            )
+    try:
+        layer = find_layer(model, name)
+    except ValueError:
+        layer = None
+    if layer is None or not _is_feature_map(layer):
+        raise ValueError(
+            f"layer={name!r}: model {model.name!r} has no convolutional layer of that name; its "
+            f"convolutional layers (4D outputs) are: {', '.join(feature_map_layers(model))}"
+        )
+    return layer
+
+
+def _output_layer(model):
+    if len(model.outputs) != 1:
+        raise ValueError(f"model {model.name!r} has {len(model.outputs)} outputs; kcnn.viz needs one")
+    layer = model.outputs[0]._keras_history.operation
+    if isinstance(layer, keras.Model):
+        return _output_layer(layer)
+    return layer
+
+
+def score_source(model) -> ScoreSource:
+    """Where ``model``'s logits are: the input of a final softmax/sigmoid activation layer, the
+    affine part of a final Dense layer with that activation inside, or else the output itself.
+
+    Raises:
+        ValueError: if the model's output is not (batch, classes), e.g. ``include_top=False``.
+    """
+    shape = tuple(model.outputs[0].shape)
+    if len(shape) != 2:
+        raise ValueError(
+            f"model {model.name!r} outputs shape {shape}, not (batch, classes): class scores need "
+            "a classifier head (build it with include_top=True)"
+        )
+    layer = _output_layer(model)
+    activation = getattr(getattr(layer, "activation", None), "__name__", None)
+    if isinstance(layer, keras.layers.Softmax) or (
+        isinstance(layer, keras.layers.Activation) and activation in _PROBABILITY_ACTIVATIONS
+    ):
+        return ScoreSource(tap=(layer, "input"))
+    if isinstance(layer, keras.layers.Dense) and activation in _PROBABILITY_ACTIVATIONS:
+        return ScoreSource(tap=(layer, "input"), dense=layer)
+    return ScoreSource(tap=(layer, "output"))
+
+
+def _holds(model, layer) -> bool:
+    return any(
+        inner is layer or (isinstance(inner, keras.Model) and _holds(inner, layer))
+        for inner in model.layers
+    )
+
+
+def tapped_model(model, taps) -> keras.Model:
+    """A model from ``model``'s input to ``[model output, *tapped values]`` sharing its weights.
+
+    Args:
+        model: a Functional or Sequential model with one input, possibly with nested models.
+        taps: ``(layer, "input" | "output")`` pairs; the layers may be inside nested models.
+
+    Raises:
+        ValueError: for a subclassed model, several inputs, or a layer the forward pass of the
+            model does not go through.
+    """
+    taps = tuple(taps)
+    key = tuple((id(layer), where) for layer, where in taps)
+    cache = _TAPPED.setdefault(model, {})
+    if key not in cache:
+        cache[key] = _build_tapped_model(model, taps)
+    return cache[key]
+
+
+def _build_tapped_model(model, taps) -> keras.Model:
+    if len(model.inputs) != 1:
+        raise ValueError(f"model {model.name!r} has {len(model.inputs)} inputs; kcnn.viz needs one")
+    captured = {}
+
+    def call(layer, *args, **kwargs):
+        inner = [tap for tap in taps if isinstance(layer, keras.Model) and _holds(layer, tap[0])]
+        if inner:
+            outputs = tapped_model(layer, inner)(*args, **kwargs)
+            captured.update(zip(inner, outputs[1:]))
+            output = outputs[0]
+        else:
+            output = layer(*args, **kwargs)
+        for tap in taps:
+            if tap[0] is layer:
+                captured[tap] = args[0] if tap[1] == "input" else output
+        return output
+
+    if isinstance(model, keras.Sequential):
+        inputs = keras.Input(batch_shape=model.inputs[0].shape, dtype=model.inputs[0].dtype)
+        output = inputs
+        for layer in model.layers:
+            output = call(layer, output)
+    else:
+        try:
+            clone = keras.models.clone_model(
+                model, clone_function=lambda layer: layer, call_function=call
+            )
+        except ValueError as error:
+            raise ValueError(
+                f"model {model.name!r} ({type(model).__name__}) cannot be explained: kcnn.viz "
+                f"reads Functional and Sequential models ({error})"
+            ) from error
+        inputs, output = clone.inputs[0], clone.outputs[0]
+    missing = [layer.name for layer, where in taps if (layer, where) not in captured]
+    if missing:
+        raise ValueError(f"the forward pass of model {model.name!r} does not use layers {missing}")
+    return keras.Model(inputs, [output, *(captured[tap] for tap in taps)], name=f"{model.name}_tapped")
+
+
+def check_images(model, images) -> np.ndarray:
+    """``images`` as a float32 batch (N, H, W, C) that fits ``model``'s input.
+
+    Raises:
+        ValueError: naming ``images`` and the shape received, for anything else.
+    """
+    array = np.asarray(images, dtype="float32")
+    expected = tuple(model.inputs[0].shape[1:])
+    if array.ndim != 4:
+        raise ValueError(
+            f"images must be a batch of shape (N, height, width, channels), got shape "
+            f"{array.shape}; for one image pass image[None]"
+        )
+    if len(array) == 0:
+        raise ValueError("images is an empty batch")
+    if any(want is not None and want != got for want, got in zip(expected, array.shape[1:])):
+        raise ValueError(
+            f"images of shape {array.shape[1:]} do not fit model {model.name!r}, whose input is "
+            f"{expected}"
+        )
+    if not np.all(np.isfinite(array)):
+        raise ValueError("images contain NaN or infinite values")
+    return array
+
+
+def to_numpy(tensor) -> np.ndarray:
+    """A backend tensor as a float32 NumPy array (bfloat16 and float16 included)."""
+    return keras.ops.convert_to_numpy(tensor).astype("float32")
+
+
+def batches(count: int, batch_size: int):
+    """Slices that cut ``count`` items into batches of at most ``batch_size``."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return [slice(start, start + batch_size) for start in range(0, count, batch_size)]
+
+
+def feature_maps(model, images, layers=None, batch_size: int = 32) -> dict:
+    """The activations of ``layers`` (names, nested models searched) for a batch of images.
+
+    Args:
+        model: a kcnn, Sequential, Keras Applications or transfer model.
+        images: float array (N, H, W, C) as the model takes it.
+        layers: layer names; default the model's Grad-CAM target.
+        batch_size: images per forward pass.
+
+    Returns:
+        ``{name: float32 array (N, h, w, channels)}`` in the order of ``layers``.
+
+    Raises:
+        ValueError: for a bad batch or a name that is not a convolutional layer (the message
+            lists those there are).
+
+    Example:
+        >>> maps = feature_maps(model, x_test[:4], ["stage1_conv", "stage2_conv"])
+    """
+    images = check_images(model, images)
+    if layers is None or isinstance(layers, str):
+        layers = [layers]
+    found = [feature_layer(model, name) for name in layers]
+    tapped = tapped_model(model, [(layer, "output") for layer in found])
+    chunks = [tapped(images[part], training=False)[1:] for part in batches(len(images), batch_size)]
+    return {
+        layer.name: np.concatenate([to_numpy(chunk[i]) for chunk in chunks])
+        for i, layer in enumerate(found)
+    }
