@@ -9,13 +9,22 @@ from kcnn.models.alexnet import alexnet
 from kcnn.models.features import feature_extractor, find_layer, gradcam_layer, stage_outputs
 from kcnn.models.filters import CLASSIC_FILTERS, classic_kernel, fixed_conv2d
 from kcnn.models.lenet import lenet5
-from kcnn.models.resnet import resnet18, resnet34, resnet50, resnet101, resnet152, tiny_resnet
+from kcnn.models.resnet import (
+    resnet,
+    resnet18,
+    resnet34,
+    resnet50,
+    resnet101,
+    resnet152,
+    tiny_resnet,
+)
 from kcnn.models.saving import load_model
-from kcnn.models.simple import mlp, simple_cnn, tiny_cnn
+from kcnn.models.simple import configurable_cnn, mlp, simple_cnn, tiny_cnn
 from kcnn.models.vgg import tiny_vgg, vgg11, vgg13, vgg16, vgg19
 
 __all__ = [
     "alexnet",
+    "configurable_cnn",
     "feature_extractor",
     "find_layer",
     "gradcam_layer",
@@ -23,6 +32,7 @@ __all__ = [
     "lenet5",
     "load_model",
     "mlp",
+    "resnet",
     "resnet101",
     "resnet152",
     "resnet18",

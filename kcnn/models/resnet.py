@@ -182,6 +182,60 @@ def _register_resnet(key, params):
     return builder
 
 
+BLOCKS = {"basic": ResidualBlock, "bottleneck": BottleneckBlock}
+
+
+def resnet(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="resnet",
+    depths=(2, 2, 2, 2),
+    block="basic",
+    stem="imagenet",
+    skip=True,
+    preact=False,
+    attention=None,
+    attention_ratio=16,
+    drop_path_rate=0.0,
+    width=1.0,
+):
+    """A ResNet with any number of blocks per stage: the generic form of the registered ResNets.
+
+    ``depths`` gives the number of blocks of each stage (1 to 4 stages); stage ``i`` (from 1)
+    has ``64 * 2 ** (i - 1)`` channels (times ``width``) and stride 2 at its start from stage 2
+    on. ``block`` is ``"basic"`` (`ResidualBlock`, two 3x3 convolutions) or ``"bottleneck"``
+    (`BottleneckBlock`, 1x1-3x3-1x1 with 4x expansion). ``depths=(2, 2, 2, 2)`` builds the layers
+    of `resnet18`, ``depths=(3, 4, 6, 3), block="bottleneck"`` those of `resnet50`, and
+    ``depths=(2, 2, 2), stem="cifar"`` those of `tiny_resnet`. `kcnn.tuning.ResNetHyperModel`
+    searches ``depths`` with it. It is not in the registry because its Grad-CAM layer depends on
+    ``depths`` (`kcnn.models.gradcam_layer` finds it by name).
+    """
+    if block not in BLOCKS:
+        raise ValueError(f"block must be one of {tuple(BLOCKS)}, got {block!r}")
+    if isinstance(depths, (str, bytes)) or not hasattr(depths, "__len__") or not (
+        1 <= len(depths) <= len(WIDTHS)
+    ) or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in depths):
+        raise ValueError(
+            f"depths must be 1 to {len(WIDTHS)} positive integers (blocks per stage), "
+            f"got {depths!r}"
+        )
+    return _resnet(
+        BLOCKS[block], tuple(depths), WIDTHS[: len(depths)], stem=stem, skip=skip, preact=preact,
+        attention=attention, attention_ratio=attention_ratio, drop_path_rate=drop_path_rate,
+        width=width, default_shape=(224, 224, 3), include_top=include_top, weights=weights,
+        input_tensor=input_tensor, input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, name=name,
+    )
+
+
+resnet.__doc__ += _OPTIONS_DOC
+
+
 resnet18 = _register_resnet("resnet18", "11,689,512")
 resnet34 = _register_resnet("resnet34", "21,797,672")
 resnet50 = _register_resnet("resnet50", "25,557,032")

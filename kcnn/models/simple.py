@@ -6,6 +6,7 @@ from __future__ import annotations
 from keras import layers
 
 from kcnn.models.common import Head, check_arguments, classifier, finish, global_pool, model_input
+from kcnn.models.layers import BN_EPSILON, BN_MOMENTUM
 from kcnn.registry import register_model
 
 COURSE = "Course chapter 07, section 1.1 and Listing 1 (after LeCun et al., Proc. IEEE 1998)"
@@ -52,18 +53,28 @@ def mlp(
     return finish(inputs, x, name, weights)
 
 
-def _conv_pool_cnn(inputs, filters):
-    """Stages of ``conv3x3(same) + ReLU + maxpool 2x2``, named ``stage{i}_conv``/``_pool``."""
+def _conv_pool_cnn(inputs, filters, kernel_size=3, batch_norm=False):
+    """Stages of ``conv(same) + ReLU + maxpool 2x2``, named ``stage{i}_conv``/``_pool``; with
+    ``batch_norm`` the convolution loses its bias and ``stage{i}_bn`` and ``stage{i}_relu``
+    follow it (Ioffe & Szegedy, ICML 2015)."""
     x = inputs
     for stage, width in enumerate(filters, start=1):
-        x = layers.Conv2D(width, 3, padding="same", activation="relu", name=f"stage{stage}_conv")(x)
+        if batch_norm:
+            x = layers.Conv2D(width, kernel_size, padding="same", use_bias=False,
+                              name=f"stage{stage}_conv")(x)
+            x = layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM,
+                                          name=f"stage{stage}_bn")(x)
+            x = layers.Activation("relu", name=f"stage{stage}_relu")(x)
+        else:
+            x = layers.Conv2D(width, kernel_size, padding="same", activation="relu",
+                              name=f"stage{stage}_conv")(x)
         x = layers.MaxPooling2D(2, name=f"stage{stage}_pool")(x)
     return x
 
 
 def _small_cnn(
     filters, fc_units, dropout, *, include_top, weights, input_tensor, input_shape, pooling,
-    classes, classifier_activation, name,
+    classes, classifier_activation, name, kernel_size=3, batch_norm=False,
 ):
     shape = check_arguments(
         include_top=include_top, weights=weights, input_tensor=input_tensor,
@@ -72,7 +83,7 @@ def _small_cnn(
         min_size=2 ** len(filters), head=Head(flatten=True),
     )
     inputs = model_input(input_tensor, shape)
-    x = _conv_pool_cnn(inputs, filters)
+    x = _conv_pool_cnn(inputs, filters, kernel_size, batch_norm)
     if not include_top:
         return finish(inputs, global_pool(x, pooling), name, weights)
     x = layers.Flatten(name="flatten")(x)
@@ -132,4 +143,63 @@ def tiny_cnn(
         (8, 16), None, 0.0, include_top=include_top, weights=weights,
         input_tensor=input_tensor, input_shape=input_shape, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation, name=name,
+    )
+
+
+@register_model(
+    family="simple_cnn", paper=COURSE, input_shape=(28, 28, 1), min_input_size=4,
+    gradcam_layer="stage2_conv",
+)
+def configurable_cnn(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=10,
+    classifier_activation="softmax",
+    name="configurable_cnn",
+    filters=(32, 64),
+    kernel_size=3,
+    batch_norm=False,
+    fc_units=128,
+    dropout=0.5,
+):
+    """Listing 1 with its design choices as arguments: one ``conv + ReLU + maxpool 2x2`` stage
+    per entry of ``filters``, an optional Dense(``fc_units``, ReLU), dropout and Dense(classes).
+
+    The defaults build exactly `simple_cnn` (421,642 parameters on 28x28x1);
+    ``filters=(8, 16), fc_units=None, dropout=0.0`` builds `tiny_cnn`. The hyperparameter
+    search of `kcnn.tuning.CNNHyperModel` explores this space. Each stage halves the image, so
+    the input must be at least ``2 ** len(filters)`` pixels high and wide.
+
+    Args:
+        filters: the number of filters of each stage, e.g. ``(32, 64, 128)`` for three stages.
+        kernel_size: height and width of every convolution kernel ("same" padding).
+        batch_norm: batch normalization between each convolution and its ReLU.
+        fc_units: width of the hidden Dense layer, or ``None`` (or 0) for none.
+        dropout: dropout rate before the classifier, in [0, 1).
+        (The other arguments are those of keras.applications.)
+    """
+    if isinstance(filters, (str, bytes)) or not hasattr(filters, "__len__") or not filters or any(
+        isinstance(f, bool) or not isinstance(f, int) or f < 1 for f in filters
+    ):
+        raise ValueError(
+            f"filters must be a non-empty sequence of positive integers, got {filters!r}"
+        )
+    if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1:
+        raise ValueError(f"kernel_size must be a positive integer, got {kernel_size!r}")
+    if not isinstance(batch_norm, bool):
+        raise ValueError(f"batch_norm must be True or False, got {batch_norm!r}")
+    if fc_units is not None and (
+        isinstance(fc_units, bool) or not isinstance(fc_units, int) or fc_units < 0
+    ):
+        raise ValueError(f"fc_units must be None or an integer >= 0, got {fc_units!r}")
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
+    return _small_cnn(
+        tuple(filters), fc_units, float(dropout), include_top=include_top, weights=weights,
+        input_tensor=input_tensor, input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, name=name, kernel_size=kernel_size,
+        batch_norm=batch_norm,
     )
