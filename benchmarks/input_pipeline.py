@@ -121,9 +121,11 @@ def training_rate(args, info, precision: str) -> float:
         images = rng.normal(size=(args.batch_size, *info.image_shape)).astype("float32")
         labels = rng.integers(0, info.num_classes, args.batch_size)
         batches = tf.data.Dataset.from_tensors((images, labels)).repeat()
-        model.fit(batches, steps_per_epoch=5, epochs=1, verbose=0)
+        model.fit(batches, steps_per_epoch=5, epochs=1, verbose=0, shuffle=False)
         start = time.perf_counter()
-        model.fit(batches, steps_per_epoch=args.train_steps, epochs=1, verbose=0)
+        model.fit(
+            batches, steps_per_epoch=args.train_steps, epochs=1, verbose=0, shuffle=False
+        )
         return args.train_steps * args.batch_size / (time.perf_counter() - start)
     finally:
         keras.config.set_dtype_policy("float32")
