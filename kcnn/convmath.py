@@ -615,6 +615,22 @@ def _layer_field(layer, field: ReceptiveField) -> ReceptiveField:
     )
 
 
+def _call_tensors(layer, known):
+    """The input and output tensors of the call of ``layer`` whose inputs are all in ``known``.
+
+    Keras's public ``layer.input`` is that of the layer's first call, and for a nested
+    Functional model its own inputs rather than the tensors it was called on, so the call nodes
+    are read instead (a backbone may also be called in several models).
+    """
+    import keras
+
+    for node in layer._inbound_nodes:
+        inputs = keras.tree.flatten(node.input_tensors)
+        if all(id(t) in known for t in inputs):
+            return inputs, keras.tree.flatten(node.output_tensors)
+    raise ValueError(f"layer {layer.name!r} is not connected to the inputs of the model")
+
+
 def _propagate_fields(model, input_fields, table) -> list:
     import keras
 
@@ -622,8 +638,8 @@ def _propagate_fields(model, input_fields, table) -> list:
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
             continue
-        inputs = [fields[id(t)] for t in keras.tree.flatten(layer.input)]
-        outputs = keras.tree.flatten(layer.output)
+        input_tensors, outputs = _call_tensors(layer, fields)
+        inputs = [fields[id(t)] for t in input_tensors]
         if isinstance(layer, keras.Model):
             results = _propagate_fields(layer, inputs, table)
         else:

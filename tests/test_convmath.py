@@ -377,11 +377,15 @@ def test_receptive_field_of_a_plain_block_equals_the_residual_one_and_attention_
     assert field(attention="se").size is None
 
 
-def test_receptive_field_follows_a_nested_model_and_dilation():
-    inner = keras.Sequential(
-        [keras.Input((12, 12, 4)), keras.layers.Conv2D(4, 3, dilation_rate=2, name="dilated")],
-        name="backbone",
-    )
+@pytest.mark.parametrize("nesting", ["functional", "sequential"])
+def test_receptive_field_follows_a_nested_model_and_dilation(nesting):
+    layer = keras.layers.Conv2D(4, 3, dilation_rate=2, name="dilated")
+    if nesting == "sequential":
+        inner = keras.Sequential([keras.Input((12, 12, 4)), layer], name="backbone")
+    else:
+        backbone_inputs = keras.Input((12, 12, 4))
+        inner = keras.Model(backbone_inputs, layer(backbone_inputs), name="backbone")
+    inner(keras.Input((12, 12, 4)))  # a backbone can be called in another model first
     inputs = keras.Input((12, 12, 3))
     x = keras.layers.Conv2D(4, 3, strides=1, padding="same", name="first")(inputs)
     x = inner(x)
