@@ -256,7 +256,8 @@ def _geometry(height, width, kernel, stride, padding, dilation) -> _Geometry:
 def _as_batch(image, name: str = "image"):
     """``image`` as a float64 ``(N, H, W, C)`` array, and a function that gives an output of that
     shape back the rank of ``image``. The array is made C-contiguous: on a transposed one (an
-    NCHW batch seen as NHWC) NumPy's matrix product falls back to a loop 100 times slower."""
+    NCHW batch seen as NHWC) NumPy's matrix product falls back to a loop dozens of times
+    slower."""
     x = np.ascontiguousarray(image, dtype=np.float64)
     if x.ndim == 2:
         return x[None, :, :, None], lambda y: y[0, :, :, 0]
