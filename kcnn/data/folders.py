@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from kcnn.data.info import DatasetInfo, statistics_from_sums
-from kcnn.data.splits import split_indices
+from kcnn.data.splits import hold_out
 
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 SPLIT_FOLDERS = {"train": ("train",), "validation": ("validation", "val"), "test": ("test",)}
@@ -83,9 +83,9 @@ def load_folder(folder: str, split: str, fraction: float, seed: int):
             f"{os.path.join(folder, 'test')}/<class>/ (and the training images in train/)"
         )
     if "validation" in layout:
-        train_indices = np.arange(len(train_labels))
+        train_indices, validation_indices = np.arange(len(train_labels)), None
     else:
-        train_indices = split_indices(train_labels, "train", fraction, seed, folder)[0]
+        train_indices, validation_indices = hold_out(train_labels, split, fraction, seed, folder)
     if split != "train" and own_folder is not None:
         paths, labels, scan = _readable(
             own_folder, class_names,
@@ -93,10 +93,7 @@ def load_folder(folder: str, split: str, fraction: float, seed: int):
         )
         skipped += tuple(scan.problems)
     else:
-        selected = (
-            train_indices if split == "train"
-            else split_indices(train_labels, split, fraction, seed, folder)[0]
-        )
+        selected = train_indices if split == "train" else validation_indices
         paths = [train_paths[i] for i in selected]
         labels, scan = train_labels[selected], _subset(train_scan, selected)
     mean, std = _statistics(_subset(train_scan, train_indices), channels)

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from kcnn.data.info import DatasetInfo, pixel_statistics
 from kcnn.data.named import NAMED_DATASETS, load_named
-from kcnn.data.splits import check_split, split_indices
+from kcnn.data.splits import check_split, hold_out
 
 
 def load(
@@ -123,17 +123,16 @@ def from_arrays(train, test, split, fraction, seed, *, name, source, class_names
             )
         arrays["test"] = (x_test, y_test)
     class_names = _check_labels(arrays, class_names, source)
+    if split == "test" and test is None:
+        raise ValueError(
+            f"{name} has no test split: pass ((x_train, y_train), (x_test, y_test)) to have one"
+        )
+    train_indices, validation_indices = hold_out(y_train, split, fraction, seed, name)
     if split == "test":
-        if test is None:
-            raise ValueError(
-                f"{name} has no test split: pass ((x_train, y_train), (x_test, y_test)) to have one"
-            )
-        selected, train_indices = slice(None), split_indices(y_train, "train", fraction, seed, name)[1]
-        x, y = arrays["test"]
+        images, labels = arrays["test"]
     else:
-        selected, train_indices = split_indices(y_train, split, fraction, seed, name)
-        x, y = x_train, y_train
-    images, labels = x[selected], y[selected]
+        selected = train_indices if split == "train" else validation_indices
+        images, labels = x_train[selected], y_train[selected]
     mean, std = pixel_statistics(x_train[train_indices])
     info = DatasetInfo(
         name=name,

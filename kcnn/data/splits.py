@@ -53,9 +53,11 @@ def stratified_split(labels, fraction: float, seed: int) -> tuple[np.ndarray, np
     return train, validation
 
 
-def split_indices(labels, split: str, fraction: float, seed: int, source: str) -> tuple:
-    """The indices of ``split`` ("train" or "validation") among training examples that have no
-    validation split of their own, and the indices of the training split (for its statistics).
+def hold_out(labels, split: str, fraction: float, seed: int, source: str) -> tuple:
+    """`stratified_split` for a source with no validation split of its own.
+
+    Returns:
+        ``(train_indices, validation_indices)``.
 
     Raises:
         ValueError: when ``split="validation"`` is asked for with ``validation_split=0``.
@@ -65,5 +67,4 @@ def split_indices(labels, split: str, fraction: float, seed: int, source: str) -
             f"{source} has no validation split of its own and validation_split=0: pass "
             "validation_split > 0 to hold out part of the training split"
         )
-    train, validation = stratified_split(labels, fraction, seed)
-    return (validation if split == "validation" else train), train
+    return stratified_split(labels, fraction, seed)

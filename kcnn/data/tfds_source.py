@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from kcnn.data.info import DatasetInfo, statistics_from_sums
-from kcnn.data.splits import split_indices
+from kcnn.data.splits import hold_out
 
 STATISTICS_SAMPLE = 10_000  # training images read to estimate the mean and std
 TFDS_SPLIT_NAMES = {"train": ("train",), "validation": ("validation", "val"), "test": ("test",)}
@@ -47,19 +47,22 @@ def load_tfds(name: str, split: str, data_dir, fraction: float, seed: int, downl
         dataset = builder.as_dataset(split=tfds_split, decoders=decoders, shuffle_files=False)
         return dataset.map(lambda example: (example[image_key], example[label_key]))
 
-    train_indices = None
-    if splits["validation"] is None:
+    def size(tfds_split):
+        return builder.info.splits[tfds_split].num_examples
+
+    train, train_count = read(splits["train"]), size(splits["train"])
+    own_validation = splits["validation"] is not None
+    if not own_validation:
         labels = _labels(read(splits["train"], decode_images=False))
-        selected, train_indices = split_indices(labels, split, fraction, seed, f"tfds:{name}")
-    if split == "test" or (split == "validation" and splits["validation"] is not None):
-        dataset, count = read(splits[split]), builder.info.splits[splits[split]].num_examples
-    elif train_indices is None:
-        dataset, count = read(splits["train"]), builder.info.splits[splits["train"]].num_examples
+        train_indices, validation_indices = hold_out(labels, split, fraction, seed, f"tfds:{name}")
+        held_out = _take(train, validation_indices)
+        train, train_count = _take(train, train_indices), len(train_indices)
+    if split == "train":
+        dataset, count = train, train_count
+    elif split == "validation" and not own_validation:
+        dataset, count = held_out, len(validation_indices)
     else:
-        dataset, count = _take(read(splits["train"]), selected), len(selected)
-    train = read(splits["train"])
-    if train_indices is not None:
-        train = _take(train, train_indices)
+        dataset, count = read(splits[split]), size(splits[split])
     mean, std = _statistics(train.take(STATISTICS_SAMPLE))
     image_shape = tuple(builder.info.features[image_key].shape)
     info = DatasetInfo(
