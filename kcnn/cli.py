@@ -173,6 +173,212 @@ def _run_visualize(args):
     print(viz.save_figure(figure, os.path.join(args.out, f"feature_maps_{name}.png")))
 
 
+def _add_train_command(subparsers):
+    parser = subparsers.add_parser(
+        "train", help="train a model on a dataset, with checkpoints, logs and resume",
+        description="Train a registered model on a dataset (a name such as fashion_mnist, "
+        "'tfds:NAME', or a folder of images with one sub-folder per class) and evaluate it on "
+        "the test split. The run directory (--out) gets best.keras, last.keras, history.csv, "
+        "TensorBoard logs, curves.png and run.json; a run killed at any moment continues with "
+        "--resume. Flags left out take the preset's values (--preset), else kcnn's defaults.",
+    )
+    parser.add_argument("--preset", help="a named recipe (e.g. fashion-fast); other flags override it")
+    parser.add_argument("--model", help="registry name (see `kcnn models`; default simple_cnn)")
+    parser.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a builder argument, e.g. stem=cifar or width=0.5 (repeatable)")
+    parser.add_argument("--dataset", help="dataset name, 'tfds:NAME' or image folder "
+                        "(default fashion_mnist)")
+    parser.add_argument("--data-dir", help="folder searched first for the dataset files")
+    parser.add_argument("--epochs", type=int, help="epochs (default 10)")
+    parser.add_argument("--batch-size", type=int, help="global batch size (default 128)")
+    parser.add_argument("--augment", help="augmentation preset: none, light, standard, strong")
+    parser.add_argument("--image-size", type=int, help="resize images to this height and width")
+    parser.add_argument("--validation-split", type=float,
+                        help="share of the training split held out for validation (default 0.1)")
+    parser.add_argument("--optimizer", choices=("adam", "sgd"), help="default adam")
+    parser.add_argument("--lr", type=float, help="(peak) learning rate (default 1e-3 adam, 0.1 sgd)")
+    parser.add_argument("--schedule", choices=("constant", "plateau", "cosine", "onecycle"),
+                        help="learning-rate schedule (default constant)")
+    parser.add_argument("--weight-decay", type=float, help="decoupled weight decay (default 0)")
+    parser.add_argument("--l2", type=float, help="L2 penalty on the kernels (default 0)")
+    parser.add_argument("--label-smoothing", type=float, help="default 0")
+    parser.add_argument("--early-stopping", type=int, metavar="PATIENCE",
+                        help="stop after PATIENCE epochs without a better validation loss")
+    parser.add_argument("--precision", choices=("auto", "float32", "mixed_float16", "mixed_bfloat16"),
+                        help="default auto: the fastest the hardware supports")
+    parser.add_argument("--jit-compile", choices=("auto", "on", "off"),
+                        help="XLA (default auto: on GPU only)")
+    parser.add_argument("--strategy", choices=("auto", "default", "mirrored", "multiworker"),
+                        help="tf.distribute strategy (default auto; multiworker reads TF_CONFIG)")
+    parser.add_argument("--seed", type=int, help="default 0")
+    parser.add_argument("--deterministic", action="store_true", default=None,
+                        help="enable TensorFlow op determinism (identical weights run to run)")
+    parser.add_argument("--out", help="run directory (default saved_models/MODEL-DATASET)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out from its last completed epoch")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="delete the run already in --out and start again")
+    parser.set_defaults(run=_run_train)
+
+
+_TRAIN_FLAGS = {
+    "model": "model", "dataset": "data", "data_dir": "data_dir", "epochs": "epochs",
+    "batch_size": "batch_size", "augment": "augment", "image_size": "image_size",
+    "validation_split": "validation_split", "optimizer": "optimizer", "lr": "learning_rate",
+    "schedule": "schedule", "weight_decay": "weight_decay", "l2": "l2",
+    "label_smoothing": "label_smoothing", "early_stopping": "early_stopping",
+    "precision": "precision", "strategy": "strategy", "seed": "seed",
+    "deterministic": "deterministic",
+}
+
+
+def _model_options(pairs) -> dict:
+    import ast
+
+    options = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise CommandError(f"--model-option must be KEY=VALUE, got {pair!r}")
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text
+        options[key.strip()] = value
+    return options
+
+
+def _train_arguments(args) -> dict:
+    from kcnn.training import preset
+
+    arguments = preset(args.preset) if args.preset else {}
+    for flag, name in _TRAIN_FLAGS.items():
+        value = getattr(args, flag)
+        if value is not None:
+            arguments[name] = value
+    if args.jit_compile is not None:
+        arguments["jit_compile"] = {"auto": "auto", "on": True, "off": False}[args.jit_compile]
+    if args.augment == "none":
+        arguments["augment"] = None
+    options = _model_options(args.model_option)
+    if options:
+        arguments["model_kwargs"] = {**arguments.get("model_kwargs", {}), **options}
+    arguments.setdefault("model", "simple_cnn")
+    arguments.setdefault("data", "fashion_mnist")
+    dataset = os.path.basename(os.path.normpath(str(arguments["data"]))).replace(":", "_")
+    arguments["out"] = args.out or os.path.join("saved_models", f"{arguments['model']}-{dataset}")
+    arguments["resume"] = args.resume
+    arguments["overwrite"] = args.overwrite
+    return arguments
+
+
+def _run_train(args):
+    from kcnn.training import TrainingDiverged, train
+
+    arguments = _train_arguments(args)
+    model, data = arguments.pop("model"), arguments.pop("data")
+    print(f"kcnn: training {model} on {data} -> {arguments['out']}", flush=True)
+    try:
+        result = train(model, data, **arguments)
+    except TrainingDiverged as error:
+        raise CommandError(str(error)) from error
+    except OSError as error:
+        if isinstance(error, FileNotFoundError):
+            raise
+        raise CommandError(str(error)) from error
+    print()
+    print(result.summary())
+    if result.run_dir:
+        curves = _save_curves(result)
+        print(f"curves       {curves}")
+
+
+def _save_curves(result) -> str:
+    from kcnn import viz
+    from kcnn.training.loop import CURVES
+
+    curves = {k: v for k, v in result.history.items() if k.replace("val_", "") in ("loss", "accuracy")}
+    path = os.path.join(result.run_dir, CURVES)
+    return viz.save_figure(viz.plot_history(curves), path)
+
+
+def _add_evaluate_command(subparsers):
+    parser = subparsers.add_parser(
+        "evaluate", help="accuracy and loss of a saved model on a dataset split",
+        description="Load a .keras model (safe mode; .h5 and SavedModel are refused) and "
+        "evaluate it on a split of a dataset. The images are scaled to [0, 1] and resized to "
+        "the model's input, as `kcnn train` feeds them.",
+    )
+    parser.add_argument("model", help="the .keras model file")
+    parser.add_argument("--dataset", required=True, help="dataset name, 'tfds:NAME' or image folder")
+    parser.add_argument("--split", choices=("train", "validation", "test"), default="test")
+    parser.add_argument("--data-dir", help="folder searched first for the dataset files")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.set_defaults(run=_run_evaluate)
+
+
+def _run_evaluate(args):
+    from kcnn import load_model
+    from kcnn.data import make_dataset
+    from kcnn.training import classification_loss
+
+    model = load_model(args.model, compile=False)
+    height, width, channels = model.inputs[0].shape[1:]
+    size = (height, width) if height and width else None
+    dataset, info = make_dataset(
+        args.dataset, args.batch_size, split=args.split, image_size=size, channels=channels,
+        normalize="unit", data_dir=args.data_dir,
+    )
+    classes = model.outputs[0].shape[-1]
+    if classes != info.num_classes:
+        raise CommandError(
+            f"{args.model} predicts {classes} classes but {info.name} has {info.num_classes}"
+        )
+    model.compile(loss=classification_loss(model), metrics=["accuracy"])
+    metrics = model.evaluate(dataset, verbose=0, return_dict=True)
+    print(f"{info.name} ({args.split}, {info.num_examples:,} images): "
+          f"accuracy {metrics['accuracy']:.4f}, loss {metrics['loss']:.4f}")
+
+
+def _add_predict_command(subparsers):
+    parser = subparsers.add_parser(
+        "predict", help="top-k classes of images under a saved model",
+        description="Load a .keras model (safe mode) and print the top-k classes of each image, "
+        "with the class names of the run.json that `kcnn train` wrote next to the model (class "
+        "indices without one). Images are scaled to [0, 1] and resized to the model's input.",
+    )
+    parser.add_argument("model", help="the .keras model file")
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG...)")
+    parser.add_argument("--top-k", type=int, default=3, help="classes shown per image (default 3)")
+    parser.set_defaults(run=_run_predict)
+
+
+def _run_predict(args):
+    import keras
+    import numpy as np
+
+    from kcnn import load_model
+    from kcnn.training import read_run
+    from kcnn.training.optimization import outputs_probabilities
+
+    if args.top_k < 1:
+        raise CommandError(f"--top-k must be at least 1, got {args.top_k}")
+    model = load_model(args.model, compile=False)
+    run = read_run(os.path.dirname(os.path.abspath(args.model))) or {}
+    names = run.get("class_names")
+    images = np.stack([_load_image_for(model, path, 1 / 255) for path in args.images])
+    outputs = model.predict(images, verbose=0)
+    if not outputs_probabilities(model):
+        outputs = keras.ops.softmax(outputs)
+    outputs = keras.ops.convert_to_numpy(outputs)
+    for path, scores in zip(args.images, outputs):
+        top = np.argsort(scores)[::-1][: args.top_k]
+        ranked = ", ".join(
+            f"{names[i] if names and i < len(names) else i} {scores[i]:.3f}" for i in top
+        )
+        print(f"{path}: {ranked}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kcnn",
@@ -180,6 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     _add_models_command(subparsers)
+    _add_train_command(subparsers)
+    _add_evaluate_command(subparsers)
+    _add_predict_command(subparsers)
     _add_explain_command(subparsers)
     _add_visualize_command(subparsers)
     return parser

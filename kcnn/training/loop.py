@@ -1,0 +1,455 @@
+"""`train`: build, compile and fit a classifier with kcnn's defaults, and report what happened."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+
+import keras
+import tensorflow as tf
+
+from kcnn.training.callbacks import (
+    BACKUP, BEST, HISTORY, LAST, LOGS, read_history, run_callbacks,
+)
+from kcnn.training.distribute import make_strategy, multi_worker_fit, strategy_name, worker_role
+from kcnn.training.hardware import choose_jit_compile, configure_determinism, precision_policy
+from kcnn.training.optimization import compile_model
+
+RUN_FILE = "run.json"
+CURVES = "curves.png"
+INPUT_RANGE = (0.0, 1.0)
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What `train` did.
+
+    Attributes:
+        model: the trained model (the best weights when early stopping restored them).
+        history: one list per metric (``loss``, ``accuracy``, ``val_loss``, ``train_seconds``
+            ...), one value per epoch, the epochs of an interrupted run included.
+        test_metrics: the metrics on the test split (e.g. ``{"loss": 0.25, "accuracy": 0.91}``),
+            or None without test data.
+        seconds: wall-clock seconds of the whole `train` call (data, building, training, test).
+        train_seconds: seconds spent in the training phase of the epochs this call ran.
+        images_per_second: training images per second over those epochs (None when the number
+            of training images is unknown).
+        epochs: the number of epochs the run has completed.
+        initial_epoch: the epoch this call started from (> 0 when it resumed a run).
+        precision: the dtype policy of the model (``"mixed_bfloat16"``...).
+        jit_compile: whether the training step was compiled with XLA.
+        strategy: ``"default"``, ``"mirrored"`` or ``"multiworker"``.
+        replicas: the number of replicas training ran on.
+        run_dir: the run directory, or None.
+        model_path: the saved model file: ``best.keras`` (best validation accuracy) when the run
+            had validation data, else ``last.keras``; None without a run directory.
+        info: the training data's `kcnn.data.DatasetInfo` (None for ``tf.data`` input).
+        stopped_early: whether early stopping ended the run.
+    """
+
+    model: keras.Model
+    history: dict
+    test_metrics: dict | None
+    seconds: float
+    train_seconds: float
+    images_per_second: float | None
+    epochs: int
+    initial_epoch: int
+    precision: str
+    jit_compile: bool
+    strategy: str
+    replicas: int
+    run_dir: str | None = None
+    model_path: str | None = None
+    info: object = None
+    stopped_early: bool = False
+
+    @property
+    def test_accuracy(self) -> float | None:
+        """The test accuracy, or None without test data."""
+        if not self.test_metrics:
+            return None
+        return self.test_metrics.get("accuracy")
+
+    def to_dict(self) -> dict:
+        """Everything but the model, as JSON-ready values."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        fields.pop("model")
+        info = fields.pop("info")
+        fields["model_name"] = self.model.name
+        if info is not None:
+            fields["dataset"] = info.name
+            fields["class_names"] = list(info.class_names)
+            fields["image_shape"] = list(self.model.inputs[0].shape[1:])
+            fields["input_range"] = list(INPUT_RANGE)
+        return _jsonable(fields)
+
+    def summary(self) -> str:
+        """A few lines for the end of a run: accuracy, time, speed, files."""
+        lines = [f"model        {self.model.name} ({self.precision}, XLA {'on' if self.jit_compile else 'off'}, "
+                 f"{self.strategy} strategy, {self.replicas} replica{'s' if self.replicas > 1 else ''})"]
+        if self.test_metrics:
+            accuracy = self.test_metrics.get("accuracy")
+            if accuracy is not None:
+                lines.append(f"test         accuracy {accuracy:.4f}, loss {self.test_metrics['loss']:.4f}")
+        if "val_accuracy" in self.history:
+            values = self.history["val_accuracy"]
+            best = max(range(len(values)), key=values.__getitem__)
+            lines.append(f"validation   best accuracy {values[best]:.4f} at epoch {best + 1}")
+        speed = f", {self.images_per_second:,.0f} training images/s" if self.images_per_second else ""
+        lines.append(f"time         {self.seconds:.1f} s in all, {self.train_seconds:.1f} s training{speed}")
+        lines.append(f"epochs       {self.epochs}" + (" (stopped early)" if self.stopped_early else "")
+                     + (f", resumed at epoch {self.initial_epoch + 1}" if self.initial_epoch else ""))
+        if self.model_path:
+            lines.append(f"model file   {self.model_path}")
+        return "\n".join(lines)
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_json_atomic(path, data) -> None:
+    """Write ``data`` as JSON to ``path`` through a temporary file and a rename."""
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=folder)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            json.dump(data, file, indent=2)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def read_run(run_dir) -> dict | None:
+    """The ``run.json`` that a finished run wrote in ``run_dir`` (None when there is none)."""
+    path = os.path.join(os.fspath(run_dir), RUN_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as file:
+        return json.load(file)
+
+
+def build_model(name: str, info=None, model_kwargs=None):
+    """Build the registered model ``name`` for data described by ``info``.
+
+    The model takes images in [0, 1] and standardises them itself: its first layer,
+    ``normalize``, subtracts the training split's per-channel mean and divides by its standard
+    deviation (``info.mean``, ``info.std``). The saved model therefore needs no preprocessing
+    beyond scaling pixels to [0, 1]. Build it under the dtype policy wanted (see
+    `kcnn.training.precision_policy`).
+
+    Args:
+        name: a registry name (``kcnn.list_models()``).
+        info: the `kcnn.data.DatasetInfo` of the training data; gives the input shape, the
+            number of classes and the statistics (None: the builder's defaults, no
+            ``normalize`` layer).
+        model_kwargs: more builder arguments (``input_shape`` and ``classes`` override
+            ``info``'s).
+    """
+    import kcnn
+
+    kwargs = dict(model_kwargs or {})
+    if info is None:
+        return kcnn.create_model(name, **kwargs)
+    kcnn.model_info(name)
+    shape = tuple(kwargs.pop("input_shape", info.image_shape))
+    kwargs.setdefault("classes", info.num_classes)
+    inputs = keras.Input(shape=shape, name="image")
+    x = inputs
+    if info.mean is not None and info.std is not None:
+        x = keras.layers.Normalization(
+            mean=list(info.mean), variance=[s * s for s in info.std], name="normalize",
+            dtype="float32",
+        )(x)
+    return kcnn.create_model(name, input_tensor=x, **kwargs)
+
+
+def _datasets(data, validation_data, test_data, batch_size, *, validation_split, augment,
+              image_size, data_dir, seed, one_hot, mixup, cutmix, test):
+    """``(train, validation, test, info)``: kcnn.data pipelines for a data source, or the
+    ``tf.data`` datasets given."""
+    if isinstance(data, tf.data.Dataset):
+        return data, validation_data, test_data, None
+    from kcnn.data import make_dataset
+
+    options = dict(
+        image_size=image_size, augment=augment, normalize="unit", seed=seed, data_dir=data_dir,
+        validation_split=validation_split, label_mode="categorical" if one_hot else "int",
+    )
+    train_data, info = make_dataset(data, batch_size, "train", mixup=mixup, cutmix=cutmix, **options)
+    validation = None
+    if validation_split:
+        validation, _ = make_dataset(data, batch_size, "validation", **options)
+    test_split = make_dataset(data, batch_size, "test", **options)[0] if test else None
+    return train_data, validation, test_split, info
+
+
+def _examples_per_epoch(dataset, info) -> int | None:
+    if info is not None:
+        return info.num_examples
+    batches = int(dataset.cardinality())
+    batch = dataset.element_spec[0].shape[0]
+    if batches < 0 or batch is None:
+        return None
+    return batches * batch
+
+
+RUN_CONTENTS = (BACKUP, LAST, BEST, HISTORY, LOGS, RUN_FILE, CURVES)
+
+
+def _prepare_run_dir(out, resume: bool, overwrite: bool) -> str | None:
+    if out is None:
+        if resume or overwrite:
+            raise ValueError("resume and overwrite need the run directory (out=)")
+        return None
+    if resume and overwrite:
+        raise ValueError("resume and overwrite exclude each other")
+    run_dir = os.fspath(out)
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise ValueError(f"out={run_dir!r} is a file, not a folder")
+    present = [name for name in RUN_CONTENTS if os.path.exists(os.path.join(run_dir, name))]
+    if overwrite:
+        for name in present:
+            path = os.path.join(run_dir, name)
+            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    elif resume:
+        if RUN_FILE in present and BACKUP not in present:
+            raise ValueError(f"the run in {run_dir!r} has finished ({RUN_FILE}); nothing to resume")
+    elif present:
+        raise ValueError(
+            f"{run_dir!r} already holds a training run: continue it with resume=True (kcnn "
+            "train --resume), start again with overwrite=True (--overwrite), or choose another "
+            "folder"
+        )
+    os.makedirs(run_dir, exist_ok=True)
+    return run_dir
+
+
+def _steps_per_epoch(examples, batch_size, dataset) -> int | None:
+    if examples is not None and batch_size:
+        return math.ceil(examples / batch_size)
+    batches = int(dataset.cardinality())
+    return batches if batches > 0 else None
+
+
+def train(
+    model,
+    data,
+    epochs: int = 10,
+    *,
+    batch_size: int = 128,
+    validation_data=None,
+    test_data=None,
+    validation_split: float = 0.1,
+    test: bool = True,
+    augment=None,
+    image_size=None,
+    data_dir=None,
+    mixup: float | None = None,
+    cutmix: float | None = None,
+    model_kwargs: dict | None = None,
+    optimizer="adam",
+    learning_rate: float | None = None,
+    schedule: str = "constant",
+    warmup_epochs: float | None = None,
+    weight_decay: float = 0.0,
+    l2: float = 0.0,
+    label_smoothing: float = 0.0,
+    early_stopping: int | None = None,
+    precision: str = "auto",
+    jit_compile="auto",
+    strategy="auto",
+    seed: int | None = 0,
+    deterministic: bool = False,
+    out=None,
+    resume: bool = False,
+    overwrite: bool = False,
+    tensorboard: bool = True,
+    callbacks=(),
+    verbose="auto",
+) -> TrainResult:
+    """Train a classifier with kcnn's defaults and return a `TrainResult`.
+
+    The steps, each usable alone: seed (`configure_determinism`), pick the strategy
+    (`make_strategy`), make the input pipelines (`kcnn.data.make_dataset`), build the model
+    under the precision policy (`precision_policy`, `build_model`), decide on XLA
+    (`choose_jit_compile`), compile (`compile_model`), fit with the run's callbacks
+    (`run_callbacks`), evaluate on the test split, and write ``run.json``.
+
+    Args:
+        model: a registry name (built for the data, with a ``normalize`` input layer, see
+            `build_model`), a callable returning a new model (called under the precision policy
+            and the strategy's scope), or a built ``keras.Model`` (single-device only; its own
+            dtype policy is kept). Models get images in [0, 1].
+        data: what `kcnn.data.make_dataset` takes (``"fashion_mnist"``, a folder, uint8
+            arrays...), or a batched ``tf.data.Dataset`` of ``(images, labels)`` (then pass
+            ``validation_data``/``test_data`` yourself).
+        epochs: the number of epochs of the whole run (a resumed run stops there too).
+        batch_size: the global batch size (split across replicas).
+        validation_data, test_data: batched datasets, with ``tf.data`` ``data`` only.
+        validation_split: share of the training split held out for validation (0: none).
+        test: evaluate on the source's test split at the end.
+        augment, image_size, data_dir, mixup, cutmix: passed to `kcnn.data.make_dataset`.
+        model_kwargs: builder arguments for a registry name (e.g. ``{"stem": "cifar"}``).
+        optimizer, learning_rate, schedule, weight_decay, l2, label_smoothing: see
+            `compile_model`; ``schedule="plateau"`` adds ReduceLROnPlateau.
+        warmup_epochs: warm-up of the cosine schedules, in epochs (default: theirs).
+        early_stopping: patience in epochs on the validation loss, restoring the best weights.
+        precision: ``"auto"``, ``"float32"``, ``"mixed_float16"``, ``"mixed_bfloat16"``
+            (see `resolve_precision`).
+        jit_compile: ``"auto"`` (XLA on GPU only), True or False; falls back to False when XLA
+            cannot compile the model.
+        strategy: ``"auto"``, ``"default"``, ``"mirrored"``, ``"multiworker"`` or a
+            ``tf.distribute.Strategy`` (see `make_strategy`).
+        seed: seeds weights, shuffling, augmentation and dropout (None: unseeded).
+        deterministic: also enable TensorFlow's op determinism (same seed, same weights).
+        out: the run directory (checkpoints, logs, ``run.json``; see `run_callbacks`), or None
+            to write nothing.
+        resume: continue the run in ``out`` from its last completed epoch, if it has one.
+        overwrite: delete the run already in ``out`` first.
+        tensorboard: write TensorBoard logs in ``out/logs``.
+        callbacks: more Keras callbacks.
+        verbose: ``fit``'s verbosity (``"auto"``: progress bars).
+
+    Returns:
+        a `TrainResult`.
+
+    Raises:
+        ValueError: for a bad argument, an unknown model or dataset, a run directory that
+            holds another run (without ``resume``), and what kcnn.data raises.
+        FileNotFoundError: when a named dataset is neither on disk nor downloadable.
+        kcnn.training.TrainingDiverged: when the loss becomes NaN or infinite; the last good
+            checkpoint is kept.
+        OSError: when a checkpoint cannot be written (the previous one is kept).
+
+    Example:
+        >>> result = train("simple_cnn", "fashion_mnist", epochs=10, out="saved_models/run1")
+        >>> result.test_accuracy, result.images_per_second
+    """
+    start = time.perf_counter()
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    distribution = make_strategy(strategy)
+    configure_determinism(seed, deterministic)
+    if isinstance(model, keras.Model) and distribution.num_replicas_in_sync > 1:
+        raise ValueError(
+            "a built model cannot be distributed: pass a registry name or a function that "
+            "builds the model, so it is built under the strategy's scope"
+        )
+    if not isinstance(data, tf.data.Dataset) and (validation_data is not None or test_data is not None):
+        raise ValueError("validation_data and test_data go with tf.data input; for a data source "
+                         "use validation_split and test")
+    run_dir = _prepare_run_dir(out, resume, overwrite)
+    chief, worker = worker_role(distribution)
+    one_hot = bool(label_smoothing or mixup or cutmix)
+    train_data, validation, test_split, info = _datasets(
+        data, validation_data, test_data, batch_size, validation_split=validation_split,
+        augment=augment, image_size=image_size, data_dir=data_dir, seed=0 if seed is None else seed,
+        one_hot=one_hot, mixup=mixup, cutmix=cutmix, test=test,
+    )
+    examples = _examples_per_epoch(train_data, info)
+    steps = _steps_per_epoch(examples, batch_size, train_data)
+    total_steps = steps * epochs if steps else None
+    warmup_steps = None if warmup_epochs is None or not steps else int(round(warmup_epochs * steps))
+
+    with distribution.scope():
+        net = _make_model(model, info, model_kwargs, precision)
+        jit = choose_jit_compile(net, train_data, jit_compile)
+        compile_model(
+            net, optimizer, learning_rate, "constant" if schedule == "plateau" else schedule,
+            total_steps, warmup_steps, weight_decay, l2, label_smoothing, one_hot=one_hot,
+            jit_compile=jit,
+        )
+    fit_callbacks, clock = run_callbacks(
+        run_dir, validation=validation is not None, early_stopping=early_stopping,
+        plateau=schedule == "plateau", tensorboard=tensorboard, chief=chief, worker_index=worker,
+    )
+    fit_callbacks = fit_callbacks + list(callbacks)
+    with multi_worker_fit(net, distribution):
+        fitted = net.fit(
+            train_data, epochs=epochs, validation_data=validation, callbacks=fit_callbacks,
+            verbose=verbose, shuffle=False,
+        )
+        test_metrics = None
+        if test_split is not None:
+            test_metrics = net.evaluate(test_split, verbose=0, return_dict=True)
+    initial_epoch = fitted.epoch[0] if fitted.epoch else epochs
+    completed = fitted.epoch[-1] + 1 if fitted.epoch else epochs
+    history = {key: [float(v) for v in values] for key, values in fitted.history.items()}
+    if run_dir is not None and chief:
+        rows = read_history(os.path.join(run_dir, HISTORY))
+        if rows:
+            keys = [key for key in rows[-1] if key != "epoch"]
+            history = {key: [row.get(key, math.nan) for row in rows] for key in keys}
+    stopped = any(
+        isinstance(c, keras.callbacks.EarlyStopping) and c.stopped_epoch > 0 for c in fit_callbacks
+    )
+    ran = clock.epochs
+    result = TrainResult(
+        model=net,
+        history=history,
+        test_metrics=None if test_metrics is None else {k: float(v) for k, v in test_metrics.items()},
+        seconds=time.perf_counter() - start,
+        train_seconds=clock.total,
+        images_per_second=(examples * ran / clock.total) if examples and clock.total else None,
+        epochs=completed,
+        initial_epoch=initial_epoch,
+        precision=net.dtype_policy.name,
+        jit_compile=jit,
+        strategy=strategy_name(distribution),
+        replicas=distribution.num_replicas_in_sync,
+        run_dir=run_dir,
+        info=info,
+        stopped_early=stopped,
+    )
+    if run_dir is not None:
+        best, last = os.path.join(run_dir, BEST), os.path.join(run_dir, LAST)
+        result.model_path = best if validation is not None and os.path.exists(best) else last
+        if chief:
+            write_json_atomic(os.path.join(run_dir, RUN_FILE), result.to_dict())
+    return result
+
+
+def _make_model(model, info, model_kwargs, precision):
+    if isinstance(model, keras.Model):
+        if model_kwargs:
+            raise ValueError("model_kwargs apply to registry names, not to a built model")
+        own = model.dtype_policy.name
+        if precision not in ("auto", own):
+            raise ValueError(
+                f"precision={precision!r} but the model given was built with {own!r}: build it "
+                "under kcnn.training.precision_policy(...) or pass its name"
+            )
+        return model
+    with precision_policy(precision):
+        if isinstance(model, str):
+            return build_model(model, info, model_kwargs)
+        if callable(model):
+            if model_kwargs:
+                raise ValueError("model_kwargs apply to registry names, not to a model function")
+            built = model()
+            if not isinstance(built, keras.Model):
+                raise ValueError(f"the model function returned {type(built).__name__}, not a keras.Model")
+            return built
+    raise ValueError(
+        f"model must be a registry name, a function returning a keras.Model or a keras.Model, "
+        f"got {type(model).__name__}"
+    )

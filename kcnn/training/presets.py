@@ -1,0 +1,30 @@
+"""Named training recipes: `train` arguments measured to work, runnable as
+``kcnn train --preset NAME`` or ``train(**preset(NAME))``."""
+
+from __future__ import annotations
+
+import copy
+
+PRESETS = {
+    "fashion-fast": {
+        "model": "simple_cnn",
+        "data": "fashion_mnist",
+        "epochs": 12,
+        "batch_size": 128,
+        "optimizer": "adam",
+        "learning_rate": 3e-3,
+        "schedule": "onecycle",
+        "validation_split": 0.0,
+    },
+}
+
+
+def preset(name: str) -> dict:
+    """The `kcnn.training.train` arguments of the recipe ``name`` (a copy).
+
+    Raises:
+        ValueError: for an unknown name, listing the known ones.
+    """
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; presets: {', '.join(sorted(PRESETS))}")
+    return copy.deepcopy(PRESETS[name])
