@@ -17,7 +17,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import sys
@@ -35,27 +34,6 @@ FASHION_MNIST_CLASSES = (
 PHOTO = "grace_hopper.jpg"
 
 
-def read_idx_ubyte(path) -> np.ndarray:
-    """A gzipped IDX file of unsigned bytes (Fashion-MNIST's format) as a uint8 array.
-
-    Raises:
-        ValueError: naming the file, when its header is not that of an IDX file of bytes or
-            its size does not match the header.
-    """
-    with gzip.open(path, "rb") as file:
-        data = file.read()
-    if len(data) < 4 or data[:3] != b"\x00\x00\x08":
-        raise ValueError(f"{path!r} is not an IDX file of unsigned bytes")
-    ndim = data[3]
-    shape = tuple(int(d) for d in np.frombuffer(data, ">u4", count=ndim, offset=4))
-    values = np.frombuffer(data, np.uint8, offset=4 + 4 * ndim)
-    if values.size != int(np.prod(shape)):
-        raise ValueError(
-            f"{path!r} holds {values.size} values but its header announces shape {shape}"
-        )
-    return values.reshape(shape)
-
-
 def fashion_mnist_item(data_dir, index: int):
     """Test item ``index`` of Fashion-MNIST: a 28x28x1 float image in [0, 1] and its class name.
 
@@ -70,7 +48,9 @@ def fashion_mnist_item(data_dir, index: int):
             f"Fashion-MNIST is not in {data_dir!r} (missing {', '.join(missing)}): install "
             "Debian's dataset-fashion-mnist package or pass --data-dir with the IDX .gz files"
         )
-    images, labels = (read_idx_ubyte(path) for path in paths)
+    from kcnn.data.idx import read_idx
+
+    images, labels = (read_idx(path) for path in paths)
     if not 0 <= index < len(images):
         raise ValueError(f"index must be in [0, {len(images)}), got {index}")
     return images[index, :, :, None] / 255.0, FASHION_MNIST_CLASSES[labels[index]]
@@ -130,14 +110,14 @@ def plot_responses(rows, names):
     return figure
 
 
-def _write_atomically(path, write) -> None:
-    """Call ``write(file)`` on a temporary file next to ``path``, then rename it to ``path``."""
+def _write_json_atomically(path, data) -> None:
+    """Write ``data`` as JSON to a temporary file next to ``path``, then rename it to ``path``."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     temporary = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
     try:
-        with open(temporary, "xb") as file:
-            write(file)
+        with open(temporary, "x", encoding="utf-8") as file:
+            json.dump(data, file, indent=2)
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
@@ -184,11 +164,13 @@ def main(argv=None) -> dict:
             f"NumPy reference vs Keras Conv2D: max |difference| = {difference:.2e}"
         )
         rows.append((title, image, reference))
-    figure_path = os.path.join(args.output_dir, "classic_filters.png")
-    figure = plot_responses(rows, args.filters)
-    _write_atomically(figure_path, lambda file: figure.savefig(file, format="png", dpi=100))
+    from kcnn.viz import save_figure
+
+    figure_path = save_figure(
+        plot_responses(rows, args.filters), os.path.join(args.output_dir, "classic_filters.png")
+    )
     report_path = os.path.join(args.output_dir, "report.json")
-    _write_atomically(report_path, lambda file: file.write(json.dumps(report, indent=2).encode()))
+    _write_json_atomically(report_path, report)
     print(f"wrote {figure_path} and {report_path}")
     return report
 
