@@ -29,17 +29,6 @@ from kcnn.layers import CBAM, ResidualBlock, SpatialAttention, SqueezeExcite
 PROPERTY = settings(max_examples=60, deadline=None)
 
 
-@pytest.fixture(autouse=True)
-def fresh_keras_session():
-    """The suite's fixture (tests/conftest.py) without the ``gc.collect()`` of
-    ``clear_session(free_memory=True)``, which costs 0.3 s twice per test once TensorFlow is
-    loaded: most tests here are NumPy and take milliseconds."""
-    keras.utils.clear_session(free_memory=False)
-    keras.utils.set_random_seed(0)
-    yield
-    keras.config.set_dtype_policy("float32")
-    keras.utils.clear_session(free_memory=False)
-
 COURSE_IMAGE = np.array(
     [[1, 2, 3, 0, 1], [0, 1, 2, 3, 0], [1, 0, 1, 2, 3], [2, 1, 0, 1, 2], [3, 2, 1, 0, 1]]
 )

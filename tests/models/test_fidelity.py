@@ -22,18 +22,6 @@ STAGES = [(64, 64, 1), (64, 128, 2), (128, 256, 2)]
 CLASSES = 10
 
 
-@pytest.fixture(autouse=True)
-def fresh_keras_session():
-    """The suite's fixture (tests/conftest.py) without the ``gc.collect()`` of
-    ``clear_session(free_memory=True)``, which costs 0.3 s twice per test once TensorFlow is
-    loaded."""
-    keras.utils.clear_session(free_memory=False)
-    keras.utils.set_random_seed(0)
-    yield
-    keras.config.set_dtype_policy("float32")
-    keras.utils.clear_session(free_memory=False)
-
-
 # ---------------------------------------------------------------------------------------------
 # The PyTorch-style reference: a state dict with PyTorch's names and layouts, and a forward pass
 # ---------------------------------------------------------------------------------------------

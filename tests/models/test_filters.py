@@ -18,18 +18,6 @@ EXPERIMENT = os.path.join(ROOT, "experiments", "classic_filters.py")
 FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 
 
-@pytest.fixture(autouse=True)
-def fresh_keras_session():
-    """The suite's fixture (tests/conftest.py) without the ``gc.collect()`` of
-    ``clear_session(free_memory=True)``, which costs 0.3 s twice per test once TensorFlow is
-    loaded: these tests take milliseconds."""
-    keras.utils.clear_session(free_memory=False)
-    keras.utils.set_random_seed(0)
-    yield
-    keras.config.set_dtype_policy("float32")
-    keras.utils.clear_session(free_memory=False)
-
-
 def test_the_course_kernels_have_the_course_values():
     np.testing.assert_array_equal(classic_kernel("vertical_edge"), [[1, 0, -1]] * 3)
     np.testing.assert_array_equal(
