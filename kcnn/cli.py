@@ -38,8 +38,9 @@ def _run_models(args):
     if not names:
         families = sorted({kcnn.model_info(n).family for n in kcnn.list_models()})
         raise CommandError(f"no models in family {args.family!r}; families: {', '.join(families)}")
+    width = max(len(n) for n in names)
     header = (
-        f"{'name':<12} {'family':<11} {'parameters':>12} {'input shape':<14} {'MACs':>9}  "
+        f"{'name':<{width}}  {'family':<11} {'parameters':>12} {'input shape':<14} {'MACs':>9}  "
         "grad-cam layer"
     )
     print(header)
@@ -50,11 +51,11 @@ def _run_models(args):
         params = sum(int(keras.ops.size(w)) for w in model.trainable_weights)
         shape = "x".join(str(d) for d in info.input_shape)
         print(
-            f"{name:<12} {info.family:<11} {params:>12,} {shape:<14} "
+            f"{name:<{width}}  {info.family:<11} {params:>12,} {shape:<14} "
             f"{format_count(macs(model)):>9}  {info.gradcam_layer or '-'}",
             flush=True,
         )
-        keras.utils.clear_session(free_memory=True)
+        keras.utils.clear_session()
 
 
 _EXPLAIN_METHODS = ("gradcam", "gradcam++", "scorecam", "saliency", "smoothgrad")
