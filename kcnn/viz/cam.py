@@ -295,7 +295,8 @@ def smooth_grad(
     sigma = noise * (images.max(axis=(1, 2, 3)) - images.min(axis=(1, 2, 3)))
     total = np.zeros(images.shape[:3], dtype="float32")
     for _ in range(samples):
-        noisy = images + rng.normal(size=images.shape).astype("float32") * sigma[:, None, None, None]
+        noise_draw = rng.normal(size=images.shape).astype("float32")
+        noisy = images + noise_draw * sigma[:, None, None, None]
         total += np.abs(_input_gradients(explained, noisy, classes, batch_size)).max(axis=-1)
     return _to_images(total / samples, images)
 

@@ -93,7 +93,9 @@ def feature_layer(model, name: str | None = None):
 
 def _output_layer(model):
     if len(model.outputs) != 1:
-        raise ValueError(f"model {model.name!r} has {len(model.outputs)} outputs; kcnn.viz needs one")
+        raise ValueError(
+            f"model {model.name!r} has {len(model.outputs)} outputs; kcnn.viz needs one"
+        )
     layer = model.outputs[0]._keras_history.operation
     if isinstance(layer, keras.Model):
         return _output_layer(layer)
@@ -187,7 +189,8 @@ def _build_tapped_model(model, taps) -> keras.Model:
     missing = [layer.name for layer, where in taps if (layer, where) not in captured]
     if missing:
         raise ValueError(f"the forward pass of model {model.name!r} does not use layers {missing}")
-    return keras.Model(inputs, [output, *(captured[tap] for tap in taps)], name=f"{model.name}_tapped")
+    outputs = [output, *(captured[tap] for tap in taps)]
+    return keras.Model(inputs, outputs, name=f"{model.name}_tapped")
 
 
 def check_images(model, images) -> np.ndarray:

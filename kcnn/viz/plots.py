@@ -21,6 +21,7 @@ from kcnn.models import stage_outputs
 from kcnn.viz.graph import feature_map_layers, feature_maps, to_numpy
 
 _TILE_INCHES = 1.2
+_EXPLANATION_TILE_INCHES = 2.2
 _ANNOTATE_MAX_CLASSES = 20
 
 
@@ -93,10 +94,8 @@ def _grid(count: int) -> tuple[int, int]:
     return math.ceil(count / columns), columns
 
 
-def _figure(rows, columns, title=None, extra_height=0.4):
-    figure = Figure(
-        figsize=(columns * _TILE_INCHES, rows * _TILE_INCHES + extra_height), layout="constrained"
-    )
+def _figure(rows, columns, title=None, extra_height=0.4, tile=_TILE_INCHES):
+    figure = Figure(figsize=(columns * tile, rows * tile + extra_height), layout="constrained")
     axes = figure.subplots(rows, columns, squeeze=False)
     for axis in axes.flat:
         axis.axis("off")
@@ -152,7 +151,7 @@ def plot_explanations(images, heatmaps, titles=None, alpha: float = 0.4) -> Figu
             f"got {len(images)} images, {len(heatmaps)} heatmaps and "
             f"{'no' if titles is None else len(titles)} titles; give one of each per image"
         )
-    figure, axes = _figure(len(images), 2)
+    figure, axes = _figure(len(images), 2, tile=_EXPLANATION_TILE_INCHES)
     for row, (image, heatmap) in enumerate(zip(images, heatmaps)):
         _show(axes[row, 0], image, "image")
         _show(axes[row, 1], overlay(image, heatmap, alpha), titles[row] if titles else None)

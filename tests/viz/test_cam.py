@@ -237,3 +237,16 @@ def test_pointing_game_counts_the_peaks_inside_the_boxes():
     assert viz.pointing_game(maps, boxes, tolerance=1) == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="boxes"):
         viz.pointing_game(maps, boxes[:2])
+
+
+def test_mixed_precision_models_give_float32_maps_close_to_float32_ones(images):
+    reference = kcnn.create_model("tiny_cnn", input_shape=(16, 16, 1), classes=3)
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    mixed = kcnn.create_model("tiny_cnn", input_shape=(16, 16, 1), classes=3)
+    mixed.set_weights(reference.get_weights())
+    for method in (viz.grad_cam, viz.saliency):
+        maps = method(mixed, images, class_index=1)
+        assert maps.dtype == np.float32
+        expected = method(reference, images, class_index=1)
+        assert np.corrcoef(maps.ravel(), expected.ravel())[0, 1] > 0.9
+        assert np.abs(maps - expected).mean() < 0.05
