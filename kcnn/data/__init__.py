@@ -31,7 +31,7 @@ _EXPORTS = {
     "make_dataset": "kcnn.data.pipeline",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = list(_EXPORTS)
 
 
 def __getattr__(name):

@@ -18,6 +18,8 @@ import math
 import keras
 from keras import layers, ops
 
+from kcnn.data.info import check_image_size
+
 __all__ = ["PRESETS", "RandomResizedCrop", "augmentation_layers", "label_mixing"]
 
 # What each preset does. crop_scale: RandomResizedCrop's area range (torchvision's default
@@ -84,7 +86,9 @@ class RandomResizedCrop(layers.Layer):
         self.scale = _check_range("scale", scale, upper=1.0)
         self.ratio = _check_range("ratio", ratio)
         if interpolation not in ("bilinear", "nearest"):
-            raise ValueError(f"interpolation must be 'bilinear' or 'nearest', got {interpolation!r}")
+            raise ValueError(
+                f"interpolation must be 'bilinear' or 'nearest', got {interpolation!r}"
+            )
         self.interpolation = interpolation
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise ValueError(f"seed must be None or an integer, got {seed!r}")
@@ -273,7 +277,7 @@ def augmentation_layers(
         raise ValueError(f"channels must be 1 or 3, got {channels!r}")
     options = dict(PRESETS[augment])
     if erasing is not None:
-        if isinstance(erasing, bool) or not isinstance(erasing, (int, float)) or not 0 <= erasing <= 1:
+        if not _is_number(erasing) or not 0 <= erasing <= 1:
             raise ValueError(f"erasing must be a probability in [0, 1], got {erasing!r}")
         options["erasing"] = erasing
     seeds = iter(range(seed, seed + 100))
@@ -308,6 +312,10 @@ def augmentation_layers(
     return result
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _color_layers(strength: float, channels: int, value_range, seeds, dtype) -> list:
     """Brightness, contrast and (RGB) saturation jitter of ``strength`` (torchvision's
     ``ColorJitter(brightness, contrast, saturation)`` with Keras layers)."""
@@ -336,13 +344,7 @@ def _size(image_size, augment) -> tuple:
         raise ValueError(
             f"augment={augment!r} needs image_size=(height, width) for its RandomResizedCrop"
         )
-    if isinstance(image_size, int) and not isinstance(image_size, bool):
-        return image_size, image_size
-    try:
-        height, width = image_size
-    except (TypeError, ValueError):
-        raise ValueError(f"image_size must be an int or (height, width), got {image_size!r}") from None
-    return int(height), int(width)
+    return check_image_size(image_size)
 
 
 def label_mixing(
@@ -370,7 +372,7 @@ def label_mixing(
         ValueError: when an alpha is not a positive number.
     """
     for name, alpha in (("mixup", mixup), ("cutmix", cutmix)):
-        if alpha is not None and (isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha <= 0):
+        if alpha is not None and (not _is_number(alpha) or alpha <= 0):
             raise ValueError(f"{name} must be None or a positive alpha, got {alpha!r}")
     mixers = []
     if mixup is not None:

@@ -169,7 +169,10 @@ def list_images(folder: str, class_names, allow_missing_classes: bool = False) -
         class_folder = os.path.join(folder, name)
         found = _image_files(class_folder) if os.path.isdir(class_folder) else []
         if not found and not allow_missing_classes:
-            raise ValueError(f"class folder {class_folder!r} has no image files ({', '.join(IMAGE_EXTENSIONS)})")
+            raise ValueError(
+                f"class folder {class_folder!r} has no image files "
+                f"({', '.join(IMAGE_EXTENSIONS)})"
+            )
         paths += found
         labels += [label] * len(found)
     if not paths:

@@ -50,7 +50,9 @@ class DatasetInfo:
                 "class names"
             )
         if len(self.image_shape) != 3:
-            raise ValueError(f"image_shape must be (height, width, channels), got {self.image_shape}")
+            raise ValueError(
+                f"image_shape must be (height, width, channels), got {self.image_shape}"
+            )
         if self.split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {self.split!r}")
 
@@ -58,6 +60,25 @@ class DatasetInfo:
     def channels(self) -> int:
         """The number of channels of the images (1 for grayscale, 3 for RGB)."""
         return self.image_shape[2]
+
+
+def check_image_size(image_size) -> tuple[int, int]:
+    """``(height, width)`` from an int or a pair of positive ints.
+
+    Raises:
+        ValueError: naming ``image_size`` and the value received.
+    """
+    size = (image_size, image_size) if isinstance(image_size, int) else image_size
+    try:
+        height, width = size
+    except (TypeError, ValueError):
+        height = width = None
+    for value in (height, width):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(
+                f"image_size must be a positive int or (height, width), got {image_size!r}"
+            )
+    return height, width
 
 
 def pixel_statistics(images: np.ndarray, chunk: int = 4096) -> tuple[tuple, tuple]:

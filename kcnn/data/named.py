@@ -83,7 +83,8 @@ NAMED_DATASETS = {
     spec.name: spec
     for spec in (
         NamedDataset(
-            "fashion_mnist", "Fashion-MNIST", FASHION_MNIST_CLASSES, ("fashion-mnist", "fashion_mnist"),
+            "fashion_mnist", "Fashion-MNIST", FASHION_MNIST_CLASSES,
+            ("fashion-mnist", "fashion_mnist"),
             "the four IDX files " + ", ".join(f + ".gz" for f in IDX_FILES),
             debian_package="dataset-fashion-mnist",
             system_folders=("/usr/share/datasets/fashion-mnist",),

@@ -18,7 +18,7 @@ import dataclasses
 import tensorflow as tf
 
 from kcnn.data.augment import augmentation_layers, label_mixing
-from kcnn.data.info import DatasetInfo
+from kcnn.data.info import DatasetInfo, check_image_size
 from kcnn.data.normalize import convert_statistics, normalizer
 from kcnn.data.sources import load
 
@@ -192,14 +192,7 @@ def _output_size(image_size, info: DatasetInfo) -> tuple:
                 "image_size=(height, width)"
             )
         return height, width
-    size = (image_size, image_size) if isinstance(image_size, int) else image_size
-    try:
-        height, width = size
-    except (TypeError, ValueError):
-        raise ValueError(f"image_size must be an int or (height, width), got {image_size!r}") from None
-    _check_positive("image_size", height)
-    _check_positive("image_size", width)
-    return height, width
+    return check_image_size(image_size)
 
 
 def _check_positive(name: str, value) -> None:

@@ -46,7 +46,7 @@ def stratified_split(labels, fraction: float, seed: int) -> tuple[np.ndarray, np
     held_out = []
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)
-        count = min(int(round(len(members) * fraction)), len(members) - 1)
+        count = min(round(len(members) * fraction), len(members) - 1)
         held_out.append(rng.permutation(members)[:count])
     validation = np.sort(np.concatenate(held_out)) if held_out else np.zeros(0, np.int64)
     train = np.setdiff1d(np.arange(len(labels)), validation, assume_unique=True)

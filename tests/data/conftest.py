@@ -101,7 +101,7 @@ def add_broken_files(root):
         "square/truncated.jpg": None,
         "triangle/not_an_image.png": b"hello, I am text",
     }
-    png = open(next((root / "square").glob("*.png")), "rb").read()
+    png = next((root / "square").glob("*.png")).read_bytes()
     jpeg_path = root / "tmp.jpg"
     Image.fromarray(np.full((20, 24, 3), 128, np.uint8)).save(jpeg_path, quality=90)
     jpeg = jpeg_path.read_bytes()

@@ -49,8 +49,9 @@ def test_crop_sampling_matches_torchvision(shape, scale):
     reference = np.array([torchvision_crop(rng, height, width, scale) for _ in range(20000)])
 
     def summary(top, left, h, w):
-        return np.array([np.mean(h * w) / (height * width), np.mean(np.log(w / h)),
-                         np.mean(top / height), np.mean(left / width), np.std(h * w) / (height * width)])
+        area = h * w / (height * width)
+        return np.array([np.mean(area), np.std(area), np.mean(np.log(w / h)),
+                         np.mean(top / height), np.mean(left / width)])
 
     ours = summary(crops["top"], crops["left"], crops["height"], crops["width"])
     theirs = summary(*reference.T.astype(float))
@@ -79,8 +80,8 @@ def test_crop_equals_crop_then_resize_inside_the_crop():
             "height": np.float32([12, 14]), "width": np.float32([16, 8])}
     result = np.asarray(layer._crop(images, crop))
     for i in range(2):
-        t, l, h, w = (int(crop[k][i]) for k in ("top", "left", "height", "width"))
-        expected = tf.image.resize(images[i, t:t + h, l:l + w], (24, 24)).numpy()
+        top, left, h, w = (int(crop[k][i]) for k in ("top", "left", "height", "width"))
+        expected = tf.image.resize(images[i, top:top + h, left:left + w], (24, 24)).numpy()
         # Bilinear sampling agrees away from the crop's border, where resize clamps.
         np.testing.assert_allclose(result[i, 2:-2, 2:-2], expected[2:-2, 2:-2], atol=1e-3)
 
@@ -107,7 +108,8 @@ def test_random_resized_crop_serialises_in_a_model(tmp_path):
     layer = RandomResizedCrop(24, 24, scale=(0.3, 0.9), ratio=(0.5, 2.0), interpolation="nearest",
                               seed=3, name="crop")
     config = layer.get_config()
-    assert {k: config[k] for k in ("height", "width", "scale", "ratio", "interpolation", "seed")} == {
+    arguments = ("height", "width", "scale", "ratio", "interpolation", "seed")
+    assert {k: config[k] for k in arguments} == {
         "height": 24, "width": 24, "scale": [0.3, 0.9], "ratio": [0.5, 2.0],
         "interpolation": "nearest", "seed": 3,
     }

@@ -98,7 +98,9 @@ def test_other_normalisations():
 
     np.testing.assert_allclose(normalised("unit"), raw / 255.0, rtol=1e-6)
     np.testing.assert_array_equal(normalised(None), raw)
-    np.testing.assert_allclose(normalised(((0.5,), (0.25,))), (raw / 255.0 - 0.5) / 0.25, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        normalised(((0.5,), (0.25,))), (raw / 255.0 - 0.5) / 0.25, rtol=1e-5, atol=1e-5
+    )
     expected = keras.applications.resnet50.preprocess_input(raw.copy())
     np.testing.assert_allclose(normalised("ResNet50"), expected, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(normalised("mobilenet_v2"), raw / 127.5 - 1.0, rtol=1e-5, atol=1e-5)
@@ -167,7 +169,7 @@ def test_bad_arguments(arguments, message):
 
 @pytest.mark.skipif(not os.path.isdir(FASHION_MNIST_DIR), reason="Debian's Fashion-MNIST absent")
 def test_fashion_mnist_pipeline_is_standardised():
-    dataset, info = make_dataset("fashion_mnist", 1000, shuffle=False)
+    dataset, _ = make_dataset("fashion_mnist", 1000, shuffle=False)
     images, labels = epoch(dataset)
     assert images.shape == (54000, 28, 28, 1) and np.bincount(labels).tolist() == [5400] * 10
     assert abs(images.mean()) < 1e-3 and abs(images.std() - 1.0) < 1e-3

@@ -26,7 +26,7 @@ def test_stratified_split_partitions_each_class_by_the_fraction():
 def test_arrays_source_splits_and_info():
     x, y = arrays()
     train, info = load((x, y), validation_split=0.3, class_names=["a", "b", "c", "d"])
-    val, val_info = load((x, y), split="validation", validation_split=0.3)
+    _, val_info = load((x, y), split="validation", validation_split=0.3)
     assert isinstance(info, DatasetInfo)
     assert (info.num_examples, val_info.num_examples) == (28, 12)  # 3 of the 10 of each class
     assert info.class_names == ("a", "b", "c", "d") and val_info.class_names == ("0", "1", "2", "3")
