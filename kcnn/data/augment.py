@@ -54,6 +54,9 @@ class RandomResizedCrop(layers.Layer):
     At inference (``training=False``) the image is center-cropped to the aspect ratio of
     ``(height, width)`` and resized, as torchvision's evaluation transform does.
 
+    The crop is computed in float32 and returned in the layer's compute dtype (bfloat16 under
+    a mixed precision policy).
+
     Args:
         height: output height.
         width: output width.
