@@ -380,6 +380,108 @@ def _run_predict(args):
         print(f"{path}: {ranked}")
 
 
+def _add_transfer_command(subparsers):
+    parser = subparsers.add_parser(
+        "transfer", help="transfer learning: a new head on a pretrained backbone, then fine-tuning",
+        description="Build a transfer model (kcnn.transfer.build: the backbone's own "
+        "preprocessing, the backbone, a new float32 head), train it on a dataset with the "
+        "strategy's phases (frozen: the head only; finetune: everything at a small learning "
+        "rate; progressive: the head, then the top blocks or all at a lower one), evaluate it on "
+        "the test split and save OUT/model.keras. The model takes raw 0-255 pixels. Each phase "
+        "keeps its checkpoints and logs in OUT/phase<i>.",
+    )
+    parser.add_argument("--backbone", required=True,
+                        help="Keras Applications name (ResNet50, MobileNetV2, EfficientNetB0...) "
+                        "or kcnn registry name (resnet18, tiny_resnet...)")
+    parser.add_argument("--dataset", required=True,
+                        help="dataset name, 'tfds:NAME' or image folder")
+    parser.add_argument("--strategy", choices=("frozen", "finetune", "progressive"),
+                        default="progressive", help="default progressive")
+    parser.add_argument("--weights", default="imagenet",
+                        help="imagenet (Keras Applications; downloaded once), none, or a weights "
+                        "file of the backbone (default imagenet)")
+    parser.add_argument("--epochs", type=int, default=10, help="epochs of all phases (default 10)")
+    parser.add_argument("--head-epochs", type=int,
+                        help="progressive: epochs of the head alone (default half)")
+    parser.add_argument("--unfreeze", default="all",
+                        help="progressive: blocks unfrozen after the head phase, or all (default)")
+    parser.add_argument("--lr", type=float, help="learning rate of the head (default 1e-3)")
+    parser.add_argument("--finetune-lr", type=float, help="learning rate when the backbone "
+                        "trains (default 1e-4 finetune, 1e-5 progressive)")
+    parser.add_argument("--batch-size", type=int, default=32, help="default 32")
+    parser.add_argument("--image-size", type=int, help="height and width of the model's input "
+                        "(default the backbone's: 224 for Keras Applications)")
+    parser.add_argument("--augment", help="augmentation preset: none, light, standard, strong")
+    parser.add_argument("--validation-split", type=float, default=0.1,
+                        help="share of the training split held out for validation (default 0.1)")
+    parser.add_argument("--no-test", action="store_true",
+                        help="do not evaluate on a test split (for datasets without one)")
+    parser.add_argument("--dropout", type=float, default=0.2, help="before the new head (0.2)")
+    parser.add_argument("--backbone-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a backbone builder argument, e.g. stem=cifar or alpha=0.5")
+    parser.add_argument("--precision", choices=("auto", "float32", "mixed_float16", "mixed_bfloat16"),
+                        default="auto", help="default auto: the fastest the hardware supports")
+    parser.add_argument("--jit-compile", choices=("auto", "on", "off"), default="auto",
+                        help="XLA (default auto: on GPU only)")
+    parser.add_argument("--seed", type=int, default=0, help="default 0")
+    parser.add_argument("--data-dir", help="folder searched first for the dataset files")
+    parser.add_argument("--out", help="run folder (default saved_models/transfer-BACKBONE-DATASET)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="delete the runs already in --out and start again")
+    parser.set_defaults(run=_run_transfer)
+
+
+def _run_transfer(args):
+    from kcnn import data, registry, transfer, viz
+    from kcnn.training import TrainingDiverged, precision_policy, save_atomic
+
+    weights = None if args.weights.lower() == "none" else args.weights
+    unfreeze = args.unfreeze if args.unfreeze == "all" else _integer("--unfreeze", args.unfreeze)
+    options = _model_options(args.backbone_option)
+    _, info = data.load(args.dataset, "train", data_dir=args.data_dir)
+    if args.backbone in registry.list_models():
+        size = args.image_size or registry.model_info(args.backbone).input_shape[0]
+        shape = (size, size, info.channels)
+    else:
+        shape = (args.image_size or 224, args.image_size or 224, 3)
+    phases = transfer.schedule(
+        args.strategy, args.epochs, learning_rate=args.lr or transfer.HEAD_LEARNING_RATE,
+        finetune_learning_rate=args.finetune_lr, head_epochs=args.head_epochs, unfreeze=unfreeze,
+    )
+    with precision_policy(args.precision):
+        model = transfer.build(args.backbone, info.num_classes, args.strategy, weights=weights,
+                               input_shape=shape, dropout=args.dropout, backbone_options=options)
+    dataset = os.path.basename(os.path.normpath(args.dataset)).replace(":", "_")
+    out = args.out or os.path.join("saved_models", f"transfer-{args.backbone}-{dataset}")
+    print(f"kcnn: {args.strategy} transfer of {args.backbone} ({args.weights}) to {args.dataset} "
+          f"({info.num_classes} classes, {'x'.join(map(str, shape))}) -> {out}", flush=True)
+    try:
+        result = transfer.train(
+            model, args.dataset, phases, batch_size=args.batch_size,
+            validation_split=args.validation_split, test=not args.no_test,
+            augment=None if args.augment == "none" else args.augment, data_dir=args.data_dir,
+            seed=args.seed, out=out, overwrite=args.overwrite,
+            jit_compile={"auto": "auto", "on": True, "off": False}[args.jit_compile],
+        )
+    except TrainingDiverged as error:
+        raise CommandError(str(error)) from error
+    path = os.path.join(out, "model.keras")
+    save_atomic(result.model, path)
+    curves = {k: v for k, v in result.history.items() if k.replace("val_", "") in ("loss", "accuracy")}
+    curves_path = viz.save_figure(viz.plot_history(curves), os.path.join(out, "curves.png"))
+    print()
+    print(result.summary())
+    print(f"model file   {path} (takes raw 0-255 pixels)")
+    print(f"curves       {curves_path}")
+
+
+def _integer(flag, text) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise CommandError(f"{flag} must be an integer or 'all', got {text!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kcnn",
@@ -390,6 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_command(subparsers)
     _add_evaluate_command(subparsers)
     _add_predict_command(subparsers)
+    _add_transfer_command(subparsers)
     _add_explain_command(subparsers)
     _add_visualize_command(subparsers)
     return parser

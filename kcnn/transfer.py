@@ -562,6 +562,31 @@ class TransferResult:
         """The test accuracy, or None without test data."""
         return (self.test_metrics or {}).get("accuracy")
 
+    def summary(self) -> str:
+        """A few lines for the end of a run: the phases, accuracy, time."""
+        lines = []
+        first = 1
+        for index, (phase, count) in enumerate(zip(self.phases, self.trainable_parameters)):
+            last = first + phase.epochs - 1
+            trained = {0: "head only", "all": "all layers"}.get(
+                phase.unfreeze, f"head + top {phase.unfreeze} blocks"
+            )
+            epochs = f"epochs {first}-{last}" if last > first else f"epoch {first}"
+            lines.append(
+                f"phase {index + 1}      {epochs}, {trained}, learning rate "
+                f"{phase.learning_rate:g}, {count:,} trainable parameters"
+            )
+            first = last + 1
+        if "val_accuracy" in self.history:
+            lines.append(f"validation   accuracy {self.history['val_accuracy'][-1]:.4f} "
+                         "after the last epoch")
+        if self.test_accuracy is not None:
+            lines.append(f"test         accuracy {self.test_accuracy:.4f}, loss "
+                         f"{self.test_metrics['loss']:.4f}")
+        lines.append(f"time         {self.seconds:.1f} s in all, {self.train_seconds:.1f} s "
+                     "training")
+        return "\n".join(lines)
+
 
 def _phases(strategy_or_phases, epochs) -> tuple:
     if isinstance(strategy_or_phases, str):
