@@ -6,7 +6,8 @@ the backbone is a nested ``keras.Model``, one layer of the outer model, and the 
 of a layer inside it belongs to the backbone's own graph, so that line fails with "Graph
 disconnected". Here the outer model is rebuilt with `keras.models.clone_model`, reusing its
 layers (hence its weights), and each nested model that holds a wanted layer is called as a copy
-of itself that also outputs that layer, recursively. The rebuilt models are cached per model.
+of itself that also outputs that layer, recursively. The rebuilt models are cached per model
+(weakly: they go when the model goes).
 
 The class scores are logits: kcnn heads end in a ``logits`` Dense and a ``predictions``
 softmax, Keras Applications in a Dense with the softmax inside; a score taken after the softmax
@@ -146,6 +147,8 @@ def tapped_model(model, taps) -> keras.Model:
     """
     taps = tuple(taps)
     key = tuple((id(layer), where) for layer, where in taps)
+    # Only the model asked for is a key: a cached nested model would be kept alive by its own
+    # entry (the outer graph's nodes, reachable from the entry, refer to it).
     cache = _TAPPED.setdefault(model, {})
     if key not in cache:
         cache[key] = _build_tapped_model(model, taps)
@@ -160,7 +163,7 @@ def _build_tapped_model(model, taps) -> keras.Model:
     def call(layer, *args, **kwargs):
         inner = [tap for tap in taps if isinstance(layer, keras.Model) and _holds(layer, tap[0])]
         if inner:
-            outputs = tapped_model(layer, inner)(*args, **kwargs)
+            outputs = _build_tapped_model(layer, inner)(*args, **kwargs)
             captured.update(zip(inner, outputs[1:]))
             output = outputs[0]
         else:

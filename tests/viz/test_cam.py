@@ -1,6 +1,9 @@
 """Grad-CAM family and saliency: values against direct tf.GradientTape computations, nested
 (transfer), Sequential and Keras Applications models, every registry model, argument errors."""
 
+import gc
+import weakref
+
 import keras
 import numpy as np
 import pytest
@@ -212,9 +215,17 @@ def test_logits_are_read_before_the_softmax_of_kcnn_heads(tiny_model):
     assert score_source(linear).tap == (linear.get_layer("predictions"), "output")
 
 
-def test_the_rewired_model_is_built_once_per_model_and_layers(tiny_model):
-    taps = [(tiny_model.get_layer("stage2_conv"), "output")]
-    assert tapped_model(tiny_model, taps) is tapped_model(tiny_model, taps)
+def test_the_rewired_model_is_built_once_per_model_and_layers_and_freed_with_it(images):
+    backbone = kcnn.create_model("tiny_cnn", include_top=False, input_shape=(16, 16, 1))
+    model = outer_model(backbone)
+    taps = [(backbone.get_layer("stage2_conv"), "output")]
+    assert tapped_model(model, taps) is tapped_model(model, taps)
+    viz.grad_cam(model, images)
+    alive = weakref.ref(model), weakref.ref(backbone)
+    del model, backbone, taps
+    gc.collect()
+    gc.collect()  # the first pass drops the cache entry, the second its value
+    assert [ref() for ref in alive] == [None, None]
 
 
 def test_feature_maps_of_named_layers_nested_models_included(images):
