@@ -200,10 +200,18 @@ def check_images(model, images) -> np.ndarray:
     """``images`` as a float32 batch (N, H, W, C) that fits ``model``'s input.
 
     Raises:
-        ValueError: naming ``images`` and the shape received, for anything else.
+        ValueError: naming ``images`` and the shape received, for anything else; or if the
+            model has no symbolic inputs (a subclassed model, an unbuilt Sequential model).
     """
+    try:
+        inputs, _ = model.inputs, model.outputs
+    except AttributeError as error:
+        raise ValueError(
+            f"model {model.name!r} ({type(model).__name__}) has no symbolic inputs and outputs: "
+            "kcnn.viz reads Functional models and Sequential models that start with keras.Input"
+        ) from error
+    expected = tuple(inputs[0].shape[1:])
     array = np.asarray(images, dtype="float32")
-    expected = tuple(model.inputs[0].shape[1:])
     if array.ndim != 4:
         raise ValueError(
             f"images must be a batch of shape (N, height, width, channels), got shape "

@@ -147,10 +147,14 @@ def test_grad_cam_works_on_every_registry_model(name):
     assert np.isfinite(maps).all() and maps.min() >= 0 and maps.max() <= 1
 
 
-def test_a_model_without_feature_maps_is_a_clear_error():
+def test_models_without_feature_maps_or_symbolic_inputs_are_clear_errors():
     model = kcnn.create_model("mlp", input_shape=(8, 8, 1))
     with pytest.raises(ValueError, match="no convolutional feature map"):
         viz.grad_cam(model, np.zeros((1, 8, 8, 1)))
+    unbuilt = keras.Sequential([keras.layers.Conv2D(2, 3), keras.layers.Flatten(),
+                                keras.layers.Dense(2)])
+    with pytest.raises(ValueError, match="keras.Input"):
+        viz.grad_cam(unbuilt, np.zeros((1, 8, 8, 1)))
 
 
 @pytest.mark.parametrize("method", list(viz.METHODS))
