@@ -1,0 +1,164 @@
+"""Reports of measured numbers: what the experiments and benchmarks write.
+
+Every number kcnn publishes comes with the command that produced it, the hardware it ran on and
+the time it took. `Report` collects tables, figures and verdicts and writes them as
+``report.md`` plus ``results.json`` (atomically, see `kcnn.files`).
+
+Example:
+    >>> report = Report("MLP vs CNN", "experiments/mlp_vs_cnn.py")
+    >>> report.table("Fashion-MNIST", rows, columns=["model", "parameters", "test accuracy"])
+    >>> report.claim("A 10K-parameter CNN beats the 100K-parameter MLP", holds=True,
+    ...              evidence="tiny_cnn 90.1 ± 0.2 % vs mlp 88.0 ± 0.3 %")
+    >>> report.write("results/mlp_vs_cnn")
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+
+from kcnn.files import write_json, write_text
+
+VERDICTS = {True: "holds", False: "does not hold", None: "inconclusive"}
+
+
+def describe_hardware() -> str:
+    """One line: CPU model, cores, memory, bfloat16 support, GPUs, Python/TensorFlow/Keras."""
+    cpu, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as file:
+            for line in file:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    parts = [f"{cpu}, {os.cpu_count()} cores"]
+    memory = _memory_gib()
+    if memory:
+        parts.append(f"{memory:.0f} GiB RAM")
+    if flags & {"avx512_bf16", "amx_bf16"}:
+        parts.append("bfloat16 (AVX512-BF16/AMX)")
+    parts.append(_gpus() or "no GPU")
+    parts.append(f"Python {platform.python_version()}")
+    for module in ("tensorflow", "keras"):
+        if module in sys.modules:
+            parts.append(f"{module} {sys.modules[module].__version__}")
+    return ", ".join(parts)
+
+
+def _memory_gib() -> float | None:
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as file:
+            for line in file:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return None
+
+
+def _gpus() -> str:
+    if "tensorflow" not in sys.modules:
+        return ""
+    devices = sys.modules["tensorflow"].config.list_physical_devices("GPU")
+    return f"{len(devices)} GPU(s)" if devices else ""
+
+
+def mean_std(values, digits: int = 2, scale: float = 1.0) -> str:
+    """``"mean ± std"`` of ``values`` times ``scale`` (just the value when there is one)."""
+    values = [v * scale for v in values]
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def markdown_table(rows: list[dict], columns: list[str] | None = None) -> str:
+    """A Markdown table of ``rows`` (dicts), in the order of ``columns`` (default: the keys of
+    the first row). Floats are shown with 4 significant digits, integers with separators."""
+    if not rows:
+        return "(no rows)\n"
+    columns = list(columns or rows[0])
+
+    def cell(value):
+        if isinstance(value, bool) or value is None:
+            return "-" if value is None else str(value)
+        if isinstance(value, int):
+            return f"{value:,}"
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        return str(value).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+class Report:
+    """The report of one experiment run: tables, figures and one verdict per claim.
+
+    Args:
+        title: the report's heading.
+        command: the command that reproduces it (default: this process's command line).
+    """
+
+    def __init__(self, title: str, command: str | None = None):
+        self.title = title
+        self.command = command or " ".join(shlex.quote(a) for a in ["python", *sys.argv])
+        self.started = time.perf_counter()
+        self.date = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+        self.sections: list[str] = []
+        self.claims: list[dict] = []
+        self.results: dict = {}
+
+    def text(self, markdown: str) -> None:
+        """A paragraph of Markdown."""
+        self.sections.append(markdown.strip() + "\n")
+
+    def table(self, title: str, rows: list[dict], columns: list[str] | None = None) -> None:
+        """A table under a ``### title`` heading; the rows also go to ``results.json``."""
+        self.sections.append(f"### {title}\n\n{markdown_table(rows, columns)}")
+        self.results[title] = rows
+
+    def figure(self, path, caption: str) -> None:
+        """A PNG already written next to ``report.md`` (``path`` is relative to it or absolute)."""
+        self.sections.append(f"![{caption}]({os.path.basename(os.fspath(path))})\n\n*{caption}*\n")
+
+    def claim(self, claim: str, holds: bool | None, evidence: str) -> None:
+        """A claim of the course and what the numbers say of it: ``holds`` is True (holds),
+        False (does not hold) or None (inconclusive)."""
+        self.claims.append({"claim": claim, "verdict": VERDICTS[holds], "evidence": evidence})
+
+    def markdown(self) -> str:
+        seconds = time.perf_counter() - self.started
+        lines = [
+            f"# {self.title}",
+            "",
+            f"- Command: `{self.command}`",
+            f"- Hardware: {describe_hardware()}",
+            f"- Date: {self.date}; time taken: {seconds / 60:.1f} min",
+            "",
+        ]
+        if self.claims:
+            lines += ["## Verdicts", ""]
+            lines += [f"- **{c['verdict']}** — {c['claim']}: {c['evidence']}" for c in self.claims]
+            lines.append("")
+        lines += ["## Results", ""]
+        return "\n".join(lines) + "\n".join(self.sections)
+
+    def write(self, folder) -> str:
+        """Write ``report.md`` and ``results.json`` into ``folder``; returns the report's path."""
+        folder = os.fspath(folder)
+        path = write_text(os.path.join(folder, "report.md"), self.markdown())
+        write_json(
+            os.path.join(folder, "results.json"),
+            {"title": self.title, "command": self.command, "hardware": describe_hardware(),
+             "claims": self.claims, "results": self.results},
+        )
+        return path

@@ -1,0 +1,52 @@
+"""Atomic saves: the previous file survives any failure, and no temporary file is left."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import kcnn
+from kcnn.files import atomic_path, save_model, save_weights, write_json, write_text
+
+
+def test_a_failed_write_leaves_the_previous_file_and_no_temporary(tmp_path):
+    path = tmp_path / "table.csv"
+    write_text(path, "old\n")
+    with pytest.raises(RuntimeError):
+        with atomic_path(path) as temporary:
+            with open(temporary, "w") as file:
+                file.write("half")
+            raise RuntimeError("disk full")
+    assert path.read_text() == "old\n"
+    assert os.listdir(tmp_path) == ["table.csv"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_folder_is_an_os_error_and_keeps_the_file(tmp_path):
+    path = tmp_path / "report.md"
+    write_text(path, "kept")
+    tmp_path.chmod(0o500)
+    try:
+        with pytest.raises(OSError):
+            write_text(path, "new")
+    finally:
+        tmp_path.chmod(0o700)
+    assert path.read_text() == "kept"
+
+
+def test_write_json_converts_numpy_and_non_finite_numbers(tmp_path):
+    path = write_json(tmp_path / "sub" / "r.json", {"a": np.float32(0.5), "b": np.arange(3),
+                                                    "c": float("nan"), 1: (1, 2)})
+    assert json.loads(open(path).read()) == {"a": 0.5, "b": [0, 1, 2], "c": None, "1": [1, 2]}
+
+
+def test_models_and_weights_save_atomically_and_load_back(tmp_path):
+    model = kcnn.create_model("tiny_cnn")
+    x = np.random.default_rng(0).uniform(size=(2, 28, 28, 1)).astype("float32")
+    loaded = kcnn.load_model(save_model(model, tmp_path / "m.keras"))
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+    weights = save_weights(model, tmp_path / "m.weights.h5")
+    again = kcnn.create_model("tiny_cnn", weights=weights)
+    np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+    assert sorted(os.listdir(tmp_path)) == ["m.keras", "m.weights.h5"]

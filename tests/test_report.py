@@ -1,0 +1,32 @@
+"""Experiment reports: the command, the hardware, tables, figures and verdicts, written back."""
+
+import json
+
+from kcnn.report import Report, markdown_table, mean_std
+
+
+def test_mean_std_and_markdown_table():
+    assert mean_std([0.9, 0.92], digits=1, scale=100) == "91.0 ± 1.4"
+    assert mean_std([0.9123], digits=3) == "0.912"
+    table = markdown_table([{"model": "mlp", "params": 101770, "acc": 0.98123, "note": None}])
+    assert table.splitlines() == [
+        "| model | params | acc | note |", "|---|---|---|---|", "| mlp | 101,770 | 0.9812 | - |"
+    ]
+
+
+def test_report_writes_markdown_and_json_with_command_hardware_and_verdicts(tmp_path):
+    report = Report("MLP vs CNN", command="python experiments/mlp_vs_cnn.py --quick")
+    report.table("Fashion-MNIST", [{"model": "tiny_cnn", "accuracy": 0.9}])
+    report.figure(tmp_path / "curves.png", "training curves")
+    report.claim("the CNN is better", True, "0.90 vs 0.88")
+    report.claim("ten times smaller", None, "one seed only")
+    path = report.write(tmp_path)
+    text = open(path).read()
+    assert "`python experiments/mlp_vs_cnn.py --quick`" in text
+    assert "- Hardware: " in text and "cores" in text
+    assert "- **holds** — the CNN is better: 0.90 vs 0.88" in text
+    assert "- **inconclusive** — ten times smaller" in text
+    assert "![training curves](curves.png)" in text
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["results"]["Fashion-MNIST"] == [{"model": "tiny_cnn", "accuracy": 0.9}]
+    assert [c["verdict"] for c in results["claims"]] == ["holds", "inconclusive"]
