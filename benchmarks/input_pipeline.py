@@ -27,7 +27,6 @@ Writes ``results/input_pipeline.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -127,6 +126,7 @@ def fit_rate(model, batches, steps: int, batch_size: int) -> float:
 
 def main(argv=None) -> dict:
     import kcnn.data
+    from kcnn.files import write_json
 
     args = parse_args(argv)
     pipeline_batches = 20 if args.quick else None
@@ -188,11 +188,7 @@ def main(argv=None) -> dict:
         "quick": args.quick,
     }
     report(args, info, best, fastest)
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    temporary = args.output + ".tmp"
-    with open(temporary, "w") as file:
-        json.dump(results, file, indent=2)
-    os.replace(temporary, args.output)
+    write_json(args.output, results)
     print(f"written {args.output}")
     return results
 
