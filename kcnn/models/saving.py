@@ -6,13 +6,14 @@ import os
 
 import keras
 
+import kcnn.data.augment  # noqa: F401  (registers RandomResizedCrop; keras-only, like the layers)
 import kcnn.models.layers  # noqa: F401  (registers kcnn's layers for deserialisation)
 
 
 def load_model(path, compile: bool = True):
     """Load a ``.keras`` model file with ``safe_mode=True`` (no arbitrary code from lambdas).
 
-    Importing this module registers kcnn's custom layers, so no ``custom_objects`` are needed.
+    Importing this module registers kcnn's custom layers (and `RandomResizedCrop`), so no ``custom_objects`` are needed.
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.

@@ -5,7 +5,6 @@ import os
 import pickle
 import struct
 
-import keras
 import numpy as np
 import pytest
 
@@ -13,17 +12,6 @@ PIL = pytest.importorskip("PIL")
 from PIL import Image  # noqa: E402
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
-
-
-@pytest.fixture(autouse=True)
-def fresh_keras_session():
-    """The root conftest's fresh Keras session, without its full garbage collection before
-    and after each test (0.4 s each once TensorFlow is loaded), which these tests do not need."""
-    keras.utils.clear_session(free_memory=False)
-    keras.utils.set_random_seed(0)
-    yield
-    keras.config.set_dtype_policy("float32")
-    keras.utils.clear_session(free_memory=False)
 
 
 def write_idx(path, array):
