@@ -78,7 +78,7 @@ def _resnet(
     if isinstance(width, bool) or not isinstance(width, (int, float)) or width <= 0:
         raise ValueError(f"width must be a positive number, got {width!r}")
     stage_widths = [_scaled(w, width) for w in widths]
-    if attention is not None and attention_ratio > min(stage_widths) * block.expansion:
+    if attention in ("se", "cbam") and attention_ratio > min(stage_widths) * block.expansion:
         raise ValueError(
             f"attention_ratio={attention_ratio} is larger than the {min(stage_widths)} channels of "
             f"the narrowest stage (width={width}); lower attention_ratio"
@@ -128,8 +128,9 @@ _OPTIONS_DOC = """
             experiment, with the same layers and parameters.
         preact: pre-activation blocks (He et al., "Identity Mappings in Deep Residual Networks",
             ECCV 2016), with a final BN and ReLU after the last stage.
-        attention: ``None``, ``"se"`` (squeeze-and-excitation) or ``"cbam"`` in every block.
-        attention_ratio: reduction ratio of the attention.
+        attention: ``None``, ``"se"`` (squeeze-and-excitation), ``"spatial"`` (CBAM's spatial
+            attention alone) or ``"cbam"`` in every block.
+        attention_ratio: reduction ratio of the channel attention (SE, CBAM).
         drop_path_rate: stochastic depth of the last block; block ``i`` of ``L`` drops its
             residual branch with probability ``drop_path_rate * i / L`` (Huang et al., 2016).
         width: multiplier of every channel count (0.25 gives a ResNet four times narrower).
@@ -185,6 +186,10 @@ def _register_resnet(key, params):
 BLOCKS = {"basic": ResidualBlock, "bottleneck": BottleneckBlock}
 
 
+@register_model(
+    family="resnet", paper=PAPER, input_shape=(224, 224, 3), min_input_size=32,
+    gradcam_layer="stage4_block2",
+)
 def resnet(
     include_top=True,
     weights=None,
@@ -212,8 +217,8 @@ def resnet(
     (`BottleneckBlock`, 1x1-3x3-1x1 with 4x expansion). ``depths=(2, 2, 2, 2)`` builds the layers
     of `resnet18`, ``depths=(3, 4, 6, 3), block="bottleneck"`` those of `resnet50`, and
     ``depths=(2, 2, 2), stem="cifar"`` those of `tiny_resnet`. `kcnn.tuning.ResNetHyperModel`
-    searches ``depths`` with it. It is not in the registry because its Grad-CAM layer depends on
-    ``depths`` (`kcnn.models.gradcam_layer` finds it by name).
+    searches ``depths`` with it. The registry's Grad-CAM layer is that of the default depths
+    (`kcnn.models.gradcam_layer` finds the last block of any model by name).
     """
     if block not in BLOCKS:
         raise ValueError(f"block must be one of {tuple(BLOCKS)}, got {block!r}")
