@@ -26,7 +26,7 @@ __all__ = [
     "SqueezeExcite",
 ]
 
-ATTENTION_KINDS = (None, "se", "cbam")
+ATTENTION_KINDS = (None, "se", "spatial", "cbam")
 BN_EPSILON = 1e-5  # PyTorch's default, which the published ResNet weights were trained with
 BN_MOMENTUM = 0.9  # PyTorch's momentum=0.1 in Keras's convention
 
@@ -333,6 +333,10 @@ class _ResidualUnit(layers.Layer):
             self.attention_layer = SqueezeExcite(
                 self.attention_ratio, name=f"{self.name}_se", dtype=self.dtype_policy
             )
+        elif self.attention == "spatial":
+            self.attention_layer = SpatialAttention(
+                name=f"{self.name}_spatial", dtype=self.dtype_policy
+            )
         elif self.attention == "cbam":
             self.attention_layer = CBAM(
                 self.attention_ratio, name=f"{self.name}_cbam", dtype=self.dtype_policy
@@ -403,9 +407,9 @@ class ResidualBlock(_ResidualUnit):
             degradation experiment.
         preact: pre-activation order ``BN -> ReLU -> conv`` (He et al., ECCV 2016); the block
             then ends with the sum, without a ReLU.
-        attention: ``None``, ``"se"`` (`SqueezeExcite`) or ``"cbam"`` (`CBAM`) on the residual
-            branch, before the sum.
-        attention_ratio: reduction ratio of the attention.
+        attention: ``None``, ``"se"`` (`SqueezeExcite`), ``"spatial"`` (`SpatialAttention`)
+            or ``"cbam"`` (`CBAM`) on the residual branch, before the sum.
+        attention_ratio: reduction ratio of the channel attention (SE, CBAM).
         drop_path_rate: stochastic depth rate of the residual branch (`DropPath`).
         bn_epsilon: BatchNormalization epsilon (PyTorch's 1e-5 by default).
         bn_momentum: BatchNormalization momentum in Keras's convention (0.9 = PyTorch's 0.1).

@@ -40,6 +40,7 @@ LAYER_CASES = [
     (ResidualBlock, dict(filters=16, stride=2, attention="cbam", attention_ratio=4,
                          drop_path_rate=0.1), (2, 8, 8, 8)),
     (ResidualBlock, dict(filters=8, preact=True, skip=False), (2, 8, 8, 8)),
+    (ResidualBlock, dict(filters=8, attention="spatial"), (2, 8, 8, 8)),
     (BottleneckBlock, dict(filters=4, stride=2, attention="se", attention_ratio=2,
                            bn_epsilon=1e-3, bn_momentum=0.99), (2, 8, 8, 8)),
 ]
@@ -113,6 +114,20 @@ def test_cbam_is_channel_then_spatial_attention():
     y = numpy(layer(x))
     np.testing.assert_allclose(y, numpy(layer.spatial(layer.channel(x))), rtol=1e-6)
     assert layer.channel.squeeze == "avg_max"
+
+
+def test_residual_block_spatial_attention_weights_the_branch_before_the_sum():
+    x = RNG.normal(size=(2, 6, 6, 8)).astype("float32")
+    block = built(ResidualBlock(8, attention="spatial", name="block"), x.shape)
+    assert isinstance(block.attention_layer, SpatialAttention)
+    assert block.attention_layer.name == "block_spatial"
+    branch = x
+    for i, (conv, bn) in enumerate(block.branch):
+        branch = numpy(bn(conv(branch), training=False))
+        if i == 0:
+            branch = np.maximum(branch, 0)
+    expected = np.maximum(numpy(block.attention_layer(branch)) + x, 0)
+    np.testing.assert_allclose(numpy(block(x, training=False)), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_drop_path_drops_whole_samples_in_training_only():
