@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import datetime
+import math
 import os
 import platform
 import shlex
@@ -71,6 +72,40 @@ def _gpus() -> str:
     return f"{len(devices)} GPU(s)" if devices else ""
 
 
+def load_average() -> float | None:
+    """The 1-minute load average (runnable processes), or None where the OS has none: timings
+    on a CPU shared with other jobs are slower when it exceeds the number of cores."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
+def compare(a, b, floor: float = 0.0) -> bool | None:
+    """Whether the values ``a`` (one per seed) are larger than ``b``, beyond their noise.
+
+    The difference of the means counts when it exceeds ``floor`` and the seeds' spread:
+    ``sqrt(std(a)^2 + std(b)^2)``, the standard deviation of the difference of two single runs
+    (a group of one value has no spread; ``floor`` is then the only margin).
+
+    Returns:
+        True when ``mean(a) > mean(b)`` by more than that margin, False when ``mean(a) <
+        mean(b)`` by more, None (inconclusive) otherwise: what `Report.claim` takes.
+
+    Example:
+        >>> compare([0.91, 0.92], [0.88, 0.89], floor=0.005)
+        True
+    """
+    a, b = [float(v) for v in a], [float(v) for v in b]
+    if not a or not b:
+        raise ValueError(f"compare needs values on both sides, got {len(a)} and {len(b)}")
+    spread = math.sqrt(sum(statistics.stdev(v) ** 2 for v in (a, b) if len(v) > 1))
+    difference = statistics.mean(a) - statistics.mean(b)
+    if abs(difference) <= max(spread, floor):
+        return None
+    return difference > 0
+
+
 def mean_std(values, digits: int = 2, scale: float = 1.0) -> str:
     """``"mean ± std"`` of ``values`` times ``scale`` (just the value when there is one)."""
     values = [v * scale for v in values]
@@ -112,6 +147,7 @@ class Report:
         self.title = title
         self.command = command or " ".join(shlex.quote(a) for a in ["python", *sys.argv])
         self.started = time.perf_counter()
+        self.load_at_start = load_average()
         self.date = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
         self.sections: list[str] = []
         self.claims: list[dict] = []
@@ -142,7 +178,8 @@ class Report:
             "",
             f"- Command: `{self.command}`",
             f"- Hardware: {describe_hardware()}",
-            f"- Date: {self.date}; time taken: {seconds / 60:.1f} min",
+            f"- Date: {self.date}; time taken: {seconds / 60:.1f} min; load average (1 min) at "
+            f"start and end: {self.load_at_start} and {load_average()} on {os.cpu_count()} cores",
             "",
         ]
         if self.claims:

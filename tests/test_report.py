@@ -2,7 +2,9 @@
 
 import json
 
-from kcnn.report import Report, markdown_table, mean_std
+import pytest
+
+from kcnn.report import Report, compare, markdown_table, mean_std
 
 
 def test_mean_std_and_markdown_table():
@@ -24,9 +26,20 @@ def test_report_writes_markdown_and_json_with_command_hardware_and_verdicts(tmp_
     text = open(path).read()
     assert "`python experiments/mlp_vs_cnn.py --quick`" in text
     assert "- Hardware: " in text and "cores" in text
+    assert "load average (1 min) at start and end: " in text
     assert "- **holds** — the CNN is better: 0.90 vs 0.88" in text
     assert "- **inconclusive** — ten times smaller" in text
     assert "![training curves](curves.png)" in text
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["results"]["Fashion-MNIST"] == [{"model": "tiny_cnn", "accuracy": 0.9}]
     assert [c["verdict"] for c in results["claims"]] == ["holds", "inconclusive"]
+
+
+def test_compare_calls_a_difference_only_beyond_the_seeds_spread_and_the_floor():
+    assert compare([0.91, 0.92], [0.88, 0.89]) is True
+    assert compare([0.88, 0.89], [0.91, 0.92]) is False
+    assert compare([0.90, 0.94], [0.89, 0.91]) is None  # 0.02 apart, spread 0.031
+    assert compare([0.903], [0.900], floor=0.005) is None  # one seed: only the floor
+    assert compare([0.91], [0.90], floor=0.005) is True
+    with pytest.raises(ValueError, match="both sides"):
+        compare([], [0.9])
