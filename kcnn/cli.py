@@ -482,6 +482,112 @@ def _integer(flag, text) -> int:
         raise CommandError(f"{flag} must be an integer or 'all', got {text!r}") from None
 
 
+def _add_tune_command(subparsers):
+    parser = subparsers.add_parser(
+        "tune", help="search a CNN or ResNet space's hyperparameters with keras-tuner",
+        description="Search the hyperparameters of a kcnn search space (kcnn.tuning: cnn = "
+        "configurable_cnn's blocks, filters, kernel size, batch norm, dropout, dense width, "
+        "optimizer, learning rate, weight decay and augmentation; resnet = blocks per stage, "
+        "width, attention, drop-path rate and learning rate) on a dataset, with early stopping "
+        "in each trial. OUT/PROJECT gets results.csv and results.md (every trial), "
+        "best_model.keras and best_hyperparameters.json. Run the same command again to resume "
+        "an interrupted search. For a distributed search start it once per process with "
+        "KERASTUNER_TUNER_ID (chief, tuner0, tuner1...), KERASTUNER_ORACLE_IP and "
+        "KERASTUNER_ORACLE_PORT set, and a shared --out.",
+    )
+    parser.add_argument("--space", choices=("cnn", "resnet"), default="cnn", help="default cnn")
+    parser.add_argument("--dataset", default="fashion_mnist",
+                        help="dataset name, 'tfds:NAME' or image folder (default fashion_mnist)")
+    parser.add_argument("--data-dir", help="folder searched first for the dataset files")
+    parser.add_argument("--tuner", choices=("random", "hyperband", "bayesian"),
+                        default="hyperband", help="default hyperband")
+    parser.add_argument("--max-trials", type=int, default=10,
+                        help="number of trials (for hyperband, a cap on its schedule; default 10)")
+    parser.add_argument("--epochs", type=int, default=10,
+                        help="most epochs of a trial (hyperband's max_epochs; default 10)")
+    parser.add_argument("--patience", type=int, default=3,
+                        help="early stopping's patience on the objective (default 3)")
+    parser.add_argument("--objective", default="val_accuracy", help="default val_accuracy")
+    parser.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
+                        help="fix a hyperparameter of the space, e.g. conv_blocks=3, "
+                        "batch_norm=True, augment=light (repeatable)")
+    parser.add_argument("--batch-size", type=int, default=128, help="default 128")
+    parser.add_argument("--image-size", type=int, help="resize images to this height and width")
+    parser.add_argument("--validation-split", type=float, default=0.1,
+                        help="share of the training split held out for validation (default 0.1)")
+    parser.add_argument("--precision", choices=("auto", "float32", "mixed_float16", "mixed_bfloat16"),
+                        default="auto", help="default auto: the fastest the hardware supports")
+    parser.add_argument("--jit-compile", choices=("auto", "on", "off"), default="auto",
+                        help="XLA (default auto: on GPU only)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the oracle and the data")
+    parser.add_argument("--out", default=os.path.join("results", "tune"),
+                        help="folder of the searches (default results/tune)")
+    parser.add_argument("--project", help="the search's sub-folder (default SPACE_TUNER)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="delete the search already in OUT/PROJECT instead of resuming it")
+    parser.add_argument("--quiet", action="store_true", help="no per-trial output")
+    parser.set_defaults(run=_run_tune)
+
+
+def _fixed_hyperparameters(pairs, hypermodel):
+    """``--fix NAME=VALUE`` flags as a keras-tuner ``HyperParameters`` of ``hp.Fixed`` values."""
+    import keras_tuner
+
+    space = keras_tuner.HyperParameters()
+    hypermodel.declare_hyperparameters(space)
+    known = list(dict.fromkeys(hp.name for hp in space.space))
+    fixed = keras_tuner.HyperParameters()
+    for pair in pairs:
+        if "=" not in pair or not pair.partition("=")[0].strip():
+            raise CommandError(f"--fix must be NAME=VALUE, got {pair!r}")
+        ((name, value),) = _model_options([pair]).items()
+        if name not in known:
+            raise CommandError(f"--fix: the {hypermodel.name} space has no hyperparameter "
+                               f"{name!r}; it has {', '.join(known)}")
+        fixed.Fixed(name, value)
+    return fixed
+
+
+def _run_tune(args):
+    from kcnn import tuning
+
+    data = tuning.SearchData(
+        args.dataset, batch_size=args.batch_size, image_size=args.image_size,
+        validation_split=args.validation_split, data_dir=args.data_dir, seed=args.seed,
+    )
+    info = data.info
+    hypermodel = tuning.SPACES[args.space](
+        info, precision=args.precision,
+        jit_compile={"auto": "auto", "on": True, "off": False}[args.jit_compile],
+    )
+    project = args.project or f"{args.space}_{args.tuner}"
+    print(f"kcnn: {args.tuner} search of the {args.space} space on {info.name} "
+          f"({info.num_examples} training images, {'x'.join(map(str, info.image_shape))}, "
+          f"{info.num_classes} classes) -> {os.path.join(args.out, project)}", flush=True)
+    try:
+        result = tuning.search(
+            hypermodel, data, tuner=args.tuner, objective=args.objective,
+            max_trials=args.max_trials, epochs=args.epochs, patience=args.patience,
+            directory=args.out, project_name=project, seed=args.seed, overwrite=args.overwrite,
+            hyperparameters=_fixed_hyperparameters(args.fix, hypermodel),
+            verbose=0 if args.quiet else 1,
+        )
+    except tuning.SearchError as error:
+        raise CommandError(str(error)) from error
+    if result.role == "worker":
+        print(f"worker finished; the chief writes the results in {result.project_dir}")
+        return
+    completed = sum(row["status"] == "COMPLETED" for row in result.trials)
+    print()
+    print(f"trials       {len(result.trials)} ({completed} completed) in {result.seconds:.0f} s")
+    print(f"best         trial {result.best_trial}: {result.objective} {result.best_score:.4f}")
+    for name, value in result.best_hyperparameters.items():
+        print(f"  {name:<22} {value}")
+    print(f"results      {result.results_markdown} (and .csv)")
+    print(f"model        {result.model_path} (takes images in [0, 1])")
+    print(f"parameters   {result.hyperparameters_path}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kcnn",
@@ -493,6 +599,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate_command(subparsers)
     _add_predict_command(subparsers)
     _add_transfer_command(subparsers)
+    _add_tune_command(subparsers)
     _add_explain_command(subparsers)
     _add_visualize_command(subparsers)
     return parser
