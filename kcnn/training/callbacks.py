@@ -212,8 +212,6 @@ def run_callbacks(
     early_stopping: int | None = None,
     plateau: bool = False,
     tensorboard: bool = True,
-    chief: bool = True,
-    worker_index: int = 0,
 ):
     """The callbacks of a kcnn training run, in the order they must run.
 
@@ -231,9 +229,10 @@ def run_callbacks(
         plateau: add ``ReduceLROnPlateau`` (halve the learning rate after 2 epochs without a
             lower monitored loss).
         tensorboard: write TensorBoard logs.
-        chief: whether this process writes the checkpoints and logs (in multi-worker training,
-            only the chief does; the others keep their own backup).
-        worker_index: this worker's index, naming its backup folder when it is not the chief.
+
+    In multi-worker training every worker must run the same callbacks (saving a model takes
+    part in collective operations): give the workers other than the chief a scratch folder
+    of their own (`kcnn.training.train` uses ``RUN/.worker-N``, deleted at the end).
 
     Returns:
         ``(callbacks, clock)``: the list to pass to ``fit`` and its `TrainingClock`.
@@ -261,17 +260,13 @@ def run_callbacks(
         )
     if run_dir is None:
         return callbacks, clock
-    if chief:
-        history = os.path.join(run_dir, HISTORY)
-        if validation:
-            best = best_so_far(history, "val_accuracy")
-            callbacks.append(AtomicCheckpoint(os.path.join(run_dir, BEST), "val_accuracy", "max", best))
-        callbacks.append(AtomicCheckpoint(last))
-        callbacks.append(keras.callbacks.CSVLogger(history, append=True))
-        if tensorboard:
-            callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, LOGS)))
-        backup = os.path.join(run_dir, BACKUP)
-    else:
-        backup = os.path.join(run_dir, BACKUP, f"worker-{worker_index}")
-    callbacks.append(keras.callbacks.BackupAndRestore(backup))
+    history = os.path.join(run_dir, HISTORY)
+    if validation:
+        best = best_so_far(history, "val_accuracy")
+        callbacks.append(AtomicCheckpoint(os.path.join(run_dir, BEST), "val_accuracy", "max", best))
+    callbacks.append(AtomicCheckpoint(last))
+    callbacks.append(keras.callbacks.CSVLogger(history, append=True))
+    if tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, LOGS)))
+    callbacks.append(keras.callbacks.BackupAndRestore(os.path.join(run_dir, BACKUP)))
     return callbacks, clock

@@ -1,10 +1,11 @@
 """What the hardware is, and the numeric precision and XLA setting that train fastest on it.
 
-``precision="auto"`` and ``jit_compile="auto"`` resolve here, from `detect_hardware`. The
-choices follow measurements (``benchmarks/train_throughput.py``; see the README's Training
-section): on GPUs, mixed precision and XLA are the well-known wins (Micikevicius et al.,
-"Mixed Precision Training", ICLR 2018; bfloat16 from compute capability 8.0, float16 with loss
-scaling on 7.x); on this project's AVX-512 CPU, XLA made training slower.
+``precision="auto"`` and ``jit_compile="auto"`` resolve here, from `detect_hardware`. On GPUs,
+mixed precision and XLA are the known wins (Micikevicius et al., "Mixed Precision Training",
+ICLR 2018): bfloat16 from compute capability 8.0, float16 with loss scaling on 7.x. On CPUs,
+mixed bfloat16 is chosen only with AMX matrix units: on this project's 2-core AVX512-BF16 CPU
+(no AMX) it trained ``simple_cnn`` at 0.74x and ``tiny_resnet`` at 0.61x the speed of float32,
+and XLA trained ``simple_cnn`` 3-4x slower (``benchmarks/precision_speed.py``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import keras
 import tensorflow as tf
 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
-BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+AMX_CPU_FLAGS = frozenset({"amx_bf16"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,9 +36,9 @@ class Hardware:
     gpu_capabilities: tuple = ()
 
     @property
-    def cpu_has_bf16(self) -> bool:
-        """Whether the CPU computes in bfloat16 natively (AVX512-BF16 or AMX)."""
-        return bool(BF16_CPU_FLAGS & self.cpu_flags)
+    def cpu_has_amx(self) -> bool:
+        """Whether the CPU has AMX bfloat16 matrix units (Sapphire Rapids and later)."""
+        return bool(AMX_CPU_FLAGS & self.cpu_flags)
 
     @property
     def has_gpu(self) -> bool:
@@ -74,9 +75,10 @@ def resolve_precision(precision: str = "auto", hardware: Hardware | None = None)
     """The Keras dtype policy name that ``precision`` stands for on ``hardware``.
 
     ``"auto"`` gives ``"mixed_bfloat16"`` on GPUs of compute capability >= 8.0 and on CPUs with
-    AVX512-BF16 or AMX, ``"mixed_float16"`` on GPUs of capability 7.x, else ``"float32"``. The
-    other values are returned unchanged. kcnn's classifier heads stay float32 under either mixed
-    policy.
+    AMX, ``"mixed_float16"`` on GPUs of capability 7.x, else ``"float32"`` -- also on CPUs with
+    AVX512-BF16 but no AMX, where bfloat16 measured slower than float32 (see the module
+    docstring). The other values are returned unchanged. kcnn's classifier heads stay float32
+    under either mixed policy.
 
     Args:
         precision: ``"auto"``, ``"float32"``, ``"mixed_float16"`` or ``"mixed_bfloat16"``.
@@ -97,7 +99,7 @@ def resolve_precision(precision: str = "auto", hardware: Hardware | None = None)
         if oldest >= (7, 0):
             return "mixed_float16"
         return "float32"
-    return "mixed_bfloat16" if hardware.cpu_has_bf16 else "float32"
+    return "mixed_bfloat16" if hardware.cpu_has_amx else "float32"
 
 
 @contextlib.contextmanager

@@ -295,8 +295,8 @@ def train(
     Args:
         model: a registry name (built for the data, with a ``normalize`` input layer, see
             `build_model`), a callable returning a new model (called under the precision policy
-            and the strategy's scope), or a built ``keras.Model`` (single-device only; its own
-            dtype policy is kept). Models get images in [0, 1].
+            and the strategy's scope), or a built ``keras.Model`` (built under the strategy's
+            scope when it is not the default; its own dtype policy is kept). Models get images in [0, 1].
         data: what `kcnn.data.make_dataset` takes (``"fashion_mnist"``, a folder, uint8
             arrays...), or a batched ``tf.data.Dataset`` of ``(images, labels)`` (then pass
             ``validation_data``/``test_data`` yourself).
@@ -349,16 +349,19 @@ def train(
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     distribution = make_strategy(strategy)
     configure_determinism(seed, deterministic)
-    if isinstance(model, keras.Model) and distribution.num_replicas_in_sync > 1:
+    if isinstance(model, keras.Model) and model.distribute_strategy is not distribution:
         raise ValueError(
-            "a built model cannot be distributed: pass a registry name or a function that "
-            "builds the model, so it is built under the strategy's scope"
+            "the model given was not built under the strategy's scope: pass a registry name or "
+            "a function that builds the model, or build it inside strategy.scope()"
         )
     if not isinstance(data, tf.data.Dataset) and (validation_data is not None or test_data is not None):
         raise ValueError("validation_data and test_data go with tf.data input; for a data source "
                          "use validation_split and test")
-    run_dir = _prepare_run_dir(out, resume, overwrite)
     chief, worker = worker_role(distribution)
+    if chief:
+        run_dir = _prepare_run_dir(out, resume, overwrite)
+    else:  # the chief checks and prepares the run directory; this worker writes a scratch copy
+        run_dir = None if out is None else os.fspath(out)
     one_hot = bool(label_smoothing or mixup or cutmix)
     train_data, validation, test_split, info = _datasets(
         data, validation_data, test_data, batch_size, validation_split=validation_split,
@@ -378,9 +381,12 @@ def train(
             total_steps, warmup_steps, weight_decay, l2, label_smoothing, one_hot=one_hot,
             jit_compile=jit,
         )
+    callbacks_dir = run_dir
+    if run_dir is not None and not chief:
+        callbacks_dir = os.path.join(run_dir, f".worker-{worker}")
     fit_callbacks, clock = run_callbacks(
-        run_dir, validation=validation is not None, early_stopping=early_stopping,
-        plateau=schedule == "plateau", tensorboard=tensorboard, chief=chief, worker_index=worker,
+        callbacks_dir, validation=validation is not None, early_stopping=early_stopping,
+        plateau=schedule == "plateau", tensorboard=tensorboard,
     )
     fit_callbacks = fit_callbacks + list(callbacks)
     with multi_worker_fit(net, distribution):
@@ -425,6 +431,8 @@ def train(
         result.model_path = best if validation is not None and os.path.exists(best) else last
         if chief:
             write_json_atomic(os.path.join(run_dir, RUN_FILE), result.to_dict())
+        else:
+            shutil.rmtree(callbacks_dir, ignore_errors=True)
     return result
 
 

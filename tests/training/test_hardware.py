@@ -28,7 +28,7 @@ CPU_AMX = Hardware(cpu_flags=frozenset({"avx2", "amx_bf16", "amx_tile"}))
     "machine, expected",
     [
         (CPU_PLAIN, "float32"),
-        (CPU_BF16, "mixed_bfloat16"),
+        (CPU_BF16, "float32"),
         (CPU_AMX, "mixed_bfloat16"),
         (Hardware(CPU_PLAIN.cpu_flags, ((8, 0),)), "mixed_bfloat16"),
         (Hardware(CPU_PLAIN.cpu_flags, ((9, 0), (8, 6))), "mixed_bfloat16"),
@@ -53,17 +53,19 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 amx_tile\n\n")
     flags = hardware._cpu_flags(str(cpuinfo))
     assert {"avx512_bf16", "amx_tile"} <= flags
-    assert Hardware(flags).cpu_has_bf16
+    assert not Hardware(flags).cpu_has_amx
+    assert Hardware(frozenset({"amx_bf16"})).cpu_has_amx
     assert hardware._cpu_flags(str(tmp_path / "missing")) == frozenset()
 
 
 def test_detect_hardware_with_mocked_cpu_and_no_gpu(monkeypatch):
     hardware.detect_hardware.cache_clear()
-    monkeypatch.setattr(hardware, "_cpu_flags", lambda: frozenset({"avx512_bf16"}))
+    monkeypatch.setattr(hardware, "_cpu_flags", lambda: frozenset({"avx512_bf16", "amx_bf16"}))
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
     try:
         found = hardware.detect_hardware()
-        assert found == Hardware(frozenset({"avx512_bf16"}), ())
+        assert found == Hardware(frozenset({"avx512_bf16", "amx_bf16"}), ())
+        assert found.cpu_has_amx
         assert resolve_precision("auto") == "mixed_bfloat16"
         assert resolve_jit_compile("auto") is False
     finally:
