@@ -1,0 +1,253 @@
+"""What the experiments of this folder share: their common command-line options, the dataset
+subsets they train on, one training run measured the same way for every configuration, and the
+mean ± std over seeds.
+
+A run trains with `kcnn.training.train` on a fixed training subset, follows a fixed validation
+subset epoch by epoch, and measures at the end the test accuracy and the training accuracy, both
+in inference mode (no dropout, no augmentation), so that the generalisation gap
+``train accuracy - test accuracy`` compares configurations fairly.
+
+Import it from a script of this folder (``python experiments/<name>.py`` puts the folder on
+``sys.path``): ``from common import ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import os
+import statistics
+
+import numpy as np
+
+ACCURACY_FLOOR = 0.005  # differences of accuracy under half a point are never called a win
+DATASETS = ("fashion_mnist", "mnist", "cifar10")
+
+
+def parser(description: str, name: str) -> argparse.ArgumentParser:
+    """An ``ArgumentParser`` with the options every experiment takes.
+
+    ``--quick`` (the smoke test CI runs), ``--seeds`` (runs per configuration, reported as
+    mean ± std; None lets the script choose for its mode), ``--out`` (default
+    ``results/<name>``), ``--dataset``, ``--data-dir`` and ``--precision``.
+    """
+    result = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    result.add_argument("--quick", action="store_true",
+                        help="small subsets, few epochs, one seed: a few minutes on 2 CPU cores")
+    result.add_argument("--seeds", type=int,
+                        help="runs per configuration, with seeds 0..N-1 (mean ± std)")
+    result.add_argument("--out", default=os.path.join("results", name),
+                        help=f"folder of the report and figures (default results/{name})")
+    result.add_argument("--dataset", default="fashion_mnist", choices=DATASETS,
+                        help="found on disk first, downloaded otherwise (default fashion_mnist)")
+    result.add_argument("--data-dir", help="folder searched first for the dataset")
+    result.add_argument("--precision", default="auto",
+                        help="kcnn.training precision: auto, float32, mixed_bfloat16...")
+    return result
+
+
+def positive(name: str, value: int) -> int:
+    """``value`` when it is a positive integer, else a ValueError naming the option."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Splits:
+    """uint8 image and int64 label arrays of a dataset's training, validation and test subsets."""
+
+    train: tuple
+    validation: tuple
+    test: tuple
+    class_names: tuple
+    source: str
+    name: str
+
+    def describe(self) -> str:
+        """One line: the dataset, where it was read, and the size of each subset."""
+        return (
+            f"{self.name} ({self.source}): {len(self.train[1]):,} training, "
+            f"{len(self.validation[1]):,} validation and {len(self.test[1]):,} test images"
+        )
+
+
+def _stratified(labels, size: int | None, seed: int) -> np.ndarray:
+    """Sorted indices of ``size`` examples with the class proportions of ``labels`` (all when
+    ``size`` is None or not smaller)."""
+    from kcnn.data.splits import stratified_split
+
+    if size is None or size >= len(labels):
+        return np.arange(len(labels))
+    return stratified_split(labels, size / len(labels), seed)[1]
+
+
+def dataset_splits(name: str = "fashion_mnist", train_size: int | None = None,
+                   validation_size: int = 1000, test_size: int | None = None,
+                   data_dir=None) -> Splits:
+    """Fixed, stratified subsets of a named dataset (the same for every seed and configuration).
+
+    The validation subset is taken from the training split (it never overlaps the training
+    subset), the training subset from the rest, the test subset from the test split.
+
+    Args:
+        name: ``"fashion_mnist"``, ``"mnist"`` or ``"cifar10"`` (see `kcnn.data.load`).
+        train_size: training images (None: all that are left after validation).
+        validation_size: validation images.
+        test_size: test images (None: the whole test split).
+        data_dir: folder searched first.
+
+    Raises:
+        ValueError: for an unknown name or sizes that are not positive.
+        FileNotFoundError: when the dataset is neither on disk nor downloadable.
+    """
+    from kcnn.data.named import NAMED_DATASETS, load_named
+
+    if name not in DATASETS:
+        raise ValueError(f"dataset must be one of {DATASETS}, got {name!r}")
+    for option, value in (("train_size", train_size), ("test_size", test_size)):
+        if value is not None:
+            positive(option, value)
+    positive("validation_size", validation_size)
+    raw = load_named(name, data_dir)
+    x, y = raw.train
+    held = _stratified(y, validation_size, seed=0)
+    rest = np.setdiff1d(np.arange(len(y)), held, assume_unique=True)
+    chosen = rest[_stratified(y[rest], train_size, seed=1)]
+    x_test, y_test = raw.test
+    tested = _stratified(y_test, test_size, seed=2)
+    return Splits(
+        train=(x[chosen], y[chosen]), validation=(x[held], y[held]),
+        test=(x_test[tested], y_test[tested]), class_names=NAMED_DATASETS[name].class_names,
+        source=raw.source, name=name,
+    )
+
+
+def run(model: str, splits: Splits, epochs: int, seed: int, *, model_kwargs=None,
+        augment=None, batch_size: int = 128, precision: str = "auto", **train_kwargs) -> dict:
+    """Train the registered ``model`` on ``splits`` and measure it.
+
+    Args:
+        model: a registry name, built for the data by `kcnn.training.build_model`.
+        splits: the data (`dataset_splits`).
+        epochs: training epochs.
+        seed: seeds the weights, the shuffling, the augmentation and dropout.
+        model_kwargs: builder arguments.
+        augment: `kcnn.data.make_dataset`'s augmentation (training batches only).
+        batch_size: training batch size.
+        precision: `kcnn.training.train`'s precision.
+        **train_kwargs: more `kcnn.training.train` arguments (``learning_rate``, ``l2``...).
+
+    Returns:
+        A dict: ``params``, ``test_accuracy``, ``train_accuracy`` (inference mode, on the
+        training subset), ``gap`` (their difference), the per-epoch ``val_accuracy``,
+        ``val_loss``, ``loss`` and ``epoch_seconds``, ``images_per_second`` (training, after
+        the first epoch, which also compiles), ``seconds`` (the whole run) and
+        ``diverged`` (the loss became NaN or infinite: the run stopped there, and its
+        accuracies are those of the diverged weights).
+    """
+    import time
+
+    import keras
+
+    from kcnn.data import make_dataset
+    from kcnn.training import TrainingDiverged, build_model, train
+
+    start = time.perf_counter()
+    options = dict(normalize="unit", validation_split=0.0, class_names=splits.class_names)
+    train_data, info = make_dataset(splits.train, batch_size, augment=augment, seed=seed, **options)
+    evaluation = {
+        part: make_dataset(getattr(splits, part), 256, shuffle=False, **options)[0]
+        for part in ("train", "validation", "test")
+    }
+    built = {}
+
+    def make_model():
+        built["model"] = build_model(model, info, model_kwargs)
+        return built["model"]
+
+    history = keras.callbacks.History()
+    diverged = False
+    try:
+        result = train(
+            make_model, train_data, epochs, validation_data=evaluation["validation"],
+            test_data=evaluation["test"], precision=precision, seed=seed, verbose=0,
+            tensorboard=False, callbacks=[history], **train_kwargs,
+        )
+        test_accuracy = result.test_accuracy
+    except TrainingDiverged:
+        diverged = True
+        test_accuracy = _accuracy(built["model"], evaluation["test"])
+    net = built["model"]
+    train_accuracy = _accuracy(net, evaluation["train"])
+    logs = history.history
+    seconds = [float(v) for v in logs.get("train_seconds", [])]
+    return {
+        "params": int(net.count_params()),
+        "test_accuracy": test_accuracy,
+        "train_accuracy": train_accuracy,
+        "gap": train_accuracy - test_accuracy,
+        "val_accuracy": [float(v) for v in logs.get("val_accuracy", [])],
+        "val_loss": [float(v) for v in logs.get("val_loss", [])],
+        "loss": [float(v) for v in logs.get("loss", [])],
+        "epoch_seconds": seconds,
+        "images_per_second": _speed(len(splits.train[1]), seconds),
+        "seconds": time.perf_counter() - start,
+        "diverged": diverged,
+    }
+
+
+def _speed(images: int, seconds: list[float]) -> float | None:
+    """Training images per second, over the epochs after the first (which also traces and
+    compiles the training step) when there are any."""
+    timed = seconds[1:] or seconds
+    return images * len(timed) / sum(timed) if timed and sum(timed) > 0 else None
+
+
+def _accuracy(model, dataset) -> float:
+    """Accuracy of ``model`` in inference mode (NaN outputs count as wrong)."""
+    import keras
+
+    correct = total = 0
+    for images, labels in dataset:
+        probabilities = keras.ops.convert_to_numpy(model(images, training=False))
+        labels = np.asarray(labels)
+        finite = np.isfinite(probabilities).all(axis=-1)
+        correct += int(((probabilities.argmax(axis=-1) == labels) & finite).sum())
+        total += len(labels)
+    return correct / total
+
+
+def values(records: list[dict], key: str) -> list[float]:
+    """``record[key]`` of every record (one per seed), skipping missing ones."""
+    return [r[key] for r in records if r.get(key) is not None]
+
+
+def pct(numbers, digits: int = 1) -> str:
+    """Fractions as ``"mean ± std"`` percentages (``"-"`` when there is none)."""
+    from kcnn.report import mean_std
+
+    return mean_std(numbers, digits=digits, scale=100) if numbers else "-"
+
+
+def mean_curve(records: list[dict], key: str) -> list[float]:
+    """The per-epoch mean of the curves ``record[key]``, as long as the shortest one (a
+    diverged run stops early)."""
+    curves = [r[key] for r in records if r.get(key)]
+    if not curves:
+        return []
+    length = min(len(c) for c in curves)
+    return [statistics.mean(c[i] for c in curves) for i in range(length)]
+
+
+def epochs_to(curve: list[float], target: float) -> int | None:
+    """The first epoch (from 1) at which ``curve`` reaches ``target``, or None."""
+    return next((i + 1 for i, v in enumerate(curve) if v >= target), None)
+
+
+def mean_or_nan(numbers) -> float:
+    numbers = [n for n in numbers if n is not None]
+    return statistics.mean(numbers) if numbers else math.nan
