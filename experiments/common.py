@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import os
 import statistics
+import time
 
 import numpy as np
 
@@ -127,7 +127,9 @@ def dataset_splits(name: str = "fashion_mnist", train_size: int | None = None,
 
 
 def run(model: str, splits: Splits, epochs: int, seed: int, *, model_kwargs=None,
-        augment=None, batch_size: int = 128, precision: str = "auto", **train_kwargs) -> dict:
+        augment=None, batch_size: int = 128, precision: str = "auto",
+        time_inference: bool = False, callbacks=(), keep_model: bool = False,
+        **train_kwargs) -> dict:
     """Train the registered ``model`` on ``splits`` and measure it.
 
     Args:
@@ -139,6 +141,10 @@ def run(model: str, splits: Splits, epochs: int, seed: int, *, model_kwargs=None
         augment: `kcnn.data.make_dataset`'s augmentation (training batches only).
         batch_size: training batch size.
         precision: `kcnn.training.train`'s precision.
+        time_inference: also measure ``inference_images_per_second``: ``model.predict`` over
+            the test subset, timed on a second pass (the first compiles).
+        callbacks: more Keras callbacks for ``fit``.
+        keep_model: put the trained model in the result, as ``model``.
         **train_kwargs: more `kcnn.training.train` arguments (``learning_rate``, ``l2``...).
 
     Returns:
@@ -149,8 +155,6 @@ def run(model: str, splits: Splits, epochs: int, seed: int, *, model_kwargs=None
         ``diverged`` (the loss became NaN or infinite: the run stopped there, and its
         accuracies are those of the diverged weights).
     """
-    import time
-
     import keras
 
     from kcnn.data import make_dataset
@@ -175,7 +179,7 @@ def run(model: str, splits: Splits, epochs: int, seed: int, *, model_kwargs=None
         result = train(
             make_model, train_data, epochs, validation_data=evaluation["validation"],
             test_data=evaluation["test"], precision=precision, seed=seed, verbose=0,
-            tensorboard=False, callbacks=[history], **train_kwargs,
+            tensorboard=False, callbacks=[history, *callbacks], **train_kwargs,
         )
         test_accuracy = result.test_accuracy
     except TrainingDiverged:
@@ -185,7 +189,7 @@ def run(model: str, splits: Splits, epochs: int, seed: int, *, model_kwargs=None
     train_accuracy = _accuracy(net, evaluation["train"])
     logs = history.history
     seconds = [float(v) for v in logs.get("train_seconds", [])]
-    return {
+    record = {
         "params": int(net.count_params()),
         "test_accuracy": test_accuracy,
         "train_accuracy": train_accuracy,
@@ -198,6 +202,19 @@ def run(model: str, splits: Splits, epochs: int, seed: int, *, model_kwargs=None
         "seconds": time.perf_counter() - start,
         "diverged": diverged,
     }
+    if time_inference:
+        record["inference_images_per_second"] = _inference_speed(net, evaluation["test"])
+    if keep_model:
+        record["model"] = net
+    return record
+
+
+def _inference_speed(model, dataset) -> float:
+    """Images per second of ``model.predict`` on ``dataset``, on the second of two passes."""
+    model.predict(dataset, verbose=0)
+    start = time.perf_counter()
+    count = len(model.predict(dataset, verbose=0))
+    return count / (time.perf_counter() - start)
 
 
 def _speed(images: int, seconds: list[float]) -> float | None:
@@ -247,7 +264,3 @@ def epochs_to(curve: list[float], target: float) -> int | None:
     """The first epoch (from 1) at which ``curve`` reaches ``target``, or None."""
     return next((i + 1 for i, v in enumerate(curve) if v >= target), None)
 
-
-def mean_or_nan(numbers) -> float:
-    numbers = [n for n in numbers if n is not None]
-    return statistics.mean(numbers) if numbers else math.nan
