@@ -86,7 +86,9 @@ _NOT_FEATURES = (
 
 def _application(name: str):
     """The Keras Applications constructor called ``name`` (``"ResNet50"``), or None."""
-    constructor = getattr(keras.applications, name, None) if name[:1].isupper() else None
+    if not isinstance(name, str) or not name[:1].isupper():
+        return None
+    constructor = getattr(keras.applications, name, None)
     return constructor if callable(constructor) else None
 
 
@@ -228,7 +230,10 @@ def build(
     as one nested layer (reach it with `backbone_of`), ``avg_pool``, ``head_dropout``, and the
     float32 ``logits`` Dense and ``predictions`` softmax of kcnn's classifier. Its trainable
     layers are those of the strategy's first phase (see `schedule`): the head alone for
-    ``"frozen"`` and ``"progressive"``, everything for ``"finetune"``.
+    ``"frozen"`` and ``"progressive"``, everything for ``"finetune"`` -- except the
+    BatchNormalization layers of a pretrained backbone, which stay in inference mode (see
+    `set_trainable`); with ``weights=None`` and ``"finetune"`` (training from scratch) they
+    learn too.
 
     Args:
         backbone: a Keras Applications model name, as the class is called (``"ResNet50"``,

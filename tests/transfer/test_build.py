@@ -146,7 +146,8 @@ def test_efficientnet_pixels_are_not_rescaled_twice():
 @pytest.mark.slow
 @pytest.mark.parametrize("application", APPLICATIONS)
 def test_every_application_backbone(application, images):
-    """Preprocessing as the Keras documentation applies it, blocks, the Grad-CAM layer, output."""
+    """Preprocessing as the Keras documentation applies it, blocks, output, and Grad-CAM and the
+    stage feature maps through the nested backbone."""
     model = _check_preprocessing_inside(application)
     base = transfer.backbone_of(model)
     assert len(transfer.blocks(base)) > 5
@@ -158,6 +159,13 @@ def test_every_application_backbone(application, images):
     assert transfer.feature_layers(model)[-1] == gradcam_layer(model)
     output = keras.ops.convert_to_numpy(model(images[0][:2]))
     assert output.shape == (2, 4) and np.allclose(output.sum(axis=1), 1.0, atol=1e-5)
+    from kcnn import viz
+
+    assert viz.grad_cam(model, images[0][:2], class_index=0).shape == (2, 32, 32)
+    stages = viz.feature_maps(model, images[0][:1], transfer.feature_layers(model))
+    assert [maps.shape[1] for maps in stages.values()] == sorted(
+        (maps.shape[1] for maps in stages.values()), reverse=True
+    )
 
 
 def test_feature_layers_and_gradcam_target_are_reachable_in_the_nested_backbone():
