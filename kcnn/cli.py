@@ -196,6 +196,8 @@ def _add_train_command(subparsers):
     parser.add_argument("--image-size", type=int, help="resize images to this height and width")
     parser.add_argument("--validation-split", type=float,
                         help="share of the training split held out for validation (default 0.1)")
+    parser.add_argument("--no-test", action="store_true",
+                        help="skip the final evaluation on the test split (data without one)")
     parser.add_argument("--optimizer", choices=("adam", "sgd"), help="default adam")
     parser.add_argument("--lr", type=float, help="(peak) learning rate (default 1e-3 adam, 0.1 sgd)")
     parser.add_argument("--schedule", choices=("constant", "plateau", "cosine", "onecycle"),
@@ -261,6 +263,8 @@ def _train_arguments(args) -> dict:
         arguments["jit_compile"] = {"auto": "auto", "on": True, "off": False}[args.jit_compile]
     if args.augment == "none":
         arguments["augment"] = None
+    if args.no_test:
+        arguments["test"] = False
     options = _model_options(args.model_option)
     if options:
         arguments["model_kwargs"] = {**arguments.get("model_kwargs", {}), **options}

@@ -16,6 +16,19 @@ PRESETS = {
         "schedule": "onecycle",
         "validation_split": 0.0,
     },
+    "fashion-accurate": {
+        "model": "resnet18",
+        "model_kwargs": {"stem": "cifar", "width": 0.125},
+        "data": "fashion_mnist",
+        "epochs": 10,
+        "batch_size": 128,
+        "augment": "light",
+        "optimizer": "adam",
+        "learning_rate": 4e-3,
+        "schedule": "onecycle",
+        "label_smoothing": 0.1,
+        "validation_split": 0.0,
+    },
 }
 
 
