@@ -74,6 +74,23 @@ class Splits:
             f"{len(self.validation[1]):,} validation and {len(self.test[1]):,} test images"
         )
 
+    def padded(self, size: int) -> "Splits":
+        """These subsets with every image zero-padded, centred, to ``size`` x ``size``: 28x28
+        MNIST digits become the 32x32 inputs of LeNet-5 (LeCun et al. 1998) and CIFAR-stem
+        ResNets. Images already ``size`` x ``size`` are left as they are.
+
+        Raises:
+            ValueError: when ``size`` is smaller than the images.
+        """
+        height, width = self.train[0].shape[1:3]
+        if isinstance(size, bool) or not isinstance(size, int) or size < max(height, width):
+            raise ValueError(f"size must be an int of at least {max(height, width)}, got {size!r}")
+        top, left = (size - height) // 2, (size - width) // 2
+        pad = ((0, 0), (top, size - height - top), (left, size - width - left), (0, 0))
+        parts = {part: (np.pad(getattr(self, part)[0], pad), getattr(self, part)[1])
+                 for part in ("train", "validation", "test")}
+        return dataclasses.replace(self, **parts)
+
 
 def _stratified(labels, size: int | None, seed: int) -> np.ndarray:
     """Sorted indices of ``size`` examples with the class proportions of ``labels`` (all when
