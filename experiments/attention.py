@@ -1,0 +1,235 @@
+"""Does attention make a ResNet better, and what does it cost?
+
+The course (Module 3, "Mécanismes d'attention") presents channel attention (SE: "learns the
+relative importance of each channel") and spatial attention ("determines which spatial regions
+are important") as a "focus intelligent" on the important features. The papers claim more
+precisely: squeeze-and-excitation improves ResNets "at a slight additional computational cost"
+(Hu et al., CVPR 2018); CBAM, channel then spatial attention, improves them more than SE alone
+(Woo et al., ECCV 2018).
+
+The course's TinyResNet (Listing 4; ``--width`` narrower so it trains on a CPU) is trained with
+``attention=None``, ``"se"``, ``"spatial"`` and ``"cbam"`` in every residual block, with the same
+data, seeds and budget (Adam 1e-3, ``--epochs``). For each it measures the parameters, the
+multiply-accumulates (`kcnn.convmath.macs`), the test accuracy (mean ± std over seeds), the
+training speed (images/s after the first epoch) and the inference speed (``model.predict``).
+Runs alternate between the variants seed by seed, so a change of load on the shared CPU hits
+them alike. A difference of accuracy counts only beyond the seeds' spread
+(`kcnn.report.compare`).
+
+Writes ``report.md`` (command, hardware, time, table, one verdict per claim), ``results.json``,
+``attention.png`` (test accuracy against training time) and ``curves.png`` (validation accuracy
+per epoch).
+
+Example:
+    python experiments/attention.py --quick
+    python experiments/attention.py             # full: about 20 minutes on 2 CPU cores
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+
+from common import ACCURACY_FLOOR, dataset_splits, mean_curve, parser, pct, positive, run, values
+
+MODEL = "tiny_resnet"
+KINDS = (None, "se", "spatial", "cbam")
+QUICK = dict(train_size=1000, validation_size=300, test_size=1000, epochs=2, seeds=1)
+FULL = dict(train_size=5000, validation_size=1000, test_size=None, epochs=6, seeds=2)
+COST_LIMIT = 0.10  # "slight cost": under 10 % more parameters and 10 % more training time
+
+
+def label(kind) -> str:
+    return "none" if kind is None else kind
+
+
+def parse_args(argv=None):
+    result = parser(__doc__.split("\n\n")[0], "attention")
+    result.add_argument("--train-size", type=int,
+                        help=f"training images (quick {QUICK['train_size']}, full {FULL['train_size']})")
+    result.add_argument("--epochs", type=int,
+                        help=f"epochs (quick {QUICK['epochs']}, full {FULL['epochs']})")
+    result.add_argument("--width", type=float, default=0.25,
+                        help="TinyResNet width multiplier (default 0.25: 16-32-64 channels)")
+    result.add_argument("--attention-ratio", type=int, default=4,
+                        help="reduction ratio of SE and CBAM's channel attention (default 4: the "
+                        "paper's 16 would leave 1 hidden unit on 16 channels)")
+    args = result.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    for key, value in plan.items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
+    for key in ("train_size", "epochs", "seeds", "attention_ratio"):
+        positive(f"--{key.replace('_', '-')}", getattr(args, key))
+    return args
+
+
+def model_kwargs(args, kind) -> dict:
+    return {"width": args.width, "attention": kind, "attention_ratio": args.attention_ratio}
+
+
+def macs(args, kind, shape, classes) -> int:
+    """Multiply-accumulates of one forward pass of the variant (`kcnn.convmath.macs`)."""
+    import kcnn
+    from kcnn import convmath
+
+    model = kcnn.create_model(MODEL, input_shape=shape, classes=classes, **model_kwargs(args, kind))
+    return int(convmath.macs(model))
+
+
+def summarise(records, costs) -> list[dict]:
+    """One row per attention kind: mean ± std over seeds, and the cost relative to none."""
+    rows = []
+    base = records["none"]
+    base_speed = statistics.mean(values(base, "images_per_second"))
+    for name, runs in records.items():
+        speed = values(runs, "images_per_second")
+        inference = values(runs, "inference_images_per_second")
+        rows.append({
+            "attention": name,
+            "parameters": runs[0]["params"],
+            "params vs none": f"{runs[0]['params'] / base[0]['params'] - 1:+.1%}",
+            "MACs": costs[name],
+            "MACs vs none": f"{costs[name] / costs['none'] - 1:+.1%}",
+            "test accuracy %": pct(values(runs, "test_accuracy")),
+            "train accuracy %": pct(values(runs, "train_accuracy")),
+            "train images/s": round(statistics.mean(speed)),
+            "train time vs none": f"{base_speed / statistics.mean(speed) - 1:+.0%}",
+            "inference images/s": round(statistics.mean(inference)),
+        })
+    return rows
+
+
+def claims(records) -> list[tuple[str, bool | None, str]]:
+    """``(claim, verdict, evidence)``: accuracy against no attention and CBAM against SE, and
+    the cost of each kind."""
+    from kcnn.report import compare
+
+    def accuracy(name):
+        return values(records[name], "test_accuracy")
+
+    def evidence(a, b):
+        return f"{a} {pct(accuracy(a))} vs {b} {pct(accuracy(b))} % test accuracy"
+
+    found = [
+        ("Squeeze-and-excitation (channel attention) improves the ResNet's accuracy",
+         compare(accuracy("se"), accuracy("none"), ACCURACY_FLOOR), evidence("se", "none")),
+        ("Spatial attention improves the ResNet's accuracy",
+         compare(accuracy("spatial"), accuracy("none"), ACCURACY_FLOOR),
+         evidence("spatial", "none")),
+        ("CBAM (channel + spatial) improves the ResNet's accuracy",
+         compare(accuracy("cbam"), accuracy("none"), ACCURACY_FLOOR), evidence("cbam", "none")),
+        ("CBAM improves it more than SE alone (Woo et al.)",
+         compare(accuracy("cbam"), accuracy("se"), ACCURACY_FLOOR), evidence("cbam", "se")),
+    ]
+    base = records["none"]
+    for name in ("se", "spatial", "cbam"):
+        runs = records[name]
+        extra_params = runs[0]["params"] / base[0]["params"] - 1
+        # per seed: the variant's training time per image against none's, run next to it
+        extra_time = [b["images_per_second"] / r["images_per_second"] - 1
+                      for b, r in zip(base, runs)]
+        cheap = compare([COST_LIMIT], extra_time)
+        found.append((
+            f"{name} attention costs little: under {COST_LIMIT:.0%} more parameters and "
+            "training time (Hu et al.'s \"slight additional cost\")",
+            False if extra_params >= COST_LIMIT else cheap,
+            f"parameters {extra_params:+.1%}, training time per image {pct(extra_time, 0)} % "
+            "(per seed, against none run next to it)",
+        ))
+    return found
+
+
+def plot_cost(records, path) -> str:
+    """Test accuracy (mean ± std) against training time per epoch, one point per kind."""
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    from kcnn.viz import save_figure
+
+    figure = Figure(figsize=(6, 4.2))
+    axis = figure.add_subplot(1, 1, 1)
+    for name, runs in records.items():
+        accuracy = 100 * np.array(values(runs, "test_accuracy"))
+        milliseconds = 1000 / np.array(values(runs, "images_per_second"))
+        axis.errorbar(milliseconds.mean(), accuracy.mean(), xerr=milliseconds.std(),
+                      yerr=accuracy.std(), fmt="o", capsize=4, label=name)
+        axis.annotate(name, (milliseconds.mean(), accuracy.mean()), textcoords="offset points",
+                      xytext=(6, 6), fontsize=9)
+    axis.set_xlabel("training time per image (ms)")
+    axis.set_ylabel("test accuracy (%)")
+    axis.set_title("TinyResNet with attention: accuracy against cost (mean ± std)", fontsize=10)
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def plot_curves(records, path) -> str:
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    from kcnn.viz import save_figure
+
+    figure = Figure(figsize=(6, 4.2))
+    axis = figure.add_subplot(1, 1, 1)
+    for name, runs in records.items():
+        curve = mean_curve(runs, "val_accuracy")
+        axis.plot(range(1, len(curve) + 1), curve, marker="o", label=name)
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("validation accuracy (mean over seeds)")
+    axis.legend()
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from kcnn.report import Report
+
+    report = Report("Attention in a ResNet: none, SE, spatial, CBAM")
+    splits = dataset_splits(args.dataset, args.train_size, args.validation_size, args.test_size,
+                            args.data_dir)
+    records = {label(kind): [] for kind in KINDS}
+    start = time.perf_counter()
+    for seed in range(args.seeds):
+        for kind in KINDS:
+            record = run(MODEL, splits, args.epochs, seed, model_kwargs=model_kwargs(args, kind),
+                         precision=args.precision, time_inference=True)
+            records[label(kind)].append({"seed": seed, **record})
+            print(f"[{time.perf_counter() - start:6.0f} s] seed {seed} {label(kind):8s} test "
+                  f"{record['test_accuracy']:.4f} train {record['images_per_second']:.0f} img/s "
+                  f"({record['seconds']:.0f} s)", flush=True)
+    shape = splits.train[0].shape[1:]
+    costs = {label(k): macs(args, k, shape, len(splits.class_names)) for k in KINDS}
+    for claim, verdict, evidence in claims(records):
+        report.claim(claim, verdict, evidence)
+    report.text(
+        f"Data: {splits.describe()}; the same subsets for every run. CIFAR-10 is not on this "
+        "machine (no network), so the experiment runs on the dataset given by `--dataset`.\n\n"
+        f"Model: `{MODEL}` (course Listing 4) with width {args.width}, attention in every "
+        f"residual block (reduction ratio {args.attention_ratio} for SE and CBAM's channel "
+        f"attention, 7x7 convolution for the spatial attention); Adam 1e-3, batch 128, "
+        f"{args.epochs} epochs, precision `{args.precision}`, seeds 0-{args.seeds - 1} (mean ± std "
+        "over seeds). Speeds exclude the first epoch (tracing) and depend on the load of the "
+        "shared CPU (see the load average above); the variants ran in alternation."
+    )
+    if args.quick:
+        report.text("Quick mode: a smoke test of the script on tiny subsets, few epochs and one "
+                    "seed; its verdicts say nothing about the course. Run without `--quick`.")
+    report.table("Accuracy and cost", summarise(records, costs))
+    report.figure(plot_cost(records, os.path.join(args.out, "attention.png")),
+                  "test accuracy against training time per image (mean ± std over seeds)")
+    report.figure(plot_curves(records, os.path.join(args.out, "curves.png")),
+                  "validation accuracy per epoch (mean over seeds)")
+    report.results["runs"] = records
+    path = report.write(args.out)
+    print(report.markdown())
+    print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
