@@ -3,8 +3,10 @@ under the same training budget?
 
 1. Search: keras-tuner (Hyperband by default) explores `kcnn.tuning.CNNHyperModel` -- conv
    blocks, filters per block, kernel size, batch norm, dropout, dense width, optimizer, learning
-   rate, weight decay, augmentation -- on the training subset, scoring each trial on a hold-out
-   of it (10%, stratified). The test subset is never used by the search.
+   rate, weight decay, augmentation -- on the training and validation subsets pooled, from which
+   `kcnn.data` holds out (stratified) as many images as the validation subset has to score each
+   trial: the search trains on as many images as the comparison. The test subset is never used
+   by the search.
 2. Comparison: the best configuration found and `simple_cnn` (Listing 1, the space's default,
    Adam at 1e-3) are trained from scratch on the same training subset for the same number of
    epochs, with ``--seeds`` seeds each (`experiments/common.py`'s ``run``), and measured on the
@@ -48,7 +50,11 @@ def search(args, splits, epochs: int, max_trials: int):
     """Run (or resume) the search on the training subset; returns the hypermodel and result."""
     from kcnn import tuning
 
-    data = tuning.SearchData(splits.train, batch_size=128, seed=0)
+    import numpy as np
+
+    pooled = tuple(np.concatenate([a, b]) for a, b in zip(splits.train, splits.validation))
+    held_out = len(splits.validation[1]) / len(pooled[1])
+    data = tuning.SearchData(pooled, batch_size=128, validation_split=held_out, seed=0)
     hypermodel = tuning.CNNHyperModel(data.info, precision=args.precision)
     mode = "quick" if args.quick else "full"
     result = tuning.search(
@@ -141,8 +147,9 @@ def main(argv=None):
     statuses = [row["status"] for row in result.trials]
     report.text(
         f"{splits.describe()}. The search ({args.tuner}, at most {max_trials} trials of at most "
-        f"{epochs} epochs, early stopping after 3 epochs without progress) scored each trial on "
-        f"a 10% hold-out of the training subset; its table of every trial is "
+        f"{epochs} epochs, early stopping after 3 epochs without progress) trained each trial "
+        f"on {len(splits.train[1]):,} images and scored it on {len(splits.validation[1]):,} "
+        f"held out from the training and validation subsets pooled; its table of every trial is "
         f"`{result.results_markdown}`. The comparison trains each model from scratch on the "
         f"whole training subset for {epochs} epochs (batch 128) and measures it on the test "
         f"subset, which the search never saw."

@@ -7,8 +7,9 @@
   models: `simple_cnn` with Adam 1e-3, and `resnet18` with the CIFAR stem.
 - `SearchData`: the training and validation data of a search, made by `kcnn.data.make_dataset`
   once per augmentation preset a trial asks for.
-- `search`: runs a ``"random"``, ``"hyperband"`` or ``"bayesian"`` search with early stopping in
-  each trial, clears the Keras session between trials, and writes, in the project folder, the
+- `search`: runs a ``"random"``, ``"hyperband"`` or ``"bayesian"`` search -- whose first trial is
+  the space's defaults -- with early stopping in each trial, clears the Keras session between
+  trials, and writes, in the project folder, the
   results table of every trial (``results.csv`` and ``results.md``: hyperparameters, score,
   time, status, error), the best model (``best_model.keras``, atomically) and its
   hyperparameters (``best_hyperparameters.json``).
@@ -35,6 +36,7 @@ Example:
 
 from __future__ import annotations
 
+import abc
 import csv
 import dataclasses
 import io
@@ -47,6 +49,7 @@ import keras
 import keras_tuner
 
 from kcnn.files import save_model, write_json, write_text
+from kcnn.models.resnet import BLOCKS, STEMS
 from kcnn.training import (
     build_model,
     choose_jit_compile,
@@ -70,7 +73,7 @@ class SearchError(RuntimeError):
     """A search that cannot go on: its last trials all failed, or none completed."""
 
 
-class KcnnHyperModel(keras_tuner.HyperModel):
+class KcnnHyperModel(keras_tuner.HyperModel, metaclass=abc.ABCMeta):
     """What kcnn's search spaces share: the data they are built for, the precision policy, XLA,
     compiling with `kcnn.training.compile_model`, and fitting on `SearchData`.
 
@@ -102,13 +105,14 @@ class KcnnHyperModel(keras_tuner.HyperModel):
             isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape
         ):
             raise ValueError(
-                f"input_shape must be (height, width, channels) of positive integers, got {shape!r}"
+                f"input_shape must be (height, width, channels) of positive integers, got "
+                f"{shape!r} (for images of different sizes give SearchData an image_size)"
             )
         if classes is None:
             classes = info.num_classes if info is not None else 10
         if isinstance(classes, bool) or not isinstance(classes, int) or classes < 2:
             raise ValueError(f"classes must be an integer >= 2, got {classes!r}")
-        resolve_precision(precision)
+        resolve_precision(precision)  # raise now for a bad value, not in the first trial
         resolve_jit_compile(jit_compile)
         self.info = info
         self.input_shape = shape
@@ -116,13 +120,13 @@ class KcnnHyperModel(keras_tuner.HyperModel):
         self.precision = precision
         self.jit_compile = jit_compile
 
+    @abc.abstractmethod
     def model_arguments(self, hp) -> dict:
         """The builder's arguments for ``hp`` (declaring the architecture hyperparameters)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def training_arguments(self, hp) -> dict:
         """``optimizer``, ``learning_rate``, ``weight_decay`` and ``augment`` for ``hp``."""
-        raise NotImplementedError
 
     def declare_hyperparameters(self, hp):
         """Declare the whole space on ``hp`` without building a model (keras-tuner calls this
@@ -141,7 +145,8 @@ class KcnnHyperModel(keras_tuner.HyperModel):
             )
         compile_model(
             model, training["optimizer"], training["learning_rate"],
-            weight_decay=training["weight_decay"], jit_compile=resolve_jit_compile(self.jit_compile),
+            weight_decay=training["weight_decay"],
+            jit_compile=resolve_jit_compile(self.jit_compile),
         )
         # The optimizer's variables exist from the start, so the trial checkpoints (which hold
         # them) load completely: Hyperband continues a trial with its optimizer state, and the
@@ -157,7 +162,8 @@ class KcnnHyperModel(keras_tuner.HyperModel):
         """
         if not isinstance(data, SearchData):
             raise ValueError(
-                f"the data of a kcnn search must be a kcnn.tuning.SearchData, got {type(data).__name__}"
+                "the data of a kcnn search must be a kcnn.tuning.SearchData, got "
+                f"{type(data).__name__}"
             )
         train, validation = data.splits(hp.values.get("augment"))
         if model.jit_compile:
@@ -287,6 +293,10 @@ class ResNetHyperModel(KcnnHyperModel):
         super().__init__(info, **kwargs)
         if isinstance(stages, bool) or not isinstance(stages, int) or not 1 <= stages <= 4:
             raise ValueError(f"stages must be an integer from 1 to 4, got {stages!r}")
+        if stem not in STEMS:
+            raise ValueError(f"stem must be one of {STEMS}, got {stem!r}")
+        if block not in BLOCKS:
+            raise ValueError(f"block must be one of {tuple(BLOCKS)}, got {block!r}")
         self.stem = stem
         self.block = block
         self.stages = stages
@@ -406,7 +416,9 @@ class SearchData:
             )
         if self._validation is None:
             source = self.train if self.validation is None else self.validation
-            self._validation, _ = make_dataset(source, self.batch_size, "validation", **self.options)
+            self._validation, _ = make_dataset(
+                source, self.batch_size, "validation", **self.options
+            )
         return self._train[key], self._validation
 
 
@@ -462,17 +474,41 @@ def search_role() -> str:
     return "chief" if "chief" in os.environ["KERASTUNER_TUNER_ID"] else "worker"
 
 
+class _DefaultsFirst:
+    """Mixed into keras-tuner's oracles: the first values they draw are the space's defaults,
+    so every search trains the documented model first and its table holds the baseline
+    (keras-tuner itself starts at random)."""
+
+    def _random_values(self):
+        defaults = keras_tuner.HyperParameters()
+        defaults.merge(self.hyperparameters)  # registers each one with its default
+        if not self._duplicate(defaults.values):
+            return defaults.values
+        return super()._random_values()
+
+
+class _RandomOracle(_DefaultsFirst, keras_tuner.oracles.RandomSearchOracle):
+    pass
+
+
+class _HyperbandOracle(_DefaultsFirst, keras_tuner.oracles.HyperbandOracle):
+    pass
+
+
+class _BayesianOracle(_DefaultsFirst, keras_tuner.oracles.BayesianOptimizationOracle):
+    pass
+
+
 class _KcnnTuner:
     """Mixed into keras-tuner's tuners: records each trial's attempts and time, clears the Keras
     session after it, keeps the results table up to date, and stops after
-    ``max_consecutive_failures`` failed trials in a row."""
+    ``max_consecutive_failures`` failed trials in a row. The oracle comes made (`search`)."""
 
-    def __init__(self, *args, max_consecutive_failures=3, **kwargs):
+    def __init__(self, oracle, hypermodel, *, max_consecutive_failures=3, **kwargs):
         self.max_consecutive_failures = max_consecutive_failures
         self._consecutive_failures = 0
         self._started = {}
-        # keras-tuner's own limit raises before the failed trial is saved; kcnn counts instead.
-        super().__init__(*args, max_consecutive_failed_trials=None, **kwargs)
+        keras_tuner.Tuner.__init__(self, oracle, hypermodel, **kwargs)
 
     def on_search_begin(self):
         super().on_search_begin()
@@ -503,16 +539,12 @@ class _KcnnTuner:
             raise SearchError(_failure_message(self, trial))
 
 
-class _RandomSearch(_KcnnTuner, keras_tuner.RandomSearch):
-    pass
+class _Tuner(_KcnnTuner, keras_tuner.Tuner):
+    """Random search and Bayesian optimisation: their tuners only differ by their oracle."""
 
 
 class _Hyperband(_KcnnTuner, keras_tuner.Hyperband):
-    pass
-
-
-class _BayesianOptimization(_KcnnTuner, keras_tuner.BayesianOptimization):
-    pass
+    """Hyperband's tuner runs each trial for its bracket's epochs from its parent's weights."""
 
 
 def _failure_message(tuner, trial) -> str:
@@ -550,9 +582,11 @@ def search(
 ) -> SearchResult:
     """Search ``hypermodel``'s space on ``data`` with keras-tuner and save what it finds.
 
-    Each trial builds its model after ``keras.utils.clear_session()`` (keras-tuner's graphs and
-    models otherwise pile up in memory), trains it for at most ``epochs`` with early stopping on
-    the objective, and is timed. After every trial, ``results.csv`` and ``results.md`` in the
+    The first trial trains the space's defaults (for kcnn's spaces, the documented model), so
+    the results always hold that baseline; the tuner chooses the others. Each trial builds its
+    model after ``keras.utils.clear_session()`` (keras-tuner's graphs and models otherwise pile
+    up in memory), trains it for at most ``epochs`` with early stopping on the objective, and
+    is timed. After every trial, ``results.csv`` and ``results.md`` in the
     project folder list every trial; at the end the best model is saved there as
     ``best_model.keras`` (written atomically; `kcnn.load_model` loads it) and its
     hyperparameters as ``best_hyperparameters.json``. A trial whose model cannot be built or
@@ -618,21 +652,22 @@ def search(
     hps = keras_tuner.HyperParameters() if hyperparameters is None else hyperparameters.copy()
     if not data.augmentable and isinstance(hypermodel, CNNHyperModel) and "augment" not in hps:
         hps.Fixed("augment", "none")
-    common = dict(
-        objective=objective, hyperparameters=hps, seed=seed, directory=os.fspath(directory),
-        project_name=project_name, overwrite=overwrite,
-        executions_per_trial=executions_per_trial,
+    # kcnn stops after max_consecutive_failures itself: keras-tuner's own limit raises before
+    # the failed trial is saved.
+    options = dict(objective=objective, hyperparameters=hps, seed=seed,
+                   max_consecutive_failed_trials=None)
+    if tuner == "random":
+        oracle, kind = _RandomOracle(max_trials=max_trials, **options), _Tuner
+    elif tuner == "bayesian":
+        oracle, kind = _BayesianOracle(max_trials=max_trials, **options), _Tuner
+    else:
+        oracle = _HyperbandOracle(max_epochs=epochs, factor=hyperband_factor, **options)
+        oracle.max_trials, kind = max_trials, _Hyperband
+    search_tuner = kind(
+        oracle, hypermodel, directory=os.fspath(directory), project_name=project_name,
+        overwrite=overwrite, executions_per_trial=executions_per_trial,
         max_consecutive_failures=max_consecutive_failures,
     )
-    if tuner == "random":
-        search_tuner = _RandomSearch(hypermodel, max_trials=max_trials, **common)
-    elif tuner == "bayesian":
-        search_tuner = _BayesianOptimization(hypermodel, max_trials=max_trials, **common)
-    else:
-        search_tuner = _Hyperband(hypermodel, max_epochs=epochs, factor=hyperband_factor,
-                                  **common)
-        if isinstance(search_tuner.oracle, keras_tuner.Oracle):
-            search_tuner.oracle.max_trials = max_trials
     target = search_tuner.oracle.objective
     fit_callbacks = list(callbacks)
     if patience is not None:
@@ -761,7 +796,8 @@ def _best_epoch(trial):
     at ``tuner/initial_epoch``."""
     if trial.status != "COMPLETED" or trial.best_step is None:
         return None
-    return int(trial.best_step) + 1 + int(trial.hyperparameters.values.get("tuner/initial_epoch", 0))
+    start = int(trial.hyperparameters.values.get("tuner/initial_epoch", 0))
+    return start + int(trial.best_step) + 1
 
 
 def _format(value) -> str:

@@ -41,6 +41,12 @@ def test_random_search_writes_the_table_the_best_model_and_its_hyperparameters(
         assert float(row["seconds"]) > 0 and row["attempts"] == "1"
         assert row["filters_1"] == "4" and row["optimizer"] in ("adam", "sgd")
         assert 1 <= int(row["best_epoch"]) <= 2
+    # The first trial is the space's defaults (those small_space leaves free).
+    first = rows[0]
+    assert (first["kernel_size"], first["dropout"], first["optimizer"]) == ("3", "0.5", "adam")
+    assert float(first["learning_rate"]) == pytest.approx(1e-3)
+    assert rows[1] != {**rows[1], **{k: first[k] for k in ("kernel_size", "dropout", "optimizer",
+                                                            "learning_rate")}}
     best_row = max(rows, key=lambda row: float(row["val_accuracy"]))
     assert result.best_score == pytest.approx(float(best_row["val_accuracy"]))
 
