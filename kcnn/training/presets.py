@@ -16,7 +16,7 @@ PRESETS = {
         "schedule": "onecycle",
         "validation_split": 0.0,
     },
-    "fashion-accurate": {
+    "fashion-resnet": {
         "model": "resnet18",
         "model_kwargs": {"stem": "cifar", "width": 0.125},
         "data": "fashion_mnist",
