@@ -537,8 +537,8 @@ def main(argv=None) -> int:
     val_plot = plot_validation(records, os.path.join(args.out, "val_accuracy.png"))
     size_plot = plot_sizes(rows, os.path.join(args.out, "test_accuracy.png"))
     elapsed = time.perf_counter() - start
-    command = "python experiments/transfer_learning.py " + " ".join(sys.argv[1:] if argv is None
-                                                                  else argv)
+    arguments = sys.argv[1:] if argv is None else argv
+    command = " ".join(["python experiments/transfer_learning.py", *arguments])
     write_atomic(os.path.join(args.out, "results.json"), json.dumps(
         {"command": command, "plan": {k: list(v) if isinstance(v, tuple) else v
                                       for k, v in plan.items()},
