@@ -168,6 +168,14 @@ def main(argv=None):
         f"whole training subset for {epochs} epochs (batch 128) and measures it on the test "
         f"subset, which the search never saw."
     )
+    if args.quick:
+        report.text(
+            f"Quick mode: a subset of {splits.name}. With the quick defaults "
+            f"({QUICK['max_trials']} trials of at most {QUICK['epochs']} epochs, one seed) it is "
+            "a smoke test of the "
+            "script whose verdict says nothing about the course; run without `--quick` for the "
+            "full search and comparison."
+        )
     report.table("Search", [{
         "tuner": args.tuner,
         "trials": len(statuses),
