@@ -431,7 +431,7 @@ class SearchResult:
             holds only ``project_dir``; the chief writes the files.
         project_dir: the folder of the search (keras-tuner's files and kcnn's).
         objective: the name of the objective, e.g. ``"val_accuracy"``.
-        best_trial: the id of the best completed trial.
+        best_trial: the id of the best completed trial (see `best_trial`).
         best_score: its objective value.
         best_hyperparameters: its hyperparameter values.
         trials: one dict per trial, as in the results table.
@@ -686,14 +686,13 @@ def _finish(search_tuner, hypermodel, role, project_dir, start) -> SearchResult:
     """Write the results table, the best model and its hyperparameters."""
     oracle = search_tuner.oracle
     rows = write_results(oracle, project_dir)
-    best = oracle.get_best_trials(1)
-    if not best or best[0].status != "COMPLETED":
+    trial = best_trial(oracle)
+    if trial is None:
         raise SearchError(
             f"no trial of the search in {project_dir} completed; the errors are in "
             f"{os.path.join(project_dir, RESULTS_MARKDOWN)}"
         )
-    trial = best[0]
-    model = search_tuner.get_best_models(1)[0]
+    model = search_tuner.load_model(trial)  # its weights at its best epoch
     model_path = os.path.join(project_dir, BEST_MODEL)
     save_model(model, model_path)
     hp = trial.hyperparameters
@@ -724,6 +723,19 @@ def _finish(search_tuner, hypermodel, role, project_dir, start) -> SearchResult:
         results_markdown=os.path.join(project_dir, RESULTS_MARKDOWN),
         seconds=time.perf_counter() - start,
     )
+
+
+def best_trial(oracle):
+    """The completed trial with the best score, the earliest of those that tie (so a search
+    keeps its first trial, the space's defaults, over a configuration that only equals it);
+    None when no trial completed. keras-tuner's own ranking breaks ties in the order it happens
+    to reload the trials' files."""
+    completed = [t for t in oracle.trials.values()
+                 if t.status == "COMPLETED" and t.score is not None]
+    if not completed:
+        return None
+    sign = -1.0 if oracle.objective.direction == "max" else 1.0
+    return min(completed, key=lambda t: (sign * t.score, _trial_order(t.trial_id)))
 
 
 def write_results(oracle, project_dir) -> list[dict]:
@@ -782,7 +794,7 @@ def _markdown(rows, columns, oracle, project_dir) -> str:
         + (", ".join(f"{n} {status.lower()}" for status, n in counts.items()) or "none") + ".",
     ]
     if completed:
-        best = oracle.get_best_trials(1)[0]
+        best = best_trial(oracle)
         lines.append(f"Best: trial {best.trial_id}, {objective.name} = {_format(best.score)}.")
     lines += ["", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:

@@ -170,3 +170,19 @@ def test_ready_made_datasets_a_space_name_and_the_resnet_space(tmp_path, arrays,
     depth = resnet.best_hyperparameters["stage1_blocks"]
     assert model.get_layer(f"stage1_block{depth}") is not None
     assert model.predict(arrays[0][:2].astype("float32") / 255, verbose=0).shape == (2, 3)
+
+
+def test_the_best_trial_is_the_earliest_of_those_that_tie():
+    from types import SimpleNamespace
+
+    def trial(trial_id, score, status="COMPLETED"):
+        return SimpleNamespace(trial_id=trial_id, score=score, status=status)
+
+    trials = [trial("12", 0.8), trial("3", 0.7), trial("18", 0.8), trial("20", None, "FAILED")]
+    oracle = SimpleNamespace(trials={t.trial_id: t for t in reversed(trials)},
+                             objective=keras_tuner.Objective("val_accuracy", "max"))
+    assert tuning.best_trial(oracle).trial_id == "12"
+    oracle.objective = keras_tuner.Objective("val_loss", "min")
+    assert tuning.best_trial(oracle).trial_id == "3"
+    oracle.trials = {"20": trials[3]}
+    assert tuning.best_trial(oracle) is None
