@@ -24,7 +24,7 @@ Writes ``report.md`` (command, hardware, time, tables, one verdict per claim), `
 
 Example:
     python experiments/architectures.py --quick
-    python experiments/architectures.py             # full: about 30 minutes on 2 CPU cores
+    python experiments/architectures.py             # full: about 35 minutes on 2 CPU cores
 """
 
 from __future__ import annotations
@@ -54,13 +54,14 @@ COURSE_TABLE = (  # (model, registry name, builder arguments, parameters in the 
 )
 TABLE_TOLERANCE = 0.05  # the course's rounded counts, within 5 %
 QUICK = dict(train_size=128, validation_size=50, test_size=100, epochs=2, seeds=1)
-FULL = dict(train_size=3000, validation_size=500, test_size=2000, epochs=2, seeds=1)
+FULL = dict(train_size=3000, validation_size=500, test_size=1000, epochs=2, seeds=2)
 
 
 def parse_args(argv=None):
     result = parser(__doc__.split("\n\n")[0], "architectures")
     result.add_argument("--train-size", type=int,
-                        help=f"training images (quick {QUICK['train_size']}, full {FULL['train_size']})")
+                        help=f"training images (quick {QUICK['train_size']}, "
+                        f"full {FULL['train_size']})")
     result.add_argument("--test-size", type=int,
                         help=f"test images (quick {QUICK['test_size']}, full {FULL['test_size']})")
     result.add_argument("--epochs", type=int,
@@ -101,7 +102,8 @@ def course_table() -> list[dict]:
         rows.append({
             "model": title,
             "builder": name + "".join(f", {k}={v}" for k, v in kwargs.items()),
-            "course's parameters": f"{claimed / 1e6:g}M" if claimed >= 1e6 else f"{claimed / 1e3:g}K",
+            "course's parameters": (f"{claimed / 1e6:g}M" if claimed >= 1e6
+                                    else f"{claimed / 1e3:g}K"),
             "trainable parameters": params,
             "difference": f"{params / claimed - 1:+.1%}",
             "input": "x".join(str(d) for d in shape),
@@ -139,9 +141,11 @@ def summary_rows(records: dict, costs: dict) -> list[dict]:
             "MACs": costs[name][1],
             "test accuracy %": pct(values(runs, "test_accuracy")),
             "train accuracy %": pct(values(runs, "train_accuracy")),
+            "last-epoch training loss": round(statistics.mean(r["loss"][-1] for r in runs), 3),
             "training time s": round(statistics.mean(values(runs, "train_seconds")), 1),
-            "train images/s": round(statistics.mean(values(runs, "images_per_second")), 1),
-            "inference images/s": round(statistics.mean(values(runs, "inference_images_per_second")), 1),
+            "train images/s": round(statistics.mean(values(runs, "images_per_second"))),
+            "inference images/s": round(
+                statistics.mean(values(runs, "inference_images_per_second"))),
         })
     return rows
 
@@ -162,7 +166,8 @@ def claims(table: list[dict], records: dict) -> list[tuple[str, bool | None, str
     vgg, resnet = counted["VGG-16"], counted["ResNet-50"]
     found.append((
         "VGG-16 is much heavier than ResNet-50 (138M against 25M parameters)",
-        vgg["trainable parameters"] > resnet["trainable parameters"] and vgg["MACs"] > resnet["MACs"],
+        (vgg["trainable parameters"] > resnet["trainable parameters"]
+         and vgg["MACs"] > resnet["MACs"]),
         f"VGG-16 {vgg['trainable parameters'] / resnet['trainable parameters']:.1f}x the "
         f"parameters and {vgg['MACs'] / resnet['MACs']:.1f}x the multiply-accumulates of ResNet-50 "
         "at 224x224",
@@ -171,12 +176,16 @@ def claims(table: list[dict], records: dict) -> list[tuple[str, bool | None, str
     def accuracy(name):
         return values(records[name], "test_accuracy")
 
+    def loss(name):
+        return statistics.mean(r["loss"][-1] for r in records[name])
+
     found.append((
         "With skip connections (TinyResNet) the network is more accurate than the plain "
         "VGG-style stack (TinyVGG), same data and budget",
         compare(accuracy("tiny_resnet"), accuracy("tiny_vgg"), ACCURACY_FLOOR),
         f"tiny_resnet {pct(accuracy('tiny_resnet'))} vs tiny_vgg {pct(accuracy('tiny_vgg'))} % "
-        "test accuracy",
+        f"test accuracy (last-epoch training loss {loss('tiny_resnet'):.3f} vs "
+        f"{loss('tiny_vgg'):.3f})",
     ))
     later = [name for name, *_ in ARCHITECTURES if name != "lenet5"]
     verdicts = [compare(accuracy(name), accuracy("lenet5"), ACCURACY_FLOOR) for name in later]
@@ -190,41 +199,35 @@ def claims(table: list[dict], records: dict) -> list[tuple[str, bool | None, str
 
 
 def plot_costs(records: dict, costs: dict, path) -> str:
-    """Test accuracy and training / inference speed against MACs (log scales)."""
+    """Test accuracy and training / inference speed against MACs (log scales), one colour per
+    architecture."""
     from matplotlib.figure import Figure
 
     from kcnn.viz import save_figure
 
     figure = Figure(figsize=(11, 4.2), layout="constrained")
     left, right = figure.subplots(1, 2)
-    for name, *_ in ARCHITECTURES:
-        runs, macs = records[name], costs[name][1]
+    for index, (name, *_) in enumerate(ARCHITECTURES):
+        runs, (params, macs), colour = records[name], costs[name], f"C{index}"
         accuracy = 100 * np.array(values(runs, "test_accuracy"))
-        left.errorbar(macs, accuracy.mean(), yerr=accuracy.std(), fmt="o", capsize=4)
-        left.annotate(f"{name}\n{costs[name][0] / 1e6:.2f}M params", (macs, accuracy.mean()),
-                      textcoords="offset points", xytext=(6, 4), fontsize=8)
-        for key, marker, label in (("images_per_second", "o", "training"),
-                                   ("inference_images_per_second", "s", "inference")):
-            speed = statistics.mean(values(runs, key))
-            right.scatter(macs, speed, marker=marker, color="C0" if label == "training" else "C1",
-                          label=label if name == ARCHITECTURES[0][0] else None)
-            if label == "training":
-                right.annotate(name, (macs, speed), textcoords="offset points", xytext=(6, 4),
-                               fontsize=8)
-    left.set_xscale("log")
-    left.margins(x=0.25, y=0.2)
-    left.set_xlabel("multiply-accumulates per image")
+        left.errorbar(macs, accuracy.mean(), yerr=accuracy.std(), fmt="o", capsize=4,
+                      color=colour, label=f"{name} ({params / 1e6:.2f}M parameters)")
+        right.scatter(macs, statistics.mean(values(runs, "images_per_second")), marker="o",
+                      color=colour, label=f"{name}, training")
+        right.scatter(macs, statistics.mean(values(runs, "inference_images_per_second")),
+                      marker="s", facecolors="none", edgecolors=colour,
+                      label=f"{name}, inference")
     left.set_ylabel("test accuracy (%)")
     left.set_title("accuracy against computation (same data and budget)", fontsize=10)
-    right.set_xscale("log")
     right.set_yscale("log")
-    right.margins(x=0.25, y=0.2)
-    right.set_xlabel("multiply-accumulates per image")
     right.set_ylabel("images per second")
     right.set_title("speed on this CPU", fontsize=10)
-    right.legend(fontsize=8)
     for axis in (left, right):
-        axis.grid(alpha=0.3, which="both")
+        axis.set_xscale("log")
+        axis.margins(x=0.15, y=0.15)
+        axis.set_xlabel("multiply-accumulates per image")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
     return save_figure(figure, path)
 
 
@@ -251,6 +254,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from kcnn.report import Report
+    from kcnn.training import resolve_precision
+
+    precision = resolve_precision(args.precision)
 
     report = Report("Classic architectures: size, computation, accuracy and speed")
     table = course_table()
@@ -268,13 +274,17 @@ def main(argv=None) -> int:
         "conversion of the data); the course's CIFAR-10 needs `--dataset cifar10` and the "
         "files or a network.\n\n"
         f"Budget: Adam 1e-3, batch 128, {args.epochs} epochs on the {len(splits.train[1]):,} "
-        f"training images, precision `{args.precision}`, seeds 0-{args.seeds - 1} (mean ± std "
+        f"training images, precision `{precision}`, seeds 0-{args.seeds - 1} (mean ± std "
         "over seeds). Training speed excludes the first epoch (tracing); inference speed is "
         "`model.predict` on the test images, timed on a second pass. Speeds depend on the load "
         "of the shared CPU (see the load average above); the models ran in alternation. A "
         "difference of accuracy counts only beyond the seeds' spread and "
         f"{ACCURACY_FLOOR:.1%} (`kcnn.report.compare`). MACs: `kcnn.convmath.macs`, one per "
-        "weight applied (convolutions and dense layers), for one image."
+        "weight applied (convolutions and dense layers), for one image. The accuracies are "
+        "measured in inference mode, where batch normalization uses its moving averages; the "
+        "last-epoch training loss is the running loss in training mode: after few steps a "
+        "network with batch normalization can have a low training loss and a low accuracy, "
+        "while its moving averages lag behind its weights."
     )
     if args.quick:
         report.text("Quick mode: a smoke test of the script on tiny subsets, few epochs and one "

@@ -178,7 +178,7 @@ def run(model: str, splits: Splits, epochs: int, seed: int, *, model_kwargs=None
     from kcnn.training import TrainingDiverged, build_model, train
 
     start = time.perf_counter()
-    options = dict(normalize="unit", validation_split=0.0, class_names=splits.class_names)
+    options = dict(normalize=None, validation_split=0.0, class_names=splits.class_names)
     train_data, info = make_dataset(splits.train, batch_size, augment=augment, seed=seed, **options)
     evaluation = {
         part: make_dataset(getattr(splits, part), 256, shuffle=False, **options)[0]

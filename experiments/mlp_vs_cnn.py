@@ -98,14 +98,14 @@ def shift_images(images: np.ndarray, pixels: int, direction) -> np.ndarray:
 
 
 def accuracy_under_shifts(model, images, labels, max_shift: int) -> list[float]:
-    """Test accuracy of ``model`` (which takes pixels in [0, 1]) on ``images`` shifted by 0,
+    """Test accuracy of ``model`` (which takes raw pixels in [0, 255]) on ``images`` shifted by 0,
     1, ..., ``max_shift`` pixels, each the mean over the four directions."""
     result = []
     for pixels in range(max_shift + 1):
         directions = DIRECTIONS if pixels else DIRECTIONS[:1]
         scores = []
         for direction in directions:
-            moved = shift_images(images, pixels, direction).astype("float32") / 255.0
+            moved = shift_images(images, pixels, direction).astype("float32")
             predicted = model.predict(moved, batch_size=500, verbose=0).argmax(axis=-1)
             scores.append(float(np.mean(predicted == labels)))
         result.append(statistics.mean(scores))
@@ -313,6 +313,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from kcnn.report import Report
+    from kcnn.training import resolve_precision
+
+    precision = resolve_precision(args.precision)
 
     report = Report("MLP vs CNN: size, accuracy and translation")
     results, missing, described, example = {}, {}, [], None
@@ -337,8 +340,8 @@ def main(argv=None) -> int:
     report.text(
         f"Data: {'; '.join(described)}; the same subsets for every run.{not_found}\n\n"
         f"Models: `mlp` (784-128-10), `tiny_cnn` (2 conv + pooling, 8 and 16 filters) and "
-        f"`simple_cnn` (Listing 1), on 28x28x1 images in [0, 1], standardised by their first "
-        f"layer; Adam 1e-3, batch 128, {args.epochs} epochs, precision `{args.precision}`, seeds "
+        f"`simple_cnn` (Listing 1), on 28x28x1 images (raw 0-255 pixels), standardised by their first "
+        f"layer; Adam 1e-3, batch 128, {args.epochs} epochs, precision `{precision}`, seeds "
         f"0-{args.seeds - 1} (mean ± std over seeds). Training speed excludes the first epoch "
         "(tracing) and depends on the load of the shared CPU (see the load average above); the "
         "models ran in alternation. A difference of accuracy counts only beyond the seeds' "

@@ -318,6 +318,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from kcnn.report import Report
+    from kcnn.training import resolve_precision
+
+    precision = resolve_precision(args.precision)
 
     report = Report("Regularisation: batch norm, dropout, L2, augmentation, DropPath")
     splits = dataset_splits(args.dataset, args.train_size, args.validation_size, args.test_size,
@@ -350,7 +353,7 @@ def main(argv=None) -> int:
         f"Baseline: `{CNN}` with the defaults of the course's Listing 1 (filters 32-64, "
         f"Dense 128) and dropout 0; Adam, learning rate 1e-3 unless the table says otherwise, "
         f"batch 128, {args.epochs} epochs ({args.resnet_epochs} for `{RESNET}`, width "
-        f"{args.resnet_width}); precision `{args.precision}`; seeds 0-{args.seeds - 1} "
+        f"{args.resnet_width}); precision `{precision}`; seeds 0-{args.seeds - 1} "
         f"(mean ± std over seeds). Train accuracy is measured in inference mode on the training "
         "subset; gap = train - test accuracy. `s/epoch` excludes the first epoch (tracing) and "
         "depends on the load of the shared CPU (see the load average above)."

@@ -19,13 +19,14 @@ A three-stage version of the course's Listing 1 CNN (`configurable_cnn`, filters
    stage's globally averaged feature maps; the test accuracy it reaches says how directly the
    features of that depth give the class.
 3. The explanations (`kcnn.viz`: Grad-CAM, Grad-CAM++, Score-CAM, saliency, SmoothGrad, and the
-   course's Listing 9) on correctly and wrongly classified test images, by a deletion test
-   (Samek et al., "Evaluating the visualization of what a deep neural network has learned",
-   IEEE TNNLS 2017): setting to the background (0) the 10 % of pixels a map ranks highest
-   ("most relevant first") must lower the predicted class's probability more than deleting
-   the 10 % of the object's pixels it ranks lowest ("least relevant first"); deleting 10 %
-   random pixels of the object is shown too. Also the share of the map's mass on the object
-   (pixels > 0.1).
+   course's Listing 9) on correctly and wrongly classified test images, by the perturbation
+   test of Samek et al. ("Evaluating the visualization of what a deep neural network has
+   learned", IEEE TNNLS 2017): replacing by uniform noise the 10 % of pixels a map ranks
+   highest ("most relevant first") must lower the predicted class's probability more than
+   replacing the 10 % it ranks lowest ("least relevant first"); 10 % random pixels are shown
+   too. Noise rather than the black background, so that a map pointing at the background (the
+   *absence* of pixels below a sneaker) is tested too. Also the share of the map's mass on
+   the object (pixels > 0.1).
 
 Writes ``report.md`` (command, hardware, time, tables, one verdict per claim),
 ``results.json``, ``filters.png`` (conv1 before and after training), ``feature_maps.png``
@@ -51,9 +52,9 @@ from common import ACCURACY_FLOOR, dataset_splits, parser, pct, positive, run, v
 MODEL = "configurable_cnn"
 METHODS = ("gradcam", "gradcam++", "scorecam", "saliency", "smoothgrad", "listing9")
 EDGE_FILTERS = ("vertical_edge", "horizontal_edge", "laplacian")
-DELETED = 0.10  # share of the pixels the deletion test removes
-OBJECT = 0.1  # pixels brighter than this (in [0, 1]) are the object; Fashion-MNIST's background is 0
-RANDOM_DRAWS = 5  # random deletions per image for the baseline
+PERTURBED = 0.10  # share of the pixels the perturbation test replaces by noise
+OBJECT = 25  # pixels brighter than this (of 255) are the object; Fashion-MNIST's background is 0
+RANDOM_DRAWS = 5  # random perturbations per image for the baseline
 NULL_DRAWS = 1000  # random initialisations of conv1 for the chance level of the filter measure
 PROBABILITY_FLOOR = 0.02  # falls of probability under 2 points are not called a difference
 QUICK = dict(train_size=3000, validation_size=500, test_size=2000, epochs=2, seeds=1,
@@ -174,7 +175,7 @@ def probe_accuracies(model, layers, train, test, seed: int) -> dict:
     """Test accuracy of a linear softmax probe on each layer's globally averaged feature maps.
 
     Args:
-        model: the trained model (it takes images in [0, 1]).
+        model: the trained model (it takes raw pixels in [0, 255], as every kcnn model).
         layers: the feature-map layers probed.
         train, test: ``(uint8 images, labels)`` to fit and to score the probes.
         seed: seeds the probes' initialisation and shuffling.
@@ -187,7 +188,7 @@ def probe_accuracies(model, layers, train, test, seed: int) -> dict:
          for n in layers],
     )
     features = {
-        part: pooled.predict(images / 255.0, batch_size=256, verbose=0)
+        part: pooled.predict(images.astype("float32"), batch_size=256, verbose=0)
         for part, (images, _) in (("train", train), ("test", test))
     }
     classes = int(max(train[1].max(), test[1].max())) + 1
@@ -250,38 +251,39 @@ def predict(model, images) -> np.ndarray:
     return model.predict(images, batch_size=256, verbose=0)
 
 
-def deletion(model, images, maps, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The deletion test: per image, how much the predicted class's probability falls when the
-    `DELETED` share of the pixels is set to 0: those ``maps`` ranks highest (most relevant
-    first), the object's pixels it ranks lowest (least relevant first; the background, already
-    0, would change nothing), and random pixels of the object (mean of `RANDOM_DRAWS` draws).
-    An object smaller than that share is deleted whole, then background pixels.
+def perturbation(model, images, maps, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The perturbation test: per image, how much the predicted class's probability falls when
+    the `PERTURBED` share of the pixels is replaced by uniform noise in [0, 255] (one noise image
+    per image, the same for the three choices): the pixels ``maps`` ranks highest (most
+    relevant first), those it ranks lowest (least relevant first), and random ones (mean of
+    `RANDOM_DRAWS` draws). Ties are broken at random.
 
     Returns:
         ``(most relevant first, least relevant first, random)`` falls, one value per image.
     """
     count, height, width, channels = images.shape
     pixels = height * width
-    deleted = max(1, round(DELETED * pixels))
+    replaced = max(1, round(PERTURBED * pixels))
     probabilities = predict(model, images)
     classes = probabilities.argmax(axis=-1)
     before = probabilities[np.arange(count), classes]
 
+    rows = np.arange(count)[:, None]
+    noise = 255 * rng.random((count, pixels, channels), dtype="float32")
+
     def fall(chosen):
         flat = images.reshape(count, pixels, channels).copy()
-        flat[np.arange(count)[:, None], chosen] = 0
+        flat[rows, chosen] = noise[rows, chosen]
         after = predict(model, flat.reshape(images.shape))[np.arange(count), classes]
         return before - after
 
-    ranks = maps.reshape(count, pixels)
-    background = images.max(axis=-1).reshape(count, pixels) <= OBJECT
-    top = np.argsort(-ranks, axis=1, kind="stable")[:, :deleted]
-    # keys in [0, 1) for the object's pixels, [1, 2) for the background: object pixels first
-    bottom = np.argsort(ranks / max(float(ranks.max()), 1e-12) * 0.999 + background, axis=1,
-                        kind="stable")[:, :deleted]
-    draws = [fall(np.argsort(rng.random((count, pixels)) + background, axis=1)[:, :deleted])
+    # maps lie in [0, 1]: a random key 1e-7 times smaller only breaks ties
+    keys = maps.reshape(count, pixels) + 1e-7 * rng.random((count, pixels))
+    most = np.argsort(-keys, axis=1)[:, :replaced]
+    least = np.argsort(keys, axis=1)[:, :replaced]
+    draws = [fall(np.argsort(rng.random((count, pixels)), axis=1)[:, :replaced])
              for _ in range(RANDOM_DRAWS)]
-    return fall(top), fall(bottom), np.mean(draws, axis=0)
+    return fall(most), fall(least), np.mean(draws, axis=0)
 
 
 def object_mass(images, maps) -> np.ndarray:
@@ -303,16 +305,17 @@ def image_correlation(images, maps) -> np.ndarray:
 
 
 def explained_images(model, test, count: int) -> dict:
-    """The first ``count`` correctly and wrongly classified test images, in [0, 1], with their
-    labels and predicted probabilities."""
+    """The first ``count`` correctly and wrongly classified test images, as float32 pixels in
+    [0, 255], with their labels and predicted probabilities."""
     images, labels = test
-    probabilities = predict(model, images / 255.0)
+    images = images.astype("float32")
+    probabilities = predict(model, images)
     predicted = probabilities.argmax(axis=-1)
     groups = {}
     for name, mask in (("correct", predicted == labels), ("wrong", predicted != labels)):
         chosen = np.flatnonzero(mask)[:count]
         groups[name] = {
-            "images": (images[chosen] / 255.0).astype("float32"), "labels": labels[chosen],
+            "images": images[chosen], "labels": labels[chosen],
             "predicted": predicted[chosen],
             "confidence": probabilities[chosen, predicted[chosen]],
         }
@@ -320,7 +323,7 @@ def explained_images(model, test, count: int) -> dict:
 
 
 def measure_explanations(model, groups, seed: int) -> tuple[dict, dict]:
-    """Every method on both groups: the deletion test, the mass on the object, the time per
+    """Every method on both groups: the perturbation test, the mass on the object, the time per
     image, and for Listing 9 how often its map is the image itself or empty.
 
     Returns:
@@ -338,7 +341,7 @@ def measure_explanations(model, groups, seed: int) -> tuple[dict, dict]:
             start = time.perf_counter()
             found = explain(model, images, method)
             seconds = (time.perf_counter() - start) / len(images)
-            most, least, at_random = deletion(model, images, found, rng)
+            most, least, at_random = perturbation(model, images, found, rng)
             measures[group][method] = {
                 "fall": float(most.mean()), "least relevant fall": float(least.mean()),
                 "random fall": float(at_random.mean()),
@@ -392,6 +395,9 @@ def plot_methods(data, maps, class_names, path, rows: int = 4) -> str | None:
                                fontsize=7)
         for column, method in enumerate(METHODS, start=1):
             axes[row, column].imshow(viz.overlay(image, maps[method][row]))
+            if not maps[method][row].any():
+                axes[row, column].text(0.5, 0.05, "empty map", color="white", ha="center",
+                                       fontsize=7, transform=axes[row, column].transAxes)
             if row == 0:
                 axes[row, column].set_title(method, fontsize=8)
     for axis in axes.flat:
@@ -436,9 +442,9 @@ def summary_rows(records, layers, receptive) -> dict:
             explanation_rows.append({
                 "images": f"{group} ({records[0]['explained'][group]})",
                 "method": method,
-                "fall, most relevant 10 % deleted": pct([r["fall"] for r in runs]),
-                "least relevant 10 % of the object": pct([r["least relevant fall"] for r in runs]),
-                "random 10 % of the object": pct([r["random fall"] for r in runs]),
+                "fall, most relevant 10 % replaced": pct([r["fall"] for r in runs]),
+                "least relevant 10 %": pct([r["least relevant fall"] for r in runs]),
+                "random 10 %": pct([r["random fall"] for r in runs]),
                 "map mass on the object %": pct([r["object mass"] for r in runs]),
                 "uniform map %": pct([r["uniform object mass"] for r in runs]),
                 "ms per image": round(1000 * statistics.mean(r["seconds per image"] for r in runs), 1),
@@ -476,10 +482,10 @@ def claims(records, layers) -> list[tuple[str, bool | None, str]]:
             falls, least = [r["fall"] for r in runs], [r["least relevant fall"] for r in runs]
             found.append((
                 f"Grad-CAM shows the regions the prediction rests on ({words} classified "
-                "images): deleting the 10 % of pixels it ranks highest lowers the predicted "
-                "probability more than deleting the 10 % of the object it ranks lowest",
+                "images): replacing the 10 % of pixels it ranks highest by noise lowers the "
+                "predicted probability more than replacing the 10 % it ranks lowest",
                 compare(falls, least, PROBABILITY_FLOOR),
-                f"fall {pct(falls)} vs {pct(least)} points (random object pixels: "
+                f"fall {pct(falls)} vs {pct(least)} points (random pixels: "
                 f"{pct([r['random fall'] for r in runs])})",
             ))
     runs = [r["explanations"]["correct"]["listing9"] for r in records
@@ -495,7 +501,8 @@ def claims(records, layers) -> list[tuple[str, bool | None, str]]:
             f"its map is the input image itself (correlation > 0.99) for "
             f"{pct([r['image itself'] for r in runs])} % of the images and empty (0/0 in the "
             f"listing) for {pct([r['empty'] for r in runs])} % (correctly classified images); "
-            f"deletion fall {pct(falls)} vs {pct(least)} points",
+            f"fall with its most relevant 10 % replaced by noise {pct(falls)} vs least "
+            f"relevant {pct(least)} points",
         ))
     return found
 
@@ -506,6 +513,9 @@ def main(argv=None) -> int:
     from kcnn import convmath
     from kcnn.files import save_model
     from kcnn.report import Report
+    from kcnn.training import resolve_precision
+
+    precision = resolve_precision(args.precision)
 
     report = Report("What a CNN learned: filters, feature maps, explanations")
     splits = dataset_splits(args.dataset, args.train_size, args.validation_size, args.test_size,
@@ -550,7 +560,7 @@ def main(argv=None) -> int:
         "experiment runs on the dataset given by `--dataset`.\n\n"
         f"Model: `{MODEL}` with filters {'-'.join(map(str, args.filters))} (the course's "
         f"Listing 1 with a third stage), Dense 128, dropout 0.5; Adam 1e-3, batch 128, "
-        f"{args.epochs} epochs, precision `{args.precision}`, seeds 0-{args.seeds - 1} (mean ± "
+        f"{args.epochs} epochs, precision `{precision}`, seeds 0-{args.seeds - 1} (mean ± "
         f"std over seeds; figures from seed 0, whose model is saved as `{args.model_path}`)."
     )
     if args.quick:
@@ -567,15 +577,13 @@ def main(argv=None) -> int:
     report.table("conv1's filters against the classic filters", tables["filters"])
     report.table("Three depths: feature maps and linear probes", tables["depths"])
     report.text(
-        f"Deletion test on the first {args.explained} correctly and wrongly classified test "
-        "images: the fall of the predicted class's probability (points) when the 10 % of pixels "
-        "a method ranks highest are set to 0 (the background), against the 10 % of the object's "
-        f"pixels (brightness > {OBJECT}) it ranks lowest, and 10 % random pixels of the object "
-        f"(mean of {RANDOM_DRAWS} draws; scattered holes, which the network never saw, cost "
-        "more than a compact region). *map mass on the object*: the share of the map on the "
-        "object's pixels (a uniform map gives the object's area). A map can rightly point at "
-        "the background (the *absence* of pixels below a sneaker): deleting it changes nothing, "
-        "so this test cannot credit such evidence."
+        f"Perturbation test on the first {args.explained} correctly and wrongly classified "
+        "test images: the fall of the predicted class's probability (points) when the 10 % of "
+        "pixels a method ranks highest are replaced by uniform noise, against the 10 % it ranks "
+        f"lowest, and 10 % random pixels (mean of {RANDOM_DRAWS} draws; scattered noise costs "
+        "more than a compact patch, so compare a method's first two columns). *map mass on the "
+        f"object*: the share of the map on the object's pixels (brightness > {OBJECT}; a "
+        "uniform map gives the object's area)."
     )
     report.table("Explanations", tables["explanations"])
     for path, caption in figures:

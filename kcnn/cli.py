@@ -60,8 +60,9 @@ def _run_models(args):
 
 _EXPLAIN_METHODS = ("gradcam", "gradcam++", "scorecam", "saliency", "smoothgrad")
 _PIXEL_SCALE_HELP = (
-    "multiply the image's 0-255 pixel values by this before the model (default 1/255: inputs "
-    "in [0, 1]; 1 for a model that rescales its input itself)"
+    "multiply the image's 0-255 pixel values by this before the model (default 1: the raw "
+    "pixels, which every model kcnn saves takes; 1/255 for a model of your own that expects "
+    "inputs in [0, 1])"
 )
 
 
@@ -83,7 +84,7 @@ def _add_explain_command(subparsers):
                         help="explain this class instead of the predicted one")
     parser.add_argument("--layer", help="feature-map layer of the CAM methods (default: the "
                         "model's Grad-CAM target)")
-    parser.add_argument("--scale", type=float, default=1 / 255, help=_PIXEL_SCALE_HELP)
+    parser.add_argument("--scale", type=float, default=1.0, help=_PIXEL_SCALE_HELP)
     parser.set_defaults(run=_run_explain)
 
 
@@ -148,7 +149,7 @@ def _add_visualize_command(subparsers):
                         help="a layer to draw; repeat for several (nested models searched)")
     parser.add_argument("--out", default=os.path.join("results", "visualize"),
                         help="folder for the figures (default: results/visualize)")
-    parser.add_argument("--scale", type=float, default=1 / 255, help=_PIXEL_SCALE_HELP)
+    parser.add_argument("--scale", type=float, default=1.0, help=_PIXEL_SCALE_HELP)
     parser.set_defaults(run=_run_visualize)
 
 
@@ -311,7 +312,7 @@ def _add_evaluate_command(subparsers):
     parser = subparsers.add_parser(
         "evaluate", help="accuracy and loss of a saved model on a dataset split",
         description="Load a .keras model (safe mode; .h5 and SavedModel are refused) and "
-        "evaluate it on a split of a dataset. The images are scaled to [0, 1] and resized to "
+        "evaluate it on a split of a dataset. The images are fed as raw 0-255 pixels, resized to "
         "the model's input, as `kcnn train` feeds them.",
     )
     parser.add_argument("model", help="the .keras model file")
@@ -332,7 +333,7 @@ def _run_evaluate(args):
     size = (height, width) if height and width else None
     dataset, info = make_dataset(
         args.dataset, args.batch_size, split=args.split, image_size=size, channels=channels,
-        normalize="unit", data_dir=args.data_dir,
+        normalize=None, data_dir=args.data_dir,
     )
     classes = model.outputs[0].shape[-1]
     if classes != info.num_classes:
@@ -350,7 +351,7 @@ def _add_predict_command(subparsers):
         "predict", help="top-k classes of images under a saved model",
         description="Load a .keras model (safe mode) and print the top-k classes of each image, "
         "with the class names of the run.json that `kcnn train` wrote next to the model (class "
-        "indices without one). Images are scaled to [0, 1] and resized to the model's input.",
+        "indices without one). Images are fed as raw 0-255 pixels, resized to the model's input.",
     )
     parser.add_argument("model", help="the .keras model file")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG...)")
@@ -371,7 +372,7 @@ def _run_predict(args):
     model = load_model(args.model, compile=False)
     run = read_run(os.path.dirname(os.path.abspath(args.model))) or {}
     names = run.get("class_names")
-    images = np.stack([_load_image_for(model, path, 1 / 255) for path in args.images])
+    images = np.stack([_load_image_for(model, path, 1.0) for path in args.images])
     outputs = model.predict(images, verbose=0)
     if not outputs_probabilities(model):
         outputs = keras.ops.softmax(outputs)
@@ -588,7 +589,7 @@ def _run_tune(args):
     for name, value in result.best_hyperparameters.items():
         print(f"  {name:<22} {value}")
     print(f"results      {result.results_markdown} (and .csv)")
-    print(f"model        {result.model_path} (takes images in [0, 1])")
+    print(f"model        {result.model_path} (takes raw 0-255 pixels)")
     print(f"parameters   {result.hyperparameters_path}")
 
 

@@ -44,8 +44,10 @@ def describe_hardware() -> str:
     memory = _memory_gib()
     if memory:
         parts.append(f"{memory:.0f} GiB RAM")
-    if flags & {"avx512_bf16", "amx_bf16"}:
-        parts.append("bfloat16 (AVX512-BF16/AMX)")
+    bfloat16 = [name for flag, name in (("avx512_bf16", "AVX512-BF16"), ("amx_bf16", "AMX"))
+                if flag in flags]
+    if bfloat16:
+        parts.append(f"bfloat16 instructions: {' and '.join(bfloat16)}")
     parts.append(_gpus() or "no GPU")
     parts.append(f"Python {platform.python_version()}")
     for module in ("tensorflow", "keras"):

@@ -83,7 +83,7 @@ class KcnnHyperModel(keras_tuner.HyperModel, metaclass=abc.ABCMeta):
 
     Args:
         info: the `kcnn.data.DatasetInfo` of the training data (``SearchData.info``). The model
-            then takes images in [0, 1] and standardises them in its first layer, as
+            then takes raw pixels in [0, 255] and standardises them in its first layer, as
             `kcnn.training.build_model` makes it. ``None``: no such layer.
         input_shape: ``(height, width, channels)``; default ``info``'s, else the space's.
         classes: the number of classes; default ``info``'s, else 10.
@@ -330,8 +330,8 @@ SPACES = {"cnn": CNNHyperModel, "resnet": ResNetHyperModel}
 class SearchData:
     """The training and validation data of a search.
 
-    Either a data source, from which `kcnn.data.make_dataset` makes the pipelines (images in
-    [0, 1], ``normalize="unit"``, as `kcnn.training.train` uses them) -- a new training
+    Either a data source, from which `kcnn.data.make_dataset` makes the pipelines (raw pixels in
+    [0, 255], ``normalize=None``, as `kcnn.training.train` uses them) -- a new training
     pipeline for each augmentation preset the trials ask for, kept for the next trials -- or two
     ready-made batched ``tf.data.Dataset`` objects, used as they are (the search then cannot
     try augmentations).
@@ -373,7 +373,7 @@ class SearchData:
         self.validation = validation
         self.batch_size = batch_size
         self.augment = augment
-        self.options = dict(image_size=image_size, normalize="unit", seed=seed, data_dir=data_dir,
+        self.options = dict(image_size=image_size, normalize=None, seed=seed, data_dir=data_dir,
                             validation_split=validation_split)
         self._train = {}
         self._validation = None

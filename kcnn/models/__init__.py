@@ -23,10 +23,13 @@ from kcnn.models.simple import configurable_cnn, mlp, simple_cnn, tiny_cnn
 from kcnn.models.vgg import tiny_vgg, vgg11, vgg13, vgg16, vgg19
 
 __all__ = [
+    "CLASSIC_FILTERS",
     "alexnet",
+    "classic_kernel",
     "configurable_cnn",
     "feature_extractor",
     "find_layer",
+    "fixed_conv2d",
     "gradcam_layer",
     "layers",
     "lenet5",

@@ -13,7 +13,9 @@ import kcnn.models.layers  # noqa: F401  (registers kcnn's layers for deserialis
 def load_model(path, compile: bool = True):
     """Load a ``.keras`` model file with ``safe_mode=True`` (no arbitrary code from lambdas).
 
-    Importing this module registers kcnn's custom layers (and `RandomResizedCrop`), so no ``custom_objects`` are needed.
+    Importing this module registers kcnn's custom layers (and `RandomResizedCrop`), and loading
+    imports `kcnn.transfer`, whose ``ApplicationPreprocessing`` layer the transfer models hold,
+    so no ``custom_objects`` are needed for any model kcnn saves.
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
@@ -33,6 +35,8 @@ def load_model(path, compile: bool = True):
             f"{path!r} is not a .keras file: legacy .h5 and other formats are refused; load it "
             "with Keras yourself and save it with model.save('model.keras')"
         )
+    import kcnn.transfer  # noqa: F401  registers ApplicationPreprocessing
+
     try:
         return keras.saving.load_model(path, compile=compile, safe_mode=True)
     except (OSError, KeyError, EOFError) as error:

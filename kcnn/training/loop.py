@@ -22,7 +22,7 @@ from kcnn.training.optimization import compile_model
 
 RUN_FILE = "run.json"
 CURVES = "curves.png"
-INPUT_RANGE = (0.0, 1.0)
+INPUT_RANGE = (0.0, 255.0)  # every model kcnn trains takes raw pixels
 
 
 @dataclasses.dataclass
@@ -148,10 +148,12 @@ def read_run(run_dir) -> dict | None:
 def build_model(name: str, info=None, model_kwargs=None):
     """Build the registered model ``name`` for data described by ``info``.
 
-    The model takes images in [0, 1] and standardises them itself: its first layer,
-    ``normalize``, subtracts the training split's per-channel mean and divides by its standard
-    deviation (``info.mean``, ``info.std``). The saved model therefore needs no preprocessing
-    beyond scaling pixels to [0, 1]. Build it under the dtype policy wanted (see
+    The model takes raw pixel values in [0, 255] and standardises them itself: its first
+    layer, ``normalize``, subtracts the training split's per-channel mean and divides by its
+    standard deviation (``info.mean`` and ``info.std``, given in [0, 1] units, scaled here by
+    255). A saved model therefore needs no preprocessing at all, like the models of
+    `kcnn.transfer` (whose backbone's ``preprocess_input`` is inside them): every model kcnn
+    trains and saves takes the image as decoded. Build it under the dtype policy wanted (see
     `kcnn.training.precision_policy`).
 
     Args:
@@ -174,7 +176,8 @@ def build_model(name: str, info=None, model_kwargs=None):
     x = inputs
     if info.mean is not None and info.std is not None:
         x = keras.layers.Normalization(
-            mean=list(info.mean), variance=[s * s for s in info.std], name="normalize",
+            mean=[255.0 * m for m in info.mean], variance=[(255.0 * s) ** 2 for s in info.std],
+            name="normalize",
             dtype="float32",
         )(x)
     return kcnn.create_model(name, input_tensor=x, **kwargs)
@@ -189,7 +192,7 @@ def _datasets(data, validation_data, test_data, batch_size, *, validation_split,
     from kcnn.data import make_dataset
 
     options = dict(
-        image_size=image_size, augment=augment, normalize="unit", seed=seed, data_dir=data_dir,
+        image_size=image_size, augment=augment, normalize=None, seed=seed, data_dir=data_dir,
         validation_split=validation_split, label_mode="categorical" if one_hot else "int",
     )
     train_data, info = make_dataset(data, batch_size, "train", mixup=mixup, cutmix=cutmix, **options)
@@ -296,7 +299,8 @@ def train(
         model: a registry name (built for the data, with a ``normalize`` input layer, see
             `build_model`), a callable returning a new model (called under the precision policy
             and the strategy's scope), or a built ``keras.Model`` (built under the strategy's
-            scope when it is not the default; its own dtype policy is kept). Models get images in [0, 1].
+            scope when it is not the default; its own dtype policy is kept). Models get the
+            raw pixel values, in [0, 255].
         data: what `kcnn.data.make_dataset` takes (``"fashion_mnist"``, a folder, uint8
             arrays...), or a batched ``tf.data.Dataset`` of ``(images, labels)`` (then pass
             ``validation_data``/``test_data`` yourself).

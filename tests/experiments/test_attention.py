@@ -26,10 +26,13 @@ def test_quick_mode_measures_accuracy_parameters_and_time_of_each_kind(results):
     assert parameters["none"] < parameters["se"] < parameters["cbam"]
     assert parameters["cbam"] == parameters["se"] + parameters["spatial"] - parameters["none"]
     for row in rows:
-        assert row["train images/s"] > 0 and row["inference images/s"] > 0
+        assert row["train CPU ms/image"] > 0 and row["train images/s (wall)"] > 0
+        assert row["inference CPU ms/image"] > 0
         assert row["MACs"] >= rows[0]["MACs"]
     for kind, (run,) in results["results"]["runs"].items():
         assert 0 <= run["test_accuracy"] <= 1, kind
+    for kind, times in results["results"]["times"].items():
+        assert len(times["train_cpu"]) == len(times["inference_wall"]) == 2, kind  # quick rounds
     assert len(results["claims"]) == 7
 
 

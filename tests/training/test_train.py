@@ -33,10 +33,14 @@ def test_train_writes_the_run_and_returns_the_result(tmp_path, pattern_data):
     assert result.model.inputs[0].shape[1:] == (16, 16, 1)
 
     run = json.loads((out / "run.json").read_text())
-    assert run["class_names"] == ["0", "1", "2"] and run["input_range"] == [0.0, 1.0]
+    assert run["class_names"] == ["0", "1", "2"] and run["input_range"] == [0.0, 255.0]
     assert run["test_metrics"]["accuracy"] == pytest.approx(result.test_accuracy)
     last = kcnn.load_model(out / "last.keras")
-    images = patterns(6, 5)[0].astype("float32") / 255
+    test_images, test_labels = pattern_data[1]
+    best = kcnn.load_model(out / "best.keras")
+    predicted = best.predict(test_images.astype("float32"), verbose=0).argmax(axis=-1)
+    assert np.mean(predicted == test_labels) == pytest.approx(result.test_accuracy)  # raw pixels
+    images = patterns(6, 5)[0].astype("float32")
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(last(images)),
         keras.ops.convert_to_numpy(result.model(images)), rtol=1e-5, atol=1e-6,

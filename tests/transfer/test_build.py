@@ -2,6 +2,9 @@
 model, weights files, mixed precision, and the layers Grad-CAM needs."""
 
 import importlib
+import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -264,6 +267,19 @@ def test_saved_transfer_model_loads_and_predicts_the_same(tmp_path, images):
         keras.ops.convert_to_numpy(loaded(images[0][:2])),
         keras.ops.convert_to_numpy(model(images[0][:2])), rtol=1e-6,
     )
+
+
+def test_kcnn_load_model_alone_loads_a_transfer_model(tmp_path):
+    """A fresh process that never imports kcnn.transfer itself (as `kcnn evaluate` does)."""
+    transfer.build("VGG16", 2, weights=None, input_shape=SHAPE).save(tmp_path / "model.keras")
+    code = ("import sys, kcnn; model = kcnn.load_model(sys.argv[1]); "
+            "print(model.get_layer('preprocess').application)")
+    process = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "model.keras")], capture_output=True,
+        text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    assert process.returncode == 0, process.stderr[-3000:]
+    assert process.stdout.strip() == "VGG16"
 
 
 @pytest.mark.parametrize(

@@ -87,13 +87,13 @@ def test_fixed_values_override_the_resnet_space():
     assert model.output_shape == (None, 4)
 
 
-def test_the_model_standardises_its_inputs_when_built_for_a_data_source(arrays):
+def test_the_model_standardises_raw_pixels_when_built_for_a_data_source(arrays):
     info = SearchData(arrays, batch_size=16).info
     model = CNNHyperModel(info, precision="float32").build(keras_tuner.HyperParameters())
     normalize = model.layers[1]
     assert normalize.name == "normalize"
     assert model.input_shape == (None, 16, 16, 1) and model.output_shape == (None, 3)
-    np.testing.assert_allclose(np.ravel(normalize.mean), info.mean, rtol=1e-5)
+    np.testing.assert_allclose(np.ravel(normalize.mean), 255 * np.array(info.mean), rtol=1e-5)
 
 
 def test_models_are_built_under_the_precision_policy_which_is_then_restored():
@@ -135,7 +135,7 @@ def test_search_data_augments_sources_per_preset_but_not_ready_datasets(arrays):
     assert light is not plain and validation_again is validation
     assert data.splits("light")[0] is light
     images, _ = next(iter(light))
-    assert images.shape[1:] == (16, 16, 1) and float(np.max(images)) <= 1.0
+    assert images.shape[1:] == (16, 16, 1) and 1 < float(np.max(images)) <= 255  # raw pixels
     assert data.augmentable and data.info.num_classes == 3
 
     ready = SearchData(plain, validation)

@@ -65,7 +65,7 @@ def test_random_search_writes_the_table_the_best_model_and_its_hyperparameters(
 
     model = kcnn.load_model(result.model_path)
     images, _ = arrays
-    predictions = model.predict(images[:5].astype("float32") / 255, verbose=0)
+    predictions = model.predict(images[:5].astype("float32"), verbose=0)  # raw pixels
     assert predictions.shape == (5, 3)
     np.testing.assert_allclose(predictions.sum(axis=1), 1.0, rtol=1e-4)
     assert not [n for n in os.listdir(result.project_dir) if n.startswith(".")]  # no temp files
@@ -169,7 +169,7 @@ def test_ready_made_datasets_a_space_name_and_the_resnet_space(tmp_path, arrays,
     model = kcnn.load_model(resnet.model_path)
     depth = resnet.best_hyperparameters["stage1_blocks"]
     assert model.get_layer(f"stage1_block{depth}") is not None
-    assert model.predict(arrays[0][:2].astype("float32") / 255, verbose=0).shape == (2, 3)
+    assert model.predict(arrays[0][:2].astype("float32"), verbose=0).shape == (2, 3)
 
 
 def test_the_best_trial_is_the_earliest_of_those_that_tie():
