@@ -17,10 +17,8 @@ Example:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import uuid
 
 import numpy as np
 
@@ -110,21 +108,6 @@ def plot_responses(rows, names):
     return figure
 
 
-def _write_json_atomically(path, data) -> None:
-    """Write ``data`` as JSON to a temporary file next to ``path``, then rename it to ``path``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    temporary = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(temporary, "x", encoding="utf-8") as file:
-            json.dump(data, file, indent=2)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-
-
 def parse_args(argv=None):
     from kcnn.models import CLASSIC_FILTERS
 
@@ -164,13 +147,14 @@ def main(argv=None) -> dict:
             f"NumPy reference vs Keras Conv2D: max |difference| = {difference:.2e}"
         )
         rows.append((title, image, reference))
+    from kcnn.files import write_json
     from kcnn.viz import save_figure
 
     figure_path = save_figure(
         plot_responses(rows, args.filters), os.path.join(args.output_dir, "classic_filters.png")
     )
     report_path = os.path.join(args.output_dir, "report.json")
-    _write_json_atomically(report_path, report)
+    write_json(report_path, report)
     print(f"wrote {figure_path} and {report_path}")
     return report
 

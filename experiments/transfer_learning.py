@@ -40,10 +40,8 @@ Example:
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import platform
 import sys
 import time
 
@@ -445,33 +443,6 @@ def plot_sizes(rows, path) -> str:
     return save_figure(figure, path)
 
 
-def hardware() -> str:
-    import keras
-    import tensorflow as tf
-
-    from kcnn.training import resolve_precision
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as file:
-            cpu = next(line.split(":", 1)[1].strip() for line in file
-                       if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    gpus = tf.config.list_physical_devices("GPU")
-    return (f"{cpu}, {os.cpu_count()} cores, {'%d GPU' % len(gpus) if gpus else 'no GPU'}; "
-            f"TensorFlow {tf.__version__}, Keras {keras.__version__}, precision "
-            f"{resolve_precision('auto')}; load average at the end {os.getloadavg()[1]:.1f} "
-            "(above the core count, other processes shared the CPU and slowed the times)")
-
-
-def write_atomic(path, text) -> None:
-    temporary = f"{path}.tmp"
-    with open(temporary, "w", encoding="utf-8") as file:
-        file.write(text)
-    os.replace(temporary, path)
-
-
 def main(argv=None) -> int:
     start = time.perf_counter()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -481,9 +452,10 @@ def main(argv=None) -> int:
         plan["seeds"] = args.seeds
     if args.sizes:
         plan["sizes"] = tuple(int(s) for s in args.sizes.split(","))
-    from kcnn.cli import _model_options
+    from kcnn.cli import parse_options
+    from kcnn.files import write_json, write_text
 
-    args.options = _model_options(args.backbone_option)
+    args.options = parse_options(args.backbone_option, "--backbone-option")
     if not args.backbone_option and args.backbone == "tiny_resnet":
         args.options = {"width": 0.25}
     args.unfreeze = args.unfreeze if args.unfreeze == "all" else int(args.unfreeze)
@@ -539,14 +511,12 @@ def main(argv=None) -> int:
     elapsed = time.perf_counter() - start
     arguments = sys.argv[1:] if argv is None else argv
     command = " ".join(["python experiments/transfer_learning.py", *arguments])
-    write_atomic(os.path.join(args.out, "results.json"), json.dumps(
-        {"command": command, "plan": {k: list(v) if isinstance(v, tuple) else v
-                                      for k, v in plan.items()},
-         "pretraining": pretraining, "records": records, "rows": rows, "verdicts": lines,
-         "seconds": elapsed}, indent=1))
+    write_json(os.path.join(args.out, "results.json"), {
+        "command": command, "plan": plan, "pretraining": pretraining, "records": records,
+        "rows": rows, "verdicts": lines, "seconds": elapsed})
     report = render_report(args, plan, target, pretraining, weights, rows, lines, command,
                            elapsed, val_plot, size_plot)
-    write_atomic(os.path.join(args.out, "report.md"), report)
+    write_text(os.path.join(args.out, "report.md"), report)
     print()
     print(table(rows))
     print()
@@ -557,6 +527,9 @@ def main(argv=None) -> int:
 
 def render_report(args, plan, target, pretraining, weights, rows, lines, command, elapsed,
                   val_plot, size_plot) -> str:
+    from kcnn.report import describe_hardware
+    from kcnn.training import resolve_precision
+
     options = ", ".join(f"{k}={v}" for k, v in args.options.items()) or "defaults"
     if pretraining:
         origin = (
@@ -572,7 +545,9 @@ def render_report(args, plan, target, pretraining, weights, rows, lines, command
 
 Command: `{command}`
 
-Hardware: {hardware()}. Time taken: {elapsed / 60:.1f} min.
+Hardware: {describe_hardware()}; precision {resolve_precision('auto')}; load average (1 min) at
+the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (above the core count, other processes
+shared the CPU and slowed the times). Time taken: {elapsed / 60:.1f} min.
 
 ## Set-up
 

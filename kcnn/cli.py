@@ -236,14 +236,21 @@ _TRAIN_FLAGS = {
 }
 
 
-def _model_options(pairs) -> dict:
+def parse_options(pairs, flag: str = "--model-option") -> dict:
+    """``{key: value}`` from ``KEY=VALUE`` strings, each value read as a Python literal
+    (``0.5``, ``True``, ``"cifar"``, ``(3, 3)``) or else kept as text -- the ``--model-option``
+    and ``--backbone-option`` flags of the commands and of the experiments.
+
+    Raises:
+        CommandError: for a string without ``=`` or without a key; the message names ``flag``.
+    """
     import ast
 
     options = {}
-    for pair in pairs:
+    for pair in pairs or ():
         key, sep, text = pair.partition("=")
         if not sep or not key.strip():
-            raise CommandError(f"--model-option must be KEY=VALUE, got {pair!r}")
+            raise CommandError(f"{flag} must be KEY=VALUE, got {pair!r}")
         try:
             value = ast.literal_eval(text)
         except (ValueError, SyntaxError):
@@ -266,7 +273,7 @@ def _train_arguments(args) -> dict:
         arguments["augment"] = None
     if args.no_test:
         arguments["test"] = False
-    options = _model_options(args.model_option)
+    options = parse_options(args.model_option)
     if options:
         arguments["model_kwargs"] = {**arguments.get("model_kwargs", {}), **options}
     arguments.setdefault("model", "simple_cnn")
@@ -438,11 +445,12 @@ def _add_transfer_command(subparsers):
 
 def _run_transfer(args):
     from kcnn import data, registry, transfer, viz
-    from kcnn.training import TrainingDiverged, precision_policy, save_atomic
+    from kcnn.files import save_model
+    from kcnn.training import TrainingDiverged, precision_policy
 
     weights = None if args.weights.lower() == "none" else args.weights
     unfreeze = args.unfreeze if args.unfreeze == "all" else _integer("--unfreeze", args.unfreeze)
-    options = _model_options(args.backbone_option)
+    options = parse_options(args.backbone_option, "--backbone-option")
     _, info = data.load(args.dataset, "train", data_dir=args.data_dir)
     if args.backbone in registry.list_models():
         size = args.image_size or registry.model_info(args.backbone).input_shape[0]
@@ -471,7 +479,7 @@ def _run_transfer(args):
     except TrainingDiverged as error:
         raise CommandError(str(error)) from error
     path = os.path.join(out, "model.keras")
-    save_atomic(result.model, path)
+    save_model(result.model, path)
     curves = {k: v for k, v in result.history.items() if k.replace("val_", "") in ("loss", "accuracy")}
     curves_path = viz.save_figure(viz.plot_history(curves), os.path.join(out, "curves.png"))
     print()
@@ -545,7 +553,7 @@ def _fixed_hyperparameters(pairs, hypermodel):
     for pair in pairs:
         if "=" not in pair or not pair.partition("=")[0].strip():
             raise CommandError(f"--fix must be NAME=VALUE, got {pair!r}")
-        ((name, value),) = _model_options([pair]).items()
+        ((name, value),) = parse_options([pair], "--fix").items()
         if name not in known:
             raise CommandError(f"--fix: the {hypermodel.name} space has no hyperparameter "
                                f"{name!r}; it has {', '.join(known)}")

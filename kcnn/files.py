@@ -26,7 +26,8 @@ def atomic_path(path, suffix: str | None = None):
             ``.png``...).
 
     Raises:
-        OSError: when the folder cannot be written; ``path`` is left as it was.
+        OSError: when the folder cannot be written (the message names ``path``); ``path`` is
+            left as it was.
 
     Example:
         >>> with atomic_path("model.keras") as temporary:
@@ -38,9 +39,14 @@ def atomic_path(path, suffix: str | None = None):
     if suffix is None:
         name = os.path.basename(path)
         suffix = ".weights.h5" if name.endswith(".weights.h5") else os.path.splitext(name)[1]
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{os.path.basename(path)}.", suffix=suffix, dir=folder
-    )
+    try:
+        handle, temporary = tempfile.mkstemp(
+            prefix=f".{os.path.basename(path)}.", suffix=suffix, dir=folder
+        )
+    except OSError as error:
+        raise OSError(
+            error.errno, f"could not write {path!r} ({error.strerror}); the previous file is intact"
+        ) from error
     os.close(handle)
     try:
         yield temporary

@@ -44,12 +44,12 @@ import importlib
 import math
 import os
 import re
-import tempfile
 import time
 
 import keras
 from keras import layers, ops
 
+from kcnn.files import save_weights
 from kcnn.models.common import classifier, global_pool, load_weights_strictly
 
 STRATEGIES = ("frozen", "finetune", "progressive")
@@ -743,8 +743,7 @@ def train(
 
 def save_backbone_weights(model, path) -> str:
     """Save the backbone of a transfer model (or a backbone model itself) to a
-    ``.weights.h5`` file that `build` takes as ``weights``, atomically: written to a temporary
-    file in the same folder, then renamed over ``path``.
+    ``.weights.h5`` file that `build` takes as ``weights``, atomically (`kcnn.files`).
 
     Args:
         model: a transfer model made by `build`, or the backbone alone.
@@ -760,16 +759,5 @@ def save_backbone_weights(model, path) -> str:
     if not path.endswith(".weights.h5"):
         raise ValueError(f"path must end in .weights.h5, got {path!r}")
     is_transfer = any(layer.name == "logits" for layer in model.layers)
-    backbone = backbone_of(model) if is_transfer else model
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=".", suffix=".weights.h5", dir=folder)
-    os.close(handle)
-    try:
-        backbone.save_weights(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    save_weights(backbone_of(model) if is_transfer else model, path)
     return path

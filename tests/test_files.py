@@ -28,7 +28,7 @@ def test_a_read_only_folder_is_an_os_error_and_keeps_the_file(tmp_path):
     write_text(path, "kept")
     tmp_path.chmod(0o500)
     try:
-        with pytest.raises(OSError):
+        with pytest.raises(OSError, match="report.md.*previous file is intact"):
             write_text(path, "new")
     finally:
         tmp_path.chmod(0o700)
@@ -50,3 +50,24 @@ def test_models_and_weights_save_atomically_and_load_back(tmp_path):
     again = kcnn.create_model("tiny_cnn", weights=weights)
     np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
     assert sorted(os.listdir(tmp_path)) == ["m.keras", "m.weights.h5"]
+
+
+def test_a_model_save_that_fails_half_way_keeps_the_previous_model(tmp_path, monkeypatch):
+    model = kcnn.create_model("tiny_cnn", input_shape=(8, 8, 1), classes=3)
+    images = np.random.default_rng(0).random((2, 8, 8, 1), dtype="float32")
+    path = save_model(model, tmp_path / "last.keras")
+    expected = model.predict(images, verbose=0)
+    kernel = model.get_layer("logits").kernel
+    kernel.assign(np.zeros(kernel.shape, "float32"))
+
+    def write_half_then_fail(target, *args, **kwargs):
+        with open(target, "wb") as file:
+            file.write(b"PK\x03\x04 partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(model, "save", write_half_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        save_model(model, path)
+    assert os.listdir(tmp_path) == ["last.keras"]
+    np.testing.assert_allclose(kcnn.load_model(path).predict(images, verbose=0), expected,
+                               rtol=1e-6)

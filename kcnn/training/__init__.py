@@ -21,7 +21,6 @@ from kcnn.training.callbacks import (
     TrainingDiverged,
     read_history,
     run_callbacks,
-    save_atomic,
 )
 from kcnn.training.distribute import make_strategy, multi_worker_fit, worker_role
 from kcnn.training.hardware import (
@@ -70,7 +69,6 @@ __all__ = [
     "resolve_jit_compile",
     "resolve_precision",
     "run_callbacks",
-    "save_atomic",
     "train",
     "worker_role",
     "xla_problem",

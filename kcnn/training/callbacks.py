@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
 
 import keras
+
+from kcnn.files import save_model
 
 BEST = "best.keras"
 LAST = "last.keras"
@@ -26,38 +27,9 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; training was stopped."""
 
 
-def save_atomic(model, path) -> None:
-    """``model.save(path)`` that never leaves a partial file at ``path``.
-
-    The model is written to a temporary file in the same folder, then renamed over ``path``
-    (``os.replace`` is atomic on POSIX and Windows), so ``path`` holds either the previous
-    complete model or the new one.
-
-    Raises:
-        OSError: when the file cannot be written (the previous ``path`` is left intact).
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        handle, temporary = tempfile.mkstemp(
-            prefix=f".{os.path.basename(path)}.", suffix=".keras", dir=folder
-        )
-    except OSError as error:
-        raise OSError(
-            f"could not write checkpoint {path!r} ({error}); the previous file is intact"
-        ) from error
-    os.close(handle)
-    try:
-        model.save(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-
-
 class AtomicCheckpoint(keras.callbacks.Callback):
-    """Save the model to a ``.keras`` file at the end of each epoch, atomically (`save_atomic`).
+    """Save the model to a ``.keras`` file at the end of each epoch, atomically
+    (`kcnn.files.save_model`).
 
     With ``monitor``, save only when that metric improves on the best value seen (``best``
     carries it over from an interrupted run). Epochs whose loss is not finite are never saved.
@@ -101,7 +73,7 @@ class AtomicCheckpoint(keras.callbacks.Callback):
             if not self._improved(value):
                 return
             self.best = value
-        save_atomic(self.model, self.path)
+        save_model(self.model, self.path)
         self.saved_epoch = epoch
 
 

@@ -7,12 +7,12 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import time
 
 import keras
 import tensorflow as tf
 
+from kcnn.files import jsonable, write_json
 from kcnn.training.callbacks import (
     BACKUP, BEST, HISTORY, LAST, LOGS, read_history, run_callbacks,
 )
@@ -87,7 +87,7 @@ class TrainResult:
             fields["class_names"] = list(info.class_names)
             fields["image_shape"] = list(self.model.inputs[0].shape[1:])
             fields["input_range"] = list(INPUT_RANGE)
-        return _jsonable(fields)
+        return jsonable(fields)
 
     def summary(self) -> str:
         """A few lines for the end of a run: accuracy, time, speed, files."""
@@ -108,32 +108,6 @@ class TrainResult:
         if self.model_path:
             lines.append(f"model file   {self.model_path}")
         return "\n".join(lines)
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "item"):
-        return value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def write_json_atomic(path, data) -> None:
-    """Write ``data`` as JSON to ``path`` through a temporary file and a rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=folder)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            json.dump(data, file, indent=2)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
 
 
 def read_run(run_dir) -> dict | None:
@@ -434,7 +408,7 @@ def train(
         best, last = os.path.join(run_dir, BEST), os.path.join(run_dir, LAST)
         result.model_path = best if validation is not None and os.path.exists(best) else last
         if chief:
-            write_json_atomic(os.path.join(run_dir, RUN_FILE), result.to_dict())
+            write_json(os.path.join(run_dir, RUN_FILE), result.to_dict())
         else:
             shutil.rmtree(callbacks_dir, ignore_errors=True)
     return result

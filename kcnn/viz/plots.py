@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import math
 import os
-import uuid
 
 import keras
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
+from kcnn.files import atomic_path
 from kcnn.models import stage_outputs
 from kcnn.viz.graph import feature_map_layers, feature_maps, to_numpy
 
@@ -26,8 +26,8 @@ _ANNOTATE_MAX_CLASSES = 20
 
 
 def save_figure(figure, path, dpi: int = 100) -> str:
-    """Write ``figure`` to ``path`` atomically (a temporary file in the same folder, then
-    ``os.replace``), creating the folder; the format comes from the extension (``.png``...).
+    """Write ``figure`` to ``path`` atomically (`kcnn.files.atomic_path`), creating the folder;
+    the format comes from the extension (``.png``...).
 
     The file is ``figure``'s size in inches times ``dpi`` pixels (no tight cropping), so the
     size of a PNG is known in advance.
@@ -47,17 +47,9 @@ def save_figure(figure, path, dpi: int = 100) -> str:
         )
     if isinstance(dpi, bool) or not isinstance(dpi, (int, float)) or dpi <= 0:
         raise ValueError(f"dpi must be a positive number, got {dpi!r}")
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    temporary = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(temporary, "xb") as file:
+    with atomic_path(path) as temporary:
+        with open(temporary, "wb") as file:
             figure.savefig(file, format=extension, dpi=dpi)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
     return path
 
 

@@ -1,7 +1,5 @@
-"""Atomic checkpoints (a failed write keeps the previous file), the best checkpoint's monitor,
+"""The best checkpoint's monitor (atomic saves are tested in tests/test_files.py),
 the NaN stop that saves nothing after the NaN, the clock, and the CSV history reader."""
-
-import os
 
 import keras
 import numpy as np
@@ -17,7 +15,6 @@ from kcnn.training.callbacks import (
     best_so_far,
     read_history,
     run_callbacks,
-    save_atomic,
 )
 
 
@@ -29,45 +26,6 @@ def _tiny_model():
 
 def _predict(model, images):
     return keras.ops.convert_to_numpy(model(images))
-
-
-def test_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
-    images = np.random.default_rng(0).random((2, 8, 8, 1), dtype="float32")
-    model = _tiny_model()
-    path = tmp_path / "last.keras"
-    save_atomic(model, path)
-    expected = _predict(model, images)
-    kernel = model.get_layer("logits").kernel
-    kernel.assign(np.zeros(kernel.shape, "float32"))
-
-    def write_half_then_fail(target, *args, **kwargs):
-        with open(target, "wb") as file:
-            file.write(b"PK\x03\x04 partial")
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(model, "save", write_half_then_fail)
-    with pytest.raises(OSError, match="No space left"):
-        save_atomic(model, path)
-    assert sorted(os.listdir(tmp_path)) == ["last.keras"]
-    np.testing.assert_allclose(
-        _predict(kcnn.load_model(path, compile=False), images), expected, rtol=1e-6
-    )
-
-
-def test_unwritable_folder_is_a_clear_error_and_keeps_the_file(tmp_path):
-    model = _tiny_model()
-    path = tmp_path / "last.keras"
-    save_atomic(model, path)
-    size = path.stat().st_size
-    os.chmod(tmp_path, 0o500)
-    try:
-        if os.access(tmp_path, os.W_OK):
-            pytest.skip("running as a user that can write to read-only folders (root)")
-        with pytest.raises(OSError, match="previous file is intact"):
-            save_atomic(model, path)
-    finally:
-        os.chmod(tmp_path, 0o700)
-    assert path.stat().st_size == size
 
 
 def test_best_checkpoint_saves_only_improvements_and_never_nan(tmp_path):
