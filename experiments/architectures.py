@@ -36,7 +36,18 @@ import time
 
 import numpy as np
 
-from common import ACCURACY_FLOOR, dataset_splits, mean_curve, parser, pct, positive, run, values
+from common import (
+    ACCURACY_FLOOR,
+    dataset_splits,
+    mean_curve,
+    open_report,
+    parser,
+    pct,
+    positive,
+    run,
+    values,
+    write_report,
+)
 
 SIZE = 32
 ARCHITECTURES = (  # (name, registry name, builder arguments, origin)
@@ -252,13 +263,8 @@ def plot_curves(records: dict, path) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from kcnn.report import Report
-    from kcnn.training import resolve_precision
+    report = open_report(args, "Classic architectures: size, computation, accuracy and speed")
 
-    precision = resolve_precision(args.precision)
-
-    report = Report("Classic architectures: size, computation, accuracy and speed")
     table = course_table()
     splits = dataset_splits(args.dataset, args.train_size, args.validation_size, args.test_size,
                             args.data_dir).padded(SIZE)
@@ -274,7 +280,7 @@ def main(argv=None) -> int:
         "conversion of the data); the course's CIFAR-10 needs `--dataset cifar10` and the "
         "files or a network.\n\n"
         f"Budget: Adam 1e-3, batch 128, {args.epochs} epochs on the {len(splits.train[1]):,} "
-        f"training images, precision `{precision}`, seeds 0-{args.seeds - 1} (mean ± std "
+        f"training images, precision `{args.precision}`, seeds 0-{args.seeds - 1} (mean ± std "
         "over seeds). Training speed excludes the first epoch (tracing); inference speed is "
         "`model.predict` on the test images, timed on a second pass. Speeds depend on the load "
         "of the shared CPU (see the load average above); the models ran in alternation. A "
@@ -297,10 +303,7 @@ def main(argv=None) -> int:
     report.figure(plot_curves(records, os.path.join(args.out, "curves.png")),
                   "validation accuracy per epoch (mean over seeds)")
     report.results["runs"] = records
-    path = report.write(args.out)
-    print(report.markdown())
-    print(f"wrote {path}", file=sys.stderr)
-    return 0
+    return write_report(report, args.out)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,18 @@ import statistics
 import sys
 import time
 
-from common import ACCURACY_FLOOR, dataset_splits, mean_curve, parser, pct, positive, run, values
+from common import (
+    ACCURACY_FLOOR,
+    dataset_splits,
+    mean_curve,
+    open_report,
+    parser,
+    pct,
+    positive,
+    run,
+    values,
+    write_report,
+)
 
 MODEL = "tiny_resnet"
 KINDS = (None, "se", "spatial", "cbam")
@@ -242,13 +253,8 @@ def plot_curves(records, path) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from kcnn.report import Report
-    from kcnn.training import resolve_precision
+    report = open_report(args, "Attention in a ResNet: none, SE, spatial, CBAM")
 
-    precision = resolve_precision(args.precision)
-
-    report = Report("Attention in a ResNet: none, SE, spatial, CBAM")
     splits = dataset_splits(args.dataset, args.train_size, args.validation_size, args.test_size,
                             args.data_dir)
     records = {label(kind): [] for kind in KINDS}
@@ -271,7 +277,7 @@ def main(argv=None) -> int:
         f"Model: `{MODEL}` (course Listing 4) with width {args.width}, attention in every "
         f"residual block (reduction ratio {args.attention_ratio} for SE and CBAM's channel "
         f"attention, 7x7 convolution for the spatial attention); Adam 1e-3, batch 128, "
-        f"{args.epochs} epochs, precision `{precision}`, seeds 0-{args.seeds - 1} (mean ± std "
+        f"{args.epochs} epochs, precision `{args.precision}`, seeds 0-{args.seeds - 1} (mean ± std "
         f"over seeds). Times: medians over {args.rounds} interleaved rounds of {args.steps} "
         f"steps of {BATCH} images per variant; *vs none* compares the CPU time per image with "
         "no attention's in the same round. Wall-clock speeds depend on the load of the shared "
@@ -288,10 +294,7 @@ def main(argv=None) -> int:
                   "validation accuracy per epoch (mean over seeds)")
     report.results["runs"] = records
     report.results["times"] = times
-    path = report.write(args.out)
-    print(report.markdown())
-    print(f"wrote {path}", file=sys.stderr)
-    return 0
+    return write_report(report, args.out)
 
 
 if __name__ == "__main__":

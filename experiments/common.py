@@ -17,6 +17,7 @@ import argparse
 import dataclasses
 import os
 import statistics
+import sys
 import time
 
 import numpy as np
@@ -47,6 +48,31 @@ def parser(description: str, name: str) -> argparse.ArgumentParser:
     result.add_argument("--precision", default="auto",
                         help="kcnn.training precision: auto, float32, mixed_bfloat16...")
     return result
+
+
+def open_report(args, title: str):
+    """What every training experiment does first: quiet TensorFlow's C++ logs (before it is
+    imported), resolve ``args.precision`` in place (``"auto"`` becomes what it picks on this
+    machine, so that the report names it), and open the report, whose clock starts now.
+
+    Returns:
+        the `kcnn.report.Report` titled ``title``.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from kcnn.report import Report
+    from kcnn.training import resolve_precision
+
+    args.precision = resolve_precision(args.precision)
+    return Report(title)
+
+
+def write_report(report, out: str) -> int:
+    """Write ``report`` (``report.md`` and ``results.json``) into ``out``, print it, and return
+    the exit status 0."""
+    path = report.write(out)
+    print(report.markdown())
+    print(f"wrote {path}", file=sys.stderr)
+    return 0
 
 
 def positive(name: str, value: int) -> int:

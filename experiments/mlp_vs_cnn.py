@@ -35,7 +35,18 @@ import time
 
 import numpy as np
 
-from common import ACCURACY_FLOOR, dataset_splits, mean_curve, parser, pct, positive, run, values
+from common import (
+    ACCURACY_FLOOR,
+    dataset_splits,
+    mean_curve,
+    open_report,
+    parser,
+    pct,
+    positive,
+    run,
+    values,
+    write_report,
+)
 
 MODELS = ("mlp", "tiny_cnn", "simple_cnn")
 COURSE_DATASET = "mnist"
@@ -311,13 +322,8 @@ def plot_shifts(image: np.ndarray, max_shift: int, path) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from kcnn.report import Report
-    from kcnn.training import resolve_precision
+    report = open_report(args, "MLP vs CNN: size, accuracy and translation")
 
-    precision = resolve_precision(args.precision)
-
-    report = Report("MLP vs CNN: size, accuracy and translation")
     results, missing, described, example = {}, {}, [], None
     for dataset in dataset_names(args):
         try:
@@ -341,7 +347,7 @@ def main(argv=None) -> int:
         f"Data: {'; '.join(described)}; the same subsets for every run.{not_found}\n\n"
         f"Models: `mlp` (784-128-10), `tiny_cnn` (2 conv + pooling, 8 and 16 filters) and "
         f"`simple_cnn` (Listing 1), on 28x28x1 images (raw 0-255 pixels), standardised by their first "
-        f"layer; Adam 1e-3, batch 128, {args.epochs} epochs, precision `{precision}`, seeds "
+        f"layer; Adam 1e-3, batch 128, {args.epochs} epochs, precision `{args.precision}`, seeds "
         f"0-{args.seeds - 1} (mean ± std over seeds). Training speed excludes the first epoch "
         "(tracing) and depends on the load of the shared CPU (see the load average above); the "
         "models ran in alternation. A difference of accuracy counts only beyond the seeds' "
@@ -367,10 +373,7 @@ def main(argv=None) -> int:
                   "a test image shifted right by 0 to the largest shift")
     report.results["runs"] = results
     report.results["missing datasets"] = missing
-    path = report.write(args.out)
-    print(report.markdown())
-    print(f"wrote {path}", file=sys.stderr)
-    return 0
+    return write_report(report, args.out)
 
 
 if __name__ == "__main__":

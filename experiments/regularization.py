@@ -40,11 +40,13 @@ from common import (
     dataset_splits,
     epochs_to,
     mean_curve,
+    open_report,
     parser,
     pct,
     positive,
     run,
     values,
+    write_report,
 )
 
 CNN = "configurable_cnn"
@@ -316,13 +318,8 @@ def plot_overfitting(configs, records, path) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from kcnn.report import Report
-    from kcnn.training import resolve_precision
+    report = open_report(args, "Regularisation: batch norm, dropout, L2, augmentation, DropPath")
 
-    precision = resolve_precision(args.precision)
-
-    report = Report("Regularisation: batch norm, dropout, L2, augmentation, DropPath")
     splits = dataset_splits(args.dataset, args.train_size, args.validation_size, args.test_size,
                             args.data_dir)
     configs = configurations(args)
@@ -353,7 +350,7 @@ def main(argv=None) -> int:
         f"Baseline: `{CNN}` with the defaults of the course's Listing 1 (filters 32-64, "
         f"Dense 128) and dropout 0; Adam, learning rate 1e-3 unless the table says otherwise, "
         f"batch 128, {args.epochs} epochs ({args.resnet_epochs} for `{RESNET}`, width "
-        f"{args.resnet_width}); precision `{precision}`; seeds 0-{args.seeds - 1} "
+        f"{args.resnet_width}); precision `{args.precision}`; seeds 0-{args.seeds - 1} "
         f"(mean ± std over seeds). Train accuracy is measured in inference mode on the training "
         "subset; gap = train - test accuracy. `s/epoch` excludes the first epoch (tracing) and "
         "depends on the load of the shared CPU (see the load average above)."
@@ -374,10 +371,7 @@ def main(argv=None) -> int:
         if path:
             report.figure(path, caption)
     report.results["runs"] = records
-    path = report.write(args.out)
-    print(report.markdown())
-    print(f"wrote {path}", file=sys.stderr)
-    return 0
+    return write_report(report, args.out)
 
 
 if __name__ == "__main__":

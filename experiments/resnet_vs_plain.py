@@ -39,7 +39,18 @@ import time
 
 import numpy as np
 
-from common import ACCURACY_FLOOR, dataset_splits, mean_curve, parser, pct, positive, run, values
+from common import (
+    ACCURACY_FLOOR,
+    dataset_splits,
+    mean_curve,
+    open_report,
+    parser,
+    pct,
+    positive,
+    run,
+    values,
+    write_report,
+)
 
 SIZE = 32
 BATCH_SIZE = 128
@@ -238,16 +249,11 @@ def plot_degradation(records: dict, steps_per_epoch: int, path) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    report = open_report(args, "The degradation problem: plain against residual networks")
     import kcnn
     from kcnn import convmath
-    from kcnn.report import Report
-    from kcnn.training import resolve_precision
     from kcnn.transfer import trainable_parameters
 
-    precision = resolve_precision(args.precision)
-
-    report = Report("The degradation problem: plain against residual networks")
     splits = dataset_splits(args.dataset, args.train_size, args.validation_size, args.test_size,
                             args.data_dir).padded(SIZE)
     records = train_all(args, splits)
@@ -267,7 +273,7 @@ def main(argv=None) -> int:
         f"{shape[-1]} input channel(s), with and without shortcuts (`skip=False`). Training: SGD "
         f"with momentum 0.9, learning rate {args.learning_rate} with a 5 % warm-up and a cosine "
         f"decay to 0, batch {BATCH_SIZE}, "
-        f"{args.epochs} epochs, precision `{precision}`, seeds 0-{args.seeds - 1} (mean ± "
+        f"{args.epochs} epochs, precision `{args.precision}`, seeds 0-{args.seeds - 1} (mean ± "
         "std over seeds). The training error of the table is measured at the end, in inference "
         "mode, on the whole training subset; the curves are the running error of every "
         f"{args.every} batches during training. A difference counts only beyond the seeds' "
@@ -282,10 +288,7 @@ def main(argv=None) -> int:
                   "training error during training (thin, mean ± std over seeds) and validation "
                   "error per epoch (bold)")
     report.results["runs"] = records
-    path = report.write(args.out)
-    print(report.markdown())
-    print(f"wrote {path}", file=sys.stderr)
-    return 0
+    return write_report(report, args.out)
 
 
 if __name__ == "__main__":

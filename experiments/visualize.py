@@ -47,7 +47,17 @@ import time
 
 import numpy as np
 
-from common import ACCURACY_FLOOR, dataset_splits, parser, pct, positive, run, values
+from common import (
+    ACCURACY_FLOOR,
+    dataset_splits,
+    open_report,
+    parser,
+    pct,
+    positive,
+    run,
+    values,
+    write_report,
+)
 
 MODEL = "configurable_cnn"
 METHODS = ("gradcam", "gradcam++", "scorecam", "saliency", "smoothgrad", "listing9")
@@ -509,15 +519,10 @@ def claims(records, layers) -> list[tuple[str, bool | None, str]]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    report = open_report(args, "What a CNN learned: filters, feature maps, explanations")
     from kcnn import convmath
     from kcnn.files import save_model
-    from kcnn.report import Report
-    from kcnn.training import resolve_precision
 
-    precision = resolve_precision(args.precision)
-
-    report = Report("What a CNN learned: filters, feature maps, explanations")
     splits = dataset_splits(args.dataset, args.train_size, args.validation_size, args.test_size,
                             args.data_dir)
     layers = stage_layers(args.filters)
@@ -560,7 +565,7 @@ def main(argv=None) -> int:
         "experiment runs on the dataset given by `--dataset`.\n\n"
         f"Model: `{MODEL}` with filters {'-'.join(map(str, args.filters))} (the course's "
         f"Listing 1 with a third stage), Dense 128, dropout 0.5; Adam 1e-3, batch 128, "
-        f"{args.epochs} epochs, precision `{precision}`, seeds 0-{args.seeds - 1} (mean ± "
+        f"{args.epochs} epochs, precision `{args.precision}`, seeds 0-{args.seeds - 1} (mean ± "
         f"std over seeds; figures from seed 0, whose model is saved as `{args.model_path}`)."
     )
     if args.quick:
@@ -589,10 +594,7 @@ def main(argv=None) -> int:
     for path, caption in figures:
         report.figure(path, caption)
     report.results["runs"] = records
-    path = report.write(args.out)
-    print(report.markdown())
-    print(f"wrote {path}", file=sys.stderr)
-    return 0
+    return write_report(report, args.out)
 
 
 def _figures(args, model, layers, initial, groups, maps, class_names) -> list[tuple[str, str]]:
