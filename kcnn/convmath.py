@@ -39,6 +39,8 @@ import math
 
 import numpy as np
 
+from kcnn import checks
+
 __all__ = [
     "ConvGradients",
     "LayerCost",
@@ -66,12 +68,6 @@ PADDING_MODES = ("valid", "same")
 # --------------------------------------------------------------------------------------------
 
 
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 def _check_padding(padding):
     if isinstance(padding, str):
         if padding not in PADDING_MODES:
@@ -79,7 +75,7 @@ def _check_padding(padding):
                 f"padding must be a non-negative integer, 'valid' or 'same', got {padding!r}"
             )
         return padding
-    if isinstance(padding, bool) or not isinstance(padding, (int, np.integer)) or padding < 0:
+    if not checks.is_integer(padding) or padding < 0:
         raise ValueError(
             f"padding must be a non-negative integer, 'valid' or 'same', got {padding!r}"
         )
@@ -114,10 +110,10 @@ def output_size(size: int, kernel: int, stride: int = 1, padding=0, dilation: in
         >>> output_size(224, 7, stride=2, padding=3)  # ResNet's stem
         112
     """
-    size = _positive_int("size", size)
-    kernel = _positive_int("kernel", kernel)
-    stride = _positive_int("stride", stride)
-    dilation = _positive_int("dilation", dilation)
+    size = checks.positive_int("size", size)
+    kernel = checks.positive_int("kernel", kernel)
+    stride = checks.positive_int("stride", stride)
+    dilation = checks.positive_int("dilation", dilation)
     padding = _check_padding(padding)
     if padding == "same":
         return -(-size // stride)
@@ -170,9 +166,9 @@ def conv_params(kernel, c_in: int, c_out: int, bias: bool = True, groups: int = 
         1792
     """
     kh, kw = _pair("kernel", kernel)
-    c_in = _positive_int("c_in", c_in)
-    c_out = _positive_int("c_out", c_out)
-    groups = _positive_int("groups", groups)
+    c_in = checks.positive_int("c_in", c_in)
+    c_out = checks.positive_int("c_out", c_out)
+    groups = checks.positive_int("groups", groups)
     if c_in % groups or c_out % groups:
         raise ValueError(
             f"groups={groups} must divide both c_in={c_in} and c_out={c_out}"
@@ -189,8 +185,8 @@ def _pair(name: str, value) -> tuple[int, int]:
     if isinstance(value, (tuple, list)):
         if len(value) != 2:
             raise ValueError(f"{name} must be an integer or a pair of integers, got {value!r}")
-        return _positive_int(name, value[0]), _positive_int(name, value[1])
-    value = _positive_int(name, value)
+        return checks.positive_int(name, value[0]), checks.positive_int(name, value[1])
+    value = checks.positive_int(name, value)
     return value, value
 
 

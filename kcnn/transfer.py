@@ -49,6 +49,7 @@ import time
 import keras
 from keras import layers, ops
 
+from kcnn import checks
 from kcnn.files import save_weights
 from kcnn.models.common import classifier, global_pool, load_weights_strictly
 
@@ -271,10 +272,8 @@ def build(
     from kcnn.registry import list_models
 
     _check_strategy(strategy)
-    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
-        raise ValueError(f"classes must be an integer >= 1, got {classes!r}")
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-        raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
+    classes = checks.integer("classes", classes, low=1)
+    dropout = checks.fraction("dropout", dropout)
     options = _check_backbone_options(backbone_options)
     if isinstance(backbone, str) and backbone in list_models():
         base = _kcnn_backbone(backbone, weights, input_shape, options)
@@ -400,9 +399,7 @@ def _check_unfreeze(backbone, unfreeze) -> list:
     """The backbone's `blocks` (stem first), after checking that ``unfreeze`` fits them."""
     groups = blocks(backbone)
     count = len(groups) - 1
-    if unfreeze != "all" and (
-        isinstance(unfreeze, bool) or not isinstance(unfreeze, int) or not 0 <= unfreeze <= count
-    ):
+    if unfreeze != "all" and (not checks.is_integer(unfreeze) or not 0 <= unfreeze <= count):
         raise ValueError(
             f"unfreeze must be 'all' or a number of blocks from 0 to {count} (backbone "
             f"{backbone.name!r} has {count} blocks), got {unfreeze!r}"
@@ -449,21 +446,12 @@ class Phase:
     learning_rate: float
 
     def __post_init__(self):
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
-            raise ValueError(f"Phase.epochs must be a positive integer, got {self.epochs!r}")
-        if self.unfreeze != "all" and (
-            isinstance(self.unfreeze, bool) or not isinstance(self.unfreeze, int)
-            or self.unfreeze < 0
-        ):
+        checks.positive_int("Phase.epochs", self.epochs)
+        if self.unfreeze != "all" and (not checks.is_integer(self.unfreeze) or self.unfreeze < 0):
             raise ValueError(
                 f"Phase.unfreeze must be 'all' or a number of blocks >= 0, got {self.unfreeze!r}"
             )
-        if isinstance(self.learning_rate, bool) or not isinstance(
-            self.learning_rate, (int, float)
-        ) or not self.learning_rate > 0:
-            raise ValueError(
-                f"Phase.learning_rate must be a positive number, got {self.learning_rate!r}"
-            )
+        checks.positive_number("Phase.learning_rate", self.learning_rate)
 
 
 def schedule(
@@ -506,8 +494,7 @@ def schedule(
          Phase(epochs=7, unfreeze=2, learning_rate=1e-05))
     """
     _check_strategy(strategy)
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    epochs = checks.positive_int("epochs", epochs)
     if strategy != "progressive" and (head_epochs is not None or unfreeze != "all"):
         raise ValueError(
             f"head_epochs and unfreeze belong to the 'progressive' strategy, not {strategy!r}"
@@ -520,10 +507,9 @@ def schedule(
         raise ValueError(f"the 'progressive' strategy needs epochs >= 2, got {epochs!r}")
     if head_epochs is None:
         head_epochs = max(1, epochs // 2)
-    if isinstance(head_epochs, bool) or not isinstance(head_epochs, int) or not (
-        1 <= head_epochs < epochs
-    ):
+    if not checks.is_integer(head_epochs) or not 1 <= head_epochs < epochs:
         raise ValueError(f"head_epochs must be an integer in [1, {epochs}), got {head_epochs!r}")
+    head_epochs = int(head_epochs)
     return (
         Phase(head_epochs, 0, learning_rate),
         Phase(epochs - head_epochs, unfreeze, finetune_learning_rate or PROGRESSIVE_LEARNING_RATE),

@@ -48,6 +48,7 @@ import time
 import keras
 import keras_tuner
 
+from kcnn import checks
 from kcnn.files import save_model, write_json, write_text
 from kcnn.models.resnet import BLOCKS, STEMS
 from kcnn.training import (
@@ -101,21 +102,18 @@ class KcnnHyperModel(keras_tuner.HyperModel, metaclass=abc.ABCMeta):
         super().__init__(name=name, tunable=True)
         shape = tuple(input_shape or (info.image_shape if info is not None else None)
                       or self.default_input_shape)
-        if len(shape) != 3 or any(
-            isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape
-        ):
+        if len(shape) != 3 or any(not checks.is_integer(d) or d < 1 for d in shape):
             raise ValueError(
                 f"input_shape must be (height, width, channels) of positive integers, got "
                 f"{shape!r} (for images of different sizes give SearchData an image_size)"
             )
         if classes is None:
             classes = info.num_classes if info is not None else 10
-        if isinstance(classes, bool) or not isinstance(classes, int) or classes < 2:
-            raise ValueError(f"classes must be an integer >= 2, got {classes!r}")
+        classes = checks.integer("classes", classes, low=2)
         resolve_precision(precision)  # raise now for a bad value, not in the first trial
         resolve_jit_compile(jit_compile)
         self.info = info
-        self.input_shape = shape
+        self.input_shape = tuple(int(d) for d in shape)
         self.classes = classes
         self.precision = precision
         self.jit_compile = jit_compile
@@ -216,14 +214,12 @@ class CNNHyperModel(KcnnHyperModel):
         allowed = int(math.log2(min(self.input_shape[:2])))
         if max_blocks is None:
             max_blocks = max(1, min(4, allowed))
-        if isinstance(max_blocks, bool) or not isinstance(max_blocks, int) or not (
-            1 <= max_blocks <= allowed
-        ):
+        if not checks.is_integer(max_blocks) or not 1 <= max_blocks <= allowed:
             raise ValueError(
                 f"max_blocks must be an integer from 1 to {allowed} for a "
                 f"{self.input_shape[0]}x{self.input_shape[1]} input, got {max_blocks!r}"
             )
-        self.max_blocks = max_blocks
+        self.max_blocks = int(max_blocks)
 
     def model_arguments(self, hp) -> dict:
         blocks = hp.Int("conv_blocks", 1, self.max_blocks, default=min(2, self.max_blocks))
@@ -291,8 +287,7 @@ class ResNetHyperModel(KcnnHyperModel):
     def __init__(self, info=None, *, stem="cifar", block="basic", stages=4, **kwargs):
         kwargs.setdefault("name", "resnet")
         super().__init__(info, **kwargs)
-        if isinstance(stages, bool) or not isinstance(stages, int) or not 1 <= stages <= 4:
-            raise ValueError(f"stages must be an integer from 1 to 4, got {stages!r}")
+        stages = checks.integer("stages", stages, 1, 4)
         if stem not in STEMS:
             raise ValueError(f"stem must be one of {STEMS}, got {stem!r}")
         if block not in BLOCKS:
@@ -359,8 +354,7 @@ class SearchData:
                  validation_split=0.1, data_dir=None, seed=0):
         import tensorflow as tf
 
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        batch_size = checks.positive_int("batch_size", batch_size)
         self.ready = isinstance(train, tf.data.Dataset)
         if self.ready and not isinstance(validation, tf.data.Dataset):
             raise ValueError(
@@ -633,17 +627,16 @@ def search(
     start = time.perf_counter()
     if tuner not in TUNERS:
         raise ValueError(f"tuner must be one of {TUNERS}, got {tuner!r}")
-    _check_count("epochs", epochs)
-    _check_count("executions_per_trial", executions_per_trial)
-    _check_count("max_consecutive_failures", max_consecutive_failures)
+    epochs = checks.positive_int("epochs", epochs)
+    executions_per_trial = checks.positive_int("executions_per_trial", executions_per_trial)
+    max_consecutive_failures = checks.positive_int(
+        "max_consecutive_failures", max_consecutive_failures
+    )
     if max_trials is not None or tuner != "hyperband":
-        _check_count("max_trials", max_trials)
+        max_trials = checks.positive_int("max_trials", max_trials)
     if patience is not None:
-        _check_count("patience", patience)
-    if isinstance(hyperband_factor, bool) or not isinstance(hyperband_factor, int) or (
-        hyperband_factor < 2
-    ):
-        raise ValueError(f"hyperband_factor must be an integer >= 2, got {hyperband_factor!r}")
+        patience = checks.positive_int("patience", patience)
+    hyperband_factor = checks.integer("hyperband_factor", hyperband_factor, low=2)
     role = search_role()
     if overwrite and role != "local":
         raise ValueError("overwrite=True would delete the folder a distributed search shares")
@@ -859,11 +852,6 @@ def _hypermodel(hypermodel, data: SearchData):
             f"{type(hypermodel).__name__}"
         )
     return hypermodel
-
-
-def _check_count(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def _read_json(path):

@@ -18,6 +18,7 @@ import math
 import keras
 from keras import layers, ops
 
+from kcnn import checks
 from kcnn.data.info import check_image_size
 
 __all__ = ["PRESETS", "RandomResizedCrop", "augmentation_layers", "label_mixing"]
@@ -82,10 +83,8 @@ class RandomResizedCrop(layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        for argument, value in (("height", height), ("width", width)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{argument} must be a positive integer, got {value!r}")
-        self.height, self.width = height, width
+        self.height = checks.positive_int("height", height)
+        self.width = checks.positive_int("width", width)
         self.scale = _check_range("scale", scale, upper=1.0)
         self.ratio = _check_range("ratio", ratio)
         if interpolation not in ("bilinear", "nearest"):
@@ -93,10 +92,8 @@ class RandomResizedCrop(layers.Layer):
                 f"interpolation must be 'bilinear' or 'nearest', got {interpolation!r}"
             )
         self.interpolation = interpolation
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise ValueError(f"seed must be None or an integer, got {seed!r}")
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.seed = None if seed is None else checks.integer("seed", seed)
+        self.seed_generator = keras.random.SeedGenerator(self.seed)
 
     def get_random_transformation(self, images):
         """Sample one crop per image of the batch ``images`` ``(N, H, W, C)``.
@@ -280,9 +277,7 @@ def augmentation_layers(
         raise ValueError(f"channels must be 1 or 3, got {channels!r}")
     options = dict(PRESETS[augment])
     if erasing is not None:
-        if not _is_number(erasing) or not 0 <= erasing <= 1:
-            raise ValueError(f"erasing must be a probability in [0, 1], got {erasing!r}")
-        options["erasing"] = erasing
+        options["erasing"] = checks.probability("erasing", erasing)
     seeds = iter(range(seed, seed + 100))
     result = []
     if "crop_scale" in options:
@@ -313,10 +308,6 @@ def augmentation_layers(
             seed=next(seeds), name="augment_erasing", dtype=dtype,
         ))
     return result
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _color_layers(strength: float, channels: int, value_range, seeds, dtype) -> list:
@@ -375,8 +366,8 @@ def label_mixing(
         ValueError: when an alpha is not a positive number.
     """
     for name, alpha in (("mixup", mixup), ("cutmix", cutmix)):
-        if alpha is not None and (not _is_number(alpha) or alpha <= 0):
-            raise ValueError(f"{name} must be None or a positive alpha, got {alpha!r}")
+        if alpha is not None:
+            checks.positive_number(name, alpha)
     mixers = []
     if mixup is not None:
         mixers.append(layers.MixUp(

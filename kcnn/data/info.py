@@ -6,6 +6,8 @@ import dataclasses
 
 import numpy as np
 
+from kcnn import checks
+
 SPLITS = ("train", "validation", "test")
 
 
@@ -68,17 +70,17 @@ def check_image_size(image_size) -> tuple[int, int]:
     Raises:
         ValueError: naming ``image_size`` and the value received.
     """
-    size = (image_size, image_size) if isinstance(image_size, int) else image_size
+    size = (image_size, image_size) if checks.is_integer(image_size) else image_size
     try:
         height, width = size
     except (TypeError, ValueError):
         height = width = None
     for value in (height, width):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if not checks.is_integer(value) or value < 1:
             raise ValueError(
                 f"image_size must be a positive int or (height, width), got {image_size!r}"
             )
-    return height, width
+    return int(height), int(width)
 
 
 def pixel_statistics(images: np.ndarray, chunk: int = 4096) -> tuple[tuple, tuple]:

@@ -17,6 +17,7 @@ import dataclasses
 
 import tensorflow as tf
 
+from kcnn import checks
 from kcnn.data.augment import augmentation_layers, label_mixing
 from kcnn.data.info import DatasetInfo, check_image_size
 from kcnn.data.normalize import convert_statistics, normalizer
@@ -107,7 +108,7 @@ def make_dataset(
         >>> val, _ = make_dataset("fashion_mnist", 128, split="validation")
         >>> model.fit(train, validation_data=val, epochs=10)
     """
-    _check_positive("batch_size", batch_size)
+    batch_size = checks.positive_int("batch_size", batch_size)
     if label_mode not in LABEL_MODES:
         raise ValueError(f"label_mode must be one of {LABEL_MODES}, got {label_mode!r}")
     dataset, info = _resolve_source(
@@ -137,7 +138,7 @@ def make_dataset(
         dataset = dataset.cache("" if cache is True else str(cache))
     if shuffle:
         buffer = shuffle_buffer or _shuffle_buffer(info.num_examples, height * width * channels)
-        _check_positive("shuffle_buffer", buffer)
+        buffer = checks.positive_int("shuffle_buffer", buffer)
         dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
 
@@ -193,11 +194,6 @@ def _output_size(image_size, info: DatasetInfo) -> tuple:
             )
         return height, width
     return check_image_size(image_size)
-
-
-def _check_positive(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def _prepare_images(dataset, info: DatasetInfo, height: int, width: int, channels: int):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from kcnn import checks
 from kcnn.data.info import SPLITS
 
 
@@ -17,13 +18,7 @@ def check_split(split, validation_split) -> float:
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    if (
-        isinstance(validation_split, bool)
-        or not isinstance(validation_split, (int, float))
-        or not 0.0 <= validation_split < 1.0
-    ):
-        raise ValueError(f"validation_split must be a number in [0, 1), got {validation_split!r}")
-    return float(validation_split)
+    return checks.fraction("validation_split", validation_split)
 
 
 def stratified_split(labels, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

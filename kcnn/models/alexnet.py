@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from keras import layers
 
+from kcnn import checks
 from kcnn.models.common import Head, check_arguments, classifier, finish, global_pool, model_input
 from kcnn.registry import register_model
 
@@ -57,10 +58,8 @@ def alexnet(
     filters, conv1_padding, default_size, min_size = VARIANTS[variant]
     if groups not in (1, 2):
         raise ValueError(f"groups must be 1 or 2, got {groups!r}")
-    if isinstance(fc_units, bool) or not isinstance(fc_units, int) or fc_units < 1:
-        raise ValueError(f"fc_units must be a positive integer, got {fc_units!r}")
-    if not 0 <= dropout < 1:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+    fc_units = checks.positive_int("fc_units", fc_units)
+    dropout = checks.fraction("dropout", dropout)
     shape = check_arguments(
         include_top=include_top, weights=weights, input_tensor=input_tensor,
         input_shape=input_shape, pooling=pooling, classes=classes,

@@ -11,6 +11,8 @@ import warnings
 import keras
 from keras import layers
 
+from kcnn import checks
+
 POOLINGS = (None, "avg", "max")
 
 
@@ -51,8 +53,7 @@ def check_arguments(
     """
     if not isinstance(include_top, bool):
         raise ValueError(f"include_top must be True or False, got {include_top!r}")
-    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
-        raise ValueError(f"classes must be an integer >= 1, got {classes!r}")
+    checks.integer("classes", classes, low=1)
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     if classifier_activation is not None:
@@ -113,11 +114,11 @@ def _resolve_shape(input_tensor, input_shape, default_shape) -> tuple:
     if len(shape) != 3:
         raise ValueError(f"input_shape must be (height, width, channels), got {shape!r}")
     for dim in shape:
-        if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
+        if dim is not None and (not checks.is_integer(dim) or dim < 1):
             raise ValueError(f"input_shape must hold positive integers or None, got {shape!r}")
     if shape[2] is None:
         raise ValueError(f"input_shape must give the number of channels, got {shape!r}")
-    return shape
+    return tuple(None if dim is None else int(dim) for dim in shape)
 
 
 def _check_size(shape, min_size, include_top, head: Head) -> None:
@@ -158,7 +159,7 @@ def classifier(x, classes, classifier_activation, dropout: float = 0.0):
     """
     if dropout:
         x = layers.Dropout(dropout, name="head_dropout")(x)
-    x = layers.Dense(classes, name="logits", dtype="float32")(x)
+    x = layers.Dense(int(classes), name="logits", dtype="float32")(x)
     return layers.Activation(
         classifier_activation or "linear", name="predictions", dtype="float32"
     )(x)

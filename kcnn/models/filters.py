@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 from keras import layers
 
+from kcnn import checks
+
 __all__ = ["CLASSIC_FILTERS", "classic_kernel", "fixed_conv2d"]
 
 _KERNELS = {
@@ -102,8 +104,7 @@ def fixed_conv2d(
     shapes = {kernel.shape for kernel in kernels}
     if len(shapes) > 1:
         raise ValueError(f"filters must all have the same size, got sizes {sorted(shapes)}")
-    if isinstance(input_channels, bool) or not isinstance(input_channels, int) or input_channels < 1:
-        raise ValueError(f"input_channels must be a positive integer, got {input_channels!r}")
+    input_channels = checks.positive_int("input_channels", input_channels)
     if padding not in ("same", "valid"):
         raise ValueError(f"padding must be 'same' or 'valid', got {padding!r}")
     bank = np.stack(kernels, axis=-1)[:, :, None, :] / input_channels

@@ -17,6 +17,8 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
+from kcnn import checks
+
 __all__ = [
     "BottleneckBlock",
     "CBAM",
@@ -29,18 +31,6 @@ __all__ = [
 ATTENTION_KINDS = (None, "se", "spatial", "cbam")
 BN_EPSILON = 1e-5  # PyTorch's default, which the published ResNet weights were trained with
 BN_MOMENTUM = 0.9  # PyTorch's momentum=0.1 in Keras's convention
-
-
-def _check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
-def _check_rate(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
-    return float(value)
 
 
 def _channels(input_shape, layer_name: str) -> int:
@@ -69,7 +59,7 @@ class SqueezeExcite(layers.Layer):
 
     def __init__(self, ratio: int = 16, squeeze: str = "avg", **kwargs):
         super().__init__(**kwargs)
-        self.ratio = _check_positive_int("ratio", ratio)
+        self.ratio = checks.positive_int("ratio", ratio)
         if squeeze not in ("avg", "avg_max"):
             raise ValueError(f"squeeze must be 'avg' or 'avg_max', got {squeeze!r}")
         self.squeeze = squeeze
@@ -121,7 +111,7 @@ class SpatialAttention(layers.Layer):
 
     def __init__(self, kernel_size: int = 7, **kwargs):
         super().__init__(**kwargs)
-        self.kernel_size = _check_positive_int("kernel_size", kernel_size)
+        self.kernel_size = checks.positive_int("kernel_size", kernel_size)
         if kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd, got {kernel_size}")
 
@@ -165,8 +155,8 @@ class CBAM(layers.Layer):
 
     def __init__(self, ratio: int = 16, kernel_size: int = 7, **kwargs):
         super().__init__(**kwargs)
-        self.ratio = _check_positive_int("ratio", ratio)
-        self.kernel_size = _check_positive_int("kernel_size", kernel_size)
+        self.ratio = checks.positive_int("ratio", ratio)
+        self.kernel_size = checks.positive_int("kernel_size", kernel_size)
         if kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd, got {kernel_size}")
 
@@ -204,7 +194,7 @@ class DropPath(layers.Layer):
 
     def __init__(self, rate: float = 0.0, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
-        self.rate = _check_rate("rate", rate)
+        self.rate = checks.fraction("rate", rate)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
@@ -253,7 +243,7 @@ class _ResidualUnit(layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.filters = _check_positive_int("filters", filters)
+        self.filters = checks.positive_int("filters", filters)
         if stride not in (1, 2):
             raise ValueError(f"stride must be 1 or 2, got {stride!r}")
         self.stride = stride
@@ -262,8 +252,8 @@ class _ResidualUnit(layers.Layer):
         if attention not in ATTENTION_KINDS:
             raise ValueError(f"attention must be one of {ATTENTION_KINDS}, got {attention!r}")
         self.attention = attention
-        self.attention_ratio = _check_positive_int("attention_ratio", attention_ratio)
-        self.drop_path_rate = _check_rate("drop_path_rate", drop_path_rate)
+        self.attention_ratio = checks.positive_int("attention_ratio", attention_ratio)
+        self.drop_path_rate = checks.fraction("drop_path_rate", drop_path_rate)
         if not skip and drop_path_rate > 0:
             raise ValueError(
                 f"drop_path_rate={drop_path_rate} needs skip=True: stochastic depth drops the "
@@ -271,10 +261,8 @@ class _ResidualUnit(layers.Layer):
             )
         if not 0 < bn_epsilon < 1:
             raise ValueError(f"bn_epsilon must be in (0, 1), got {bn_epsilon!r}")
-        if not 0 <= bn_momentum < 1:
-            raise ValueError(f"bn_momentum must be in [0, 1), got {bn_momentum!r}")
         self.bn_epsilon = float(bn_epsilon)
-        self.bn_momentum = float(bn_momentum)
+        self.bn_momentum = checks.fraction("bn_momentum", bn_momentum)
 
     @property
     def out_channels(self) -> int:

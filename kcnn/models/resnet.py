@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from keras import layers
 
+from kcnn import checks
 from kcnn.models.common import check_arguments, classifier, finish, global_pool, model_input
 from kcnn.models.layers import (
     ATTENTION_KINDS,
@@ -66,17 +67,13 @@ def _resnet(
         raise ValueError(f"stem must be one of {STEMS}, got {stem!r}")
     if attention not in ATTENTION_KINDS:
         raise ValueError(f"attention must be one of {ATTENTION_KINDS}, got {attention!r}")
-    if isinstance(drop_path_rate, bool) or not isinstance(drop_path_rate, (int, float)) or not (
-        0 <= drop_path_rate < 1
-    ):
-        raise ValueError(f"drop_path_rate must be a number in [0, 1), got {drop_path_rate!r}")
+    drop_path_rate = checks.fraction("drop_path_rate", drop_path_rate)
     if drop_path_rate > 0 and not skip:
         raise ValueError(
             f"drop_path_rate={drop_path_rate} needs skip=True: stochastic depth drops residual "
             "branches, and a plain network has none"
         )
-    if isinstance(width, bool) or not isinstance(width, (int, float)) or width <= 0:
-        raise ValueError(f"width must be a positive number, got {width!r}")
+    width = checks.positive_number("width", width)
     stage_widths = [_scaled(w, width) for w in widths]
     if attention in ("se", "cbam") and attention_ratio > min(stage_widths) * block.expansion:
         raise ValueError(
@@ -224,7 +221,7 @@ def resnet(
         raise ValueError(f"block must be one of {tuple(BLOCKS)}, got {block!r}")
     if isinstance(depths, (str, bytes)) or not hasattr(depths, "__len__") or not (
         1 <= len(depths) <= len(WIDTHS)
-    ) or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in depths):
+    ) or any(not checks.is_integer(d) or d < 1 for d in depths):
         raise ValueError(
             f"depths must be 1 to {len(WIDTHS)} positive integers (blocks per stage), "
             f"got {depths!r}"

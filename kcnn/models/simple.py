@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from keras import layers
 
+from kcnn import checks
 from kcnn.models.common import Head, check_arguments, classifier, finish, global_pool, model_input
 from kcnn.models.layers import BN_EPSILON, BN_MOMENTUM
 from kcnn.registry import register_model
@@ -43,8 +44,7 @@ def mlp(
     )
     if pooling is not None:
         raise ValueError(f"pooling={pooling!r} does not apply to the MLP, which has no feature map")
-    if isinstance(hidden_units, bool) or not isinstance(hidden_units, int) or hidden_units < 1:
-        raise ValueError(f"hidden_units must be a positive integer, got {hidden_units!r}")
+    hidden_units = checks.positive_int("hidden_units", hidden_units)
     inputs = model_input(input_tensor, shape)
     x = layers.Flatten(name="flatten")(inputs)
     x = layers.Dense(hidden_units, activation="relu", name="fc1")(x)
@@ -182,23 +182,19 @@ def configurable_cnn(
         (The other arguments are those of keras.applications.)
     """
     if isinstance(filters, (str, bytes)) or not hasattr(filters, "__len__") or not filters or any(
-        isinstance(f, bool) or not isinstance(f, int) or f < 1 for f in filters
+        not checks.is_integer(f) or f < 1 for f in filters
     ):
         raise ValueError(
             f"filters must be a non-empty sequence of positive integers, got {filters!r}"
         )
-    if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1:
-        raise ValueError(f"kernel_size must be a positive integer, got {kernel_size!r}")
+    kernel_size = checks.positive_int("kernel_size", kernel_size)
     if not isinstance(batch_norm, bool):
         raise ValueError(f"batch_norm must be True or False, got {batch_norm!r}")
-    if fc_units is not None and (
-        isinstance(fc_units, bool) or not isinstance(fc_units, int) or fc_units < 0
-    ):
-        raise ValueError(f"fc_units must be None or an integer >= 0, got {fc_units!r}")
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-        raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
+    if fc_units is not None:
+        fc_units = checks.integer("fc_units", fc_units, low=0)
+    dropout = checks.fraction("dropout", dropout)
     return _small_cnn(
-        tuple(filters), fc_units, float(dropout), include_top=include_top, weights=weights,
+        tuple(int(f) for f in filters), fc_units, dropout, include_top=include_top, weights=weights,
         input_tensor=input_tensor, input_shape=input_shape, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation, name=name, kernel_size=kernel_size,
         batch_norm=batch_norm,

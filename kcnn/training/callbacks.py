@@ -14,6 +14,7 @@ import time
 
 import keras
 
+from kcnn import checks
 from kcnn.files import save_model
 
 BEST = "best.keras"
@@ -219,11 +220,10 @@ def run_callbacks(
         last = os.path.join(run_dir, LAST)
     callbacks.append(StopOnNonFiniteLoss(last))
     if early_stopping is not None:
-        if isinstance(early_stopping, bool) or not isinstance(early_stopping, int) or early_stopping < 1:
-            raise ValueError(f"early_stopping must be a positive patience or None, got {early_stopping!r}")
+        patience = checks.positive_int("early_stopping", early_stopping)
         callbacks.append(
             keras.callbacks.EarlyStopping(
-                monitor=loss_monitor, patience=early_stopping, restore_best_weights=True
+                monitor=loss_monitor, patience=patience, restore_best_weights=True
             )
         )
     if plateau:

@@ -19,6 +19,8 @@ import warnings
 import keras
 import tensorflow as tf
 
+from kcnn import checks
+
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 AMX_CPU_FLAGS = frozenset({"amx_bf16"})
 
@@ -199,9 +201,7 @@ def configure_determinism(seed: int | None, deterministic: bool = False) -> None
             It lasts for the rest of the process; Keras then turns XLA off.
     """
     if seed is not None:
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
-        keras.utils.set_random_seed(seed)
+        keras.utils.set_random_seed(checks.integer("seed", seed, low=0))
     if deterministic:
         if seed is None:
             raise ValueError("deterministic=True needs a seed")

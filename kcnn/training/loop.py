@@ -12,6 +12,7 @@ import time
 import keras
 import tensorflow as tf
 
+from kcnn import checks
 from kcnn.files import jsonable, write_json
 from kcnn.training.callbacks import (
     BACKUP, BEST, HISTORY, LAST, LOGS, read_history, run_callbacks,
@@ -321,10 +322,8 @@ def train(
         >>> result.test_accuracy, result.images_per_second
     """
     start = time.perf_counter()
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    epochs = checks.positive_int("epochs", epochs)
+    batch_size = checks.positive_int("batch_size", batch_size)
     distribution = make_strategy(strategy)
     configure_determinism(seed, deterministic)
     if isinstance(model, keras.Model) and model.distribute_strategy is not distribution:

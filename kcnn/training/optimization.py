@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import keras
 
+from kcnn import checks
+
 OPTIMIZERS = ("adam", "sgd")
 DEFAULT_LEARNING_RATES = {"adam": 1e-3, "sgd": 0.1}
 SCHEDULES = ("constant", "plateau", "cosine", "onecycle")
@@ -54,23 +56,17 @@ def learning_rate_schedule(
     """
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
-    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not (
-        learning_rate > 0
-    ):
-        raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
-    learning_rate = float(learning_rate)
+    learning_rate = checks.positive_number("learning_rate", learning_rate)
     if schedule in ("constant", "plateau"):
         return learning_rate
-    if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 2:
+    if not checks.is_integer(total_steps) or total_steps < 2:
         raise ValueError(
             f"schedule={schedule!r} needs total_steps (an integer >= 2), got {total_steps!r}"
         )
     fraction = ONECYCLE_WARMUP_FRACTION if schedule == "onecycle" else COSINE_WARMUP_FRACTION
     if warmup_steps is None:
         warmup_steps = int(round(fraction * total_steps))
-    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or not (
-        0 <= warmup_steps < total_steps
-    ):
+    if not checks.is_integer(warmup_steps) or not 0 <= warmup_steps < total_steps:
         raise ValueError(
             f"warmup_steps must be an integer in [0, total_steps={total_steps}), "
             f"got {warmup_steps!r}"
@@ -82,10 +78,10 @@ def learning_rate_schedule(
         alpha = 1.0 / (ONECYCLE_DIV_FACTOR * ONECYCLE_FINAL_DIV_FACTOR)
     return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=start,
-        decay_steps=total_steps - warmup_steps,
+        decay_steps=int(total_steps - warmup_steps),
         alpha=alpha,
         warmup_target=learning_rate,
-        warmup_steps=warmup_steps,
+        warmup_steps=int(warmup_steps),
         name=schedule,
     )
 
@@ -126,25 +122,15 @@ def make_optimizer(
     if learning_rate is None:
         learning_rate = DEFAULT_LEARNING_RATES[optimizer]
     rate = learning_rate_schedule(schedule, learning_rate, total_steps, warmup_steps)
-    _check_fraction("weight_decay", weight_decay, upper=None)
-    decay = float(weight_decay) or None
+    decay = checks.non_negative_number("weight_decay", weight_decay) or None
     if optimizer == "adam":
         result = keras.optimizers.Adam(learning_rate=rate, weight_decay=decay)
     else:
-        _check_fraction("momentum", momentum, upper=1.0)
-        result = keras.optimizers.SGD(learning_rate=rate, momentum=float(momentum), weight_decay=decay)
+        momentum = checks.fraction("momentum", momentum)
+        result = keras.optimizers.SGD(learning_rate=rate, momentum=momentum, weight_decay=decay)
     if decay:
         result.exclude_from_weight_decay(var_names=list(NO_DECAY_VARIABLES))
     return result
-
-
-def _check_fraction(name: str, value, upper: float | None) -> None:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and value >= 0
-    if ok and upper is not None:
-        ok = value < upper
-    if not ok:
-        bound = f"in [0, {upper})" if upper is not None else ">= 0"
-        raise ValueError(f"{name} must be a number {bound}, got {value!r}")
 
 
 def add_l2(model, l2: float) -> int:
@@ -159,7 +145,7 @@ def add_l2(model, l2: float) -> int:
     Returns:
         the number of kernels regularised.
     """
-    _check_fraction("l2", l2, upper=None)
+    l2 = checks.non_negative_number("l2", l2)
     if not l2:
         return 0
     count = 0
@@ -210,7 +196,7 @@ def classification_loss(model, label_smoothing: float = 0.0, one_hot: bool = Fal
         one_hot: labels are one-hot (or mixed) vectors rather than class indices. Label
             smoothing needs them (``kcnn.data.make_dataset(label_mode="categorical")``).
     """
-    _check_fraction("label_smoothing", label_smoothing, upper=1.0)
+    label_smoothing = checks.fraction("label_smoothing", label_smoothing)
     from_logits = not outputs_probabilities(model)
     if label_smoothing and not one_hot:
         raise ValueError(

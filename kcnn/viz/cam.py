@@ -17,6 +17,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from kcnn import checks
 from kcnn.viz.graph import (
     batches,
     check_images,
@@ -284,10 +285,8 @@ def smooth_grad(
     The class explained is the one asked for or predicted on the clean image. Other arguments,
     returns and errors as in `saliency`; ``seed`` fixes the noise (None: a fresh one).
     """
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise ValueError(f"samples must be a positive integer, got {samples!r}")
-    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or noise < 0:
-        raise ValueError(f"noise must be a number >= 0, got {noise!r}")
+    samples = checks.positive_int("samples", samples)
+    noise = checks.non_negative_number("noise", noise)
     explained = _Explained(model, images, class_index, with_features=False)
     images = explained.images
     classes = explained.predicted_or_asked(batch_size)
@@ -324,8 +323,7 @@ def pointing_game(maps, boxes, tolerance: int = 0) -> float:
         raise ValueError(
             f"maps must be (N, H, W) and boxes (N, 4); got shapes {maps.shape} and {boxes.shape}"
         )
-    if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance < 0:
-        raise ValueError(f"tolerance must be an integer >= 0, got {tolerance!r}")
+    tolerance = checks.integer("tolerance", tolerance, low=0)
     flat = maps.reshape(len(maps), -1).argmax(axis=1)
     rows, cols = np.unravel_index(flat, maps.shape[1:])
     top, left, bottom, right = boxes.T

@@ -22,6 +22,7 @@ import weakref
 import keras
 import numpy as np
 
+from kcnn import checks
 from kcnn.models import find_layer, gradcam_layer
 
 _PROBABILITY_ACTIVATIONS = ("softmax", "sigmoid", "log_softmax")
@@ -236,8 +237,7 @@ def to_numpy(tensor) -> np.ndarray:
 
 def batches(count: int, batch_size: int):
     """Slices that cut ``count`` items into batches of at most ``batch_size``."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = checks.positive_int("batch_size", batch_size)
     return [slice(start, start + batch_size) for start in range(0, count, batch_size)]
 
 

@@ -16,6 +16,7 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
+from kcnn import checks
 from kcnn.files import atomic_path
 from kcnn.models import stage_outputs
 from kcnn.viz.graph import feature_map_layers, feature_maps, to_numpy
@@ -45,8 +46,7 @@ def save_figure(figure, path, dpi: int = 100) -> str:
         raise ValueError(
             f"path {path!r} must end in one of {', '.join('.' + e for e in sorted(supported))}"
         )
-    if isinstance(dpi, bool) or not isinstance(dpi, (int, float)) or dpi <= 0:
-        raise ValueError(f"dpi must be a positive number, got {dpi!r}")
+    dpi = checks.positive_number("dpi", dpi)
     with atomic_path(path) as temporary:
         with open(temporary, "wb") as file:
             figure.savefig(file, format=extension, dpi=dpi)
@@ -117,8 +117,7 @@ def overlay(image, heatmap, alpha: float = 0.4, colormap: str = "jet") -> np.nda
         raise ValueError(
             f"heatmap of shape {heatmap.shape} does not match the image's {image.shape[:2]}"
         )
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
-        raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
+    alpha = checks.probability("alpha", alpha)
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=-1)
     colours = matplotlib.colormaps[colormap](np.clip(heatmap, 0, 1))[..., :3]
@@ -200,9 +199,8 @@ def plot_filters(model, layer=None, max_filters: int = 32, max_channels: int = 8
             f"layer={layer!r}: model {model.name!r} has no convolutional layer of that name; its "
             f"convolutional layers are: {', '.join(c.name for c in convs)}"
         )
-    for name, value in (("max_filters", max_filters), ("max_channels", max_channels)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    max_filters = checks.positive_int("max_filters", max_filters)
+    max_channels = checks.positive_int("max_channels", max_channels)
     kernel = to_numpy(_kernel(chosen))
     height, width, channels, filters = kernel.shape
     shown = min(filters, max_filters)
@@ -272,8 +270,7 @@ def plot_feature_maps(model, image, layers=None, max_maps: int = 8) -> Figure:
         batch = batch[None]
     if batch.ndim != 4 or len(batch) != 1:
         raise ValueError(f"image must be (H, W, C) or (1, H, W, C), got shape {batch.shape}")
-    if isinstance(max_maps, bool) or not isinstance(max_maps, int) or max_maps < 1:
-        raise ValueError(f"max_maps must be a positive integer, got {max_maps!r}")
+    max_maps = checks.positive_int("max_maps", max_maps)
     names = _default_feature_layers(model) if layers is None else list(layers)
     if not names:
         raise ValueError(f"model {model.name!r} has no convolutional layer")
@@ -409,8 +406,7 @@ def plot_predictions(images, y_true, y_pred, class_names=None, max_images: int =
     if not (len(images) == len(true) == len(predicted)) or not len(images):
         raise ValueError(f"got {len(images)} images, {len(true)} true and {len(predicted)} "
                          "predicted labels; give one of each per image")
-    if isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 1:
-        raise ValueError(f"max_images must be a positive integer, got {max_images!r}")
+    max_images = checks.positive_int("max_images", max_images)
     scores = np.asarray(y_pred)
     names = _class_names(class_names, max(int(true.max()), int(predicted.max())) + 1)
     shown = min(len(images), max_images)
