@@ -17,10 +17,13 @@ from kcnn.registry import ModelInfo, create_model, list_models, model_info, regi
 __version__ = "0.1.0"
 
 _SUBMODULES = (
+    "checks",
     "convmath",
     "data",
+    "files",
     "layers",
     "models",
+    "report",
     "training",
     "transfer",
     "tuning",
