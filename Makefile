@@ -20,12 +20,12 @@ install: $(PY)
 
 # Every test on the TensorFlow backend (slow ones included), then the model and layer tests on JAX.
 test: install
-	$(PY) -m pytest -n 2
-	KERAS_BACKEND=jax $(PY) -m pytest -n 2 tests/models
+	$(PY) -m pytest -n 2 -m "slow or not slow"
+	KERAS_BACKEND=jax $(PY) -m pytest -n 2 -m "slow or not slow" tests/models
 
-# The default suite a developer runs between changes: no slow tests.
+# The default suite a developer runs between changes (plain `pytest` too): no slow tests.
 test-fast: install
-	$(PY) -m pytest -n 2 -m "not slow"
+	$(PY) -m pytest -n 2
 
 # The main job: train simple_cnn (the course's Listing 1) on the full Fashion-MNIST, report test accuracy.
 run: install
