@@ -37,15 +37,7 @@ import sys
 import time
 
 from common import (
-    ACCURACY_FLOOR,
-    dataset_splits,
-    mean_curve,
-    open_report,
-    parser,
-    pct,
-    positive,
-    run,
-    values,
+    ACCURACY_FLOOR, dataset_splits, mean_curve, open_report, parser, pct, positive, run, values,
     write_report,
 )
 

@@ -36,17 +36,8 @@ import sys
 import time
 
 from common import (
-    ACCURACY_FLOOR,
-    dataset_splits,
-    epochs_to,
-    mean_curve,
-    open_report,
-    parser,
-    pct,
-    positive,
-    run,
-    values,
-    write_report,
+    ACCURACY_FLOOR, dataset_splits, epochs_to, mean_curve, open_report, parser, pct, positive,
+    run, values, write_report,
 )
 
 CNN = "configurable_cnn"

@@ -40,15 +40,7 @@ import time
 import numpy as np
 
 from common import (
-    ACCURACY_FLOOR,
-    dataset_splits,
-    mean_curve,
-    open_report,
-    parser,
-    pct,
-    positive,
-    run,
-    values,
+    ACCURACY_FLOOR, dataset_splits, mean_curve, open_report, parser, pct, positive, run, values,
     write_report,
 )
 

@@ -48,14 +48,7 @@ import time
 import numpy as np
 
 from common import (
-    ACCURACY_FLOOR,
-    dataset_splits,
-    open_report,
-    parser,
-    pct,
-    positive,
-    run,
-    values,
+    ACCURACY_FLOOR, dataset_splits, open_report, parser, pct, positive, run, values,
     write_report,
 )
 
