@@ -37,8 +37,8 @@ import time
 import numpy as np
 
 from common import (
-    ACCURACY_FLOOR, dataset_splits, mean_curve, open_report, parser, pct, positive, run, values,
-    write_report,
+    ACCURACY_FLOOR, dataset_splits, fill_from_plan, mean_curve, open_report, parser, pct,
+    positive, run, values, write_report,
 )
 
 SIZE = 32
@@ -70,10 +70,7 @@ def parse_args(argv=None):
     result.add_argument("--epochs", type=int,
                         help=f"epochs (quick {QUICK['epochs']}, full {FULL['epochs']})")
     args = result.parse_args(argv)
-    plan = QUICK if args.quick else FULL
-    for key, value in plan.items():
-        if getattr(args, key, None) is None:
-            setattr(args, key, value)
+    fill_from_plan(args, QUICK, FULL)
     for key in ("train_size", "test_size", "epochs", "seeds"):
         positive(f"--{key.replace('_', '-')}", getattr(args, key))
     return args

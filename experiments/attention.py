@@ -37,8 +37,8 @@ import sys
 import time
 
 from common import (
-    ACCURACY_FLOOR, dataset_splits, mean_curve, open_report, parser, pct, positive, run, values,
-    write_report,
+    ACCURACY_FLOOR, dataset_splits, fill_from_plan, mean_curve, open_report, parser, pct,
+    positive, run, values, write_report,
 )
 
 MODEL = "tiny_resnet"
@@ -72,10 +72,7 @@ def parse_args(argv=None):
                         help="reduction ratio of SE and CBAM's channel attention (default 4: the "
                         "paper's 16 would leave 1 hidden unit on 16 channels)")
     args = result.parse_args(argv)
-    plan = QUICK if args.quick else FULL
-    for key, value in plan.items():
-        if getattr(args, key, None) is None:
-            setattr(args, key, value)
+    fill_from_plan(args, QUICK, FULL)
     for key in ("train_size", "epochs", "seeds", "attention_ratio", "rounds", "steps"):
         positive(f"--{key.replace('_', '-')}", getattr(args, key))
     return args

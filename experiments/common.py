@@ -22,6 +22,8 @@ import time
 
 import numpy as np
 
+from kcnn.checks import positive_int as positive  # the scripts' option check
+
 ACCURACY_FLOOR = 0.005  # differences of accuracy under half a point are never called a win
 DATASETS = ("fashion_mnist", "mnist", "cifar10")
 
@@ -75,11 +77,12 @@ def write_report(report, out: str) -> int:
     return 0
 
 
-def positive(name: str, value: int) -> int:
-    """``value`` when it is a positive integer, else a ValueError naming the option."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
+def fill_from_plan(args, quick: dict, full: dict) -> None:
+    """Set every option the command line left unset (None) to its value in the ``quick`` plan
+    (with ``--quick``) or the ``full`` one."""
+    for key, value in (quick if args.quick else full).items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
 
 
 @dataclasses.dataclass(frozen=True)

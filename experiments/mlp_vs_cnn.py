@@ -36,8 +36,8 @@ import time
 import numpy as np
 
 from common import (
-    ACCURACY_FLOOR, dataset_splits, mean_curve, open_report, parser, pct, positive, run, values,
-    write_report,
+    ACCURACY_FLOOR, dataset_splits, fill_from_plan, mean_curve, open_report, parser, pct,
+    positive, run, values, write_report,
 )
 
 MODELS = ("mlp", "tiny_cnn", "simple_cnn")
@@ -64,10 +64,7 @@ def parse_args(argv=None):
     result.add_argument("--no-mnist", action="store_true",
                         help="do not try MNIST (the course's dataset) besides --dataset")
     args = result.parse_args(argv)
-    plan = QUICK if args.quick else FULL
-    for key, value in plan.items():
-        if getattr(args, key, None) is None:
-            setattr(args, key, value)
+    fill_from_plan(args, QUICK, FULL)
     for key in ("epochs", "seeds", "validation_size"):
         positive(f"--{key.replace('_', '-')}", getattr(args, key))
     for key in ("train_size", "test_size"):

@@ -36,8 +36,8 @@ import sys
 import time
 
 from common import (
-    ACCURACY_FLOOR, dataset_splits, epochs_to, mean_curve, open_report, parser, pct, positive,
-    run, values, write_report,
+    ACCURACY_FLOOR, dataset_splits, epochs_to, fill_from_plan, mean_curve, open_report, parser,
+    pct, positive, run, values, write_report,
 )
 
 CNN = "configurable_cnn"
@@ -106,10 +106,7 @@ def parse_args(argv=None):
                         help="run only these groups (baseline, dropout, L2, augmentation, "
                         "'batch norm', DropPath); the baseline always runs")
     args = result.parse_args(argv)
-    plan = QUICK if args.quick else FULL
-    for key, value in plan.items():
-        if getattr(args, key, None) is None:
-            setattr(args, key, value)
+    fill_from_plan(args, QUICK, FULL)
     for key in ("train_size", "epochs", "resnet_epochs", "seeds"):
         positive(f"--{key.replace('_', '-')}", getattr(args, key))
     return args

@@ -48,8 +48,8 @@ import time
 import numpy as np
 
 from common import (
-    ACCURACY_FLOOR, dataset_splits, open_report, parser, pct, positive, run, values,
-    write_report,
+    ACCURACY_FLOOR, dataset_splits, fill_from_plan, open_report, parser, pct, positive, run,
+    values, write_report,
 )
 
 MODEL = "configurable_cnn"
@@ -84,10 +84,7 @@ def parse_args(argv=None):
                         help="where to save the trained model of seed 0 (default "
                         "saved_models/visualize_<dataset>.keras; quick: in --out)")
     args = result.parse_args(argv)
-    plan = QUICK if args.quick else FULL
-    for key, value in plan.items():
-        if getattr(args, key, None) is None:
-            setattr(args, key, value)
+    fill_from_plan(args, QUICK, FULL)
     for key in ("epochs", "seeds", "explained", "probe_size"):
         positive(f"--{key.replace('_', '-')}", getattr(args, key))
     if args.model_path is None:
