@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -72,12 +71,14 @@ def run_recipe(name: str, args) -> dict:
 
 def main(argv=None):
     args = parse_args(argv)
+    from kcnn.files import write_json
+    from kcnn.report import describe_hardware
     from kcnn.training import PRESETS
 
     names = args.recipes.split(",") if args.recipes else sorted(
         name for name in PRESETS if name.startswith("fashion-")
     )
-    report = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
+    report = {"machine": describe_hardware(),
               "recipes": {}, "fastest": {}}
     for name in names:
         measured = run_recipe(name, args)
@@ -98,9 +99,7 @@ def main(argv=None):
         else:
             report["fastest"][key] = None
             print(f"{key}: not reached by {', '.join(names)}")
-    os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
-    with open(args.output, "w", encoding="utf-8") as file:
-        json.dump(report, file, indent=2)
+    write_json(args.output, report)
     print(f"wrote {args.output}")
 
 

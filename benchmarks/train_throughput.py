@@ -30,9 +30,7 @@ Writes ``results/train_throughput.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import time
 
@@ -288,17 +286,18 @@ def contenders_part(args, train, test):
 
 def main(argv=None):
     args = parse_args(argv)
+    from kcnn.files import write_json
+    from kcnn.report import describe_hardware
+
     train, test = load_arrays(args.data_dir, args.limit)
-    report = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
+    report = {"machine": describe_hardware(),
               "load_average_at_start": os.getloadavg(), "arguments": vars(args)}
     print(f"{report['machine']}; load average {os.getloadavg()[0]:.1f}", flush=True)
     if args.part in ("all", "precision"):
         report["precision"] = precision_part(args, train)
     if args.part in ("all", "contenders"):
         report["contenders"] = contenders_part(args, train, test)
-    os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
-    with open(args.output, "w", encoding="utf-8") as file:
-        json.dump(report, file, indent=2)
+    write_json(args.output, report)
     print(f"wrote {args.output}")
 
 
