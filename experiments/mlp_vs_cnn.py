@@ -206,25 +206,21 @@ def claims(results: dict, missing: dict, max_shift: int) -> list[tuple[str, bool
             f"tiny_cnn {pct(accuracy('tiny_cnn'), 2)} vs mlp {pct(accuracy('mlp'), 2)} % "
             "test accuracy",
         ))
-        for name in ("tiny_cnn", "simple_cnn"):
+        def invariance(name, shift, claim):
             runs = records[name]
-            lost = shift_loss(runs, max_shift)
-            found.append((
-                f"{title}: weight sharing makes {name} invariant to translation (no accuracy "
-                f"lost at {max_shift} px)",
+            lost = shift_loss(runs, shift)
+            return (
+                f"{title}: {claim} (no accuracy lost at {shift} px)",
                 not compare(lost, [0.0] * len(lost), ACCURACY_FLOOR),
                 f"{pct(accuracy(name))} % unshifted, "
-                f"{pct([r['shift_accuracy'][max_shift] for r in runs])} % at {max_shift} px",
-            ))
-        runs = records["simple_cnn"]
-        lost = shift_loss(runs, SMALL_SHIFT)
-        found.append((
-            f"{title}: pooling makes simple_cnn invariant to small shifts (no accuracy lost at "
-            f"{SMALL_SHIFT} px)",
-            not compare(lost, [0.0] * len(lost), ACCURACY_FLOOR),
-            f"{pct(accuracy('simple_cnn'))} % unshifted, "
-            f"{pct([r['shift_accuracy'][SMALL_SHIFT] for r in runs])} % at {SMALL_SHIFT} px",
-        ))
+                f"{pct([r['shift_accuracy'][shift] for r in runs])} % at {shift} px",
+            )
+
+        for name in ("tiny_cnn", "simple_cnn"):
+            found.append(invariance(name, max_shift,
+                                    f"weight sharing makes {name} invariant to translation"))
+        found.append(invariance("simple_cnn", SMALL_SHIFT,
+                                "pooling makes simple_cnn invariant to small shifts"))
         for name in ("tiny_cnn", "simple_cnn"):
             found.append((
                 f"{title}: {name} is more robust to translation than the MLP (keeps more of its "
