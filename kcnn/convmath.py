@@ -555,7 +555,7 @@ def _window_field(field, kernel, stride, dilation=(1, 1)):
 def _pointwise_layers():
     import keras
 
-    from kcnn.models.layers import DropPath
+    from kcnn.layers.dropout import DropPath
 
     names = (
         "Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax", "BatchNormalization",
@@ -571,7 +571,7 @@ def _pointwise_layers():
 def _global_layers():
     import keras
 
-    from kcnn.models.layers import CBAM, SqueezeExcite
+    from kcnn.layers.attention import CBAM, SqueezeExcite
 
     return (
         SqueezeExcite, CBAM, keras.layers.Flatten, keras.layers.Reshape,
@@ -583,7 +583,8 @@ def _global_layers():
 def _layer_field(layer, field: ReceptiveField) -> ReceptiveField:
     import keras
 
-    from kcnn.models.layers import SpatialAttention, _ResidualUnit
+    from kcnn.layers.attention import SpatialAttention
+    from kcnn.layers.blocks import _ResidualUnit
 
     if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D,
                           keras.layers.SeparableConv2D)):
@@ -697,7 +698,8 @@ class LayerCost:
 def _children(layer):
     """The sublayers of kcnn's composite layers with how many times each runs per call, or
     ``None`` for a leaf."""
-    from kcnn.models.layers import CBAM, SpatialAttention, SqueezeExcite, _ResidualUnit
+    from kcnn.layers.attention import CBAM, SpatialAttention, SqueezeExcite
+    from kcnn.layers.blocks import _ResidualUnit
 
     if isinstance(layer, _ResidualUnit):
         children = [sub for pair in layer.branch for sub in pair]

@@ -1,7 +1,7 @@
 """ResNets (He, Zhang, Ren & Sun, "Deep Residual Learning for Image Recognition", CVPR 2016),
 version 1.5 as torchvision ships them, with the options the experiments need: CIFAR stem,
 shortcuts off (plain networks), pre-activation, SE/CBAM attention, stochastic depth and a width
-multiplier. Every block is a `ResidualBlock` or `BottleneckBlock` from `kcnn.models.layers`."""
+multiplier. Every block is a `ResidualBlock` or `BottleneckBlock` from `kcnn.layers`."""
 
 from __future__ import annotations
 
@@ -9,13 +9,9 @@ from keras import layers
 
 from kcnn import checks
 from kcnn.models.common import check_arguments, classifier, finish, global_pool, model_input
-from kcnn.models.layers import (
-    ATTENTION_KINDS,
-    BN_EPSILON,
-    BN_MOMENTUM,
-    BottleneckBlock,
-    ResidualBlock,
-)
+from kcnn.layers.attention import ATTENTION_KINDS
+from kcnn.layers.blocks import BottleneckBlock, ResidualBlock
+from kcnn.layers.normalization import BN_EPSILON, BN_MOMENTUM
 from kcnn.registry import register_model
 
 PAPER = "He, Zhang, Ren & Sun, Deep Residual Learning for Image Recognition, CVPR 2016"

@@ -7,7 +7,7 @@ from keras import layers
 
 from kcnn import checks
 from kcnn.models.common import Head, check_arguments, classifier, finish, global_pool, model_input
-from kcnn.models.layers import BN_EPSILON, BN_MOMENTUM
+from kcnn.layers.normalization import BN_EPSILON, BN_MOMENTUM
 from kcnn.registry import register_model
 
 COURSE = "Course chapter 07, section 1.1 and Listing 1 (after LeCun et al., Proc. IEEE 1998)"

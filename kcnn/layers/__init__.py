@@ -1,0 +1,23 @@
+"""kcnn's custom layers, one module per kind, each layer registered serialisable.
+
+- `kcnn.layers.attention`: `SqueezeExcite`, `SpatialAttention`, `CBAM`
+- `kcnn.layers.blocks`: `ResidualBlock`, `BottleneckBlock`
+- `kcnn.layers.dropout`: `DropPath`
+
+Importing this package registers every layer with Keras (package ``"kcnn"``), so a saved kcnn
+model loads with ``keras.saving.load_model`` and no ``custom_objects``. It uses ``keras`` and
+``keras.ops`` only (no TensorFlow), so the layers run on every Keras backend.
+"""
+
+from kcnn.layers.attention import CBAM, SpatialAttention, SqueezeExcite
+from kcnn.layers.blocks import BottleneckBlock, ResidualBlock
+from kcnn.layers.dropout import DropPath
+
+__all__ = [
+    "BottleneckBlock",
+    "CBAM",
+    "DropPath",
+    "ResidualBlock",
+    "SpatialAttention",
+    "SqueezeExcite",
+]

@@ -1,0 +1,159 @@
+"""Attention layers: squeeze-and-excitation, CBAM's spatial attention, and CBAM.
+
+Keras has none of them, so they are written with ``keras`` and ``keras.ops`` only (no TensorFlow
+import: they run on every Keras backend). Every layer is registered serialisable (package ``"kcnn"``) and its ``get_config`` returns
+exactly its constructor arguments, so a model saved to ``.keras`` loads without
+``custom_objects``; it creates and builds its sublayers in ``build``; it gives its sublayers its
+own dtype policy (math in the compute dtype, variables in float32 under mixed precision); it
+checks its arguments and raises ``ValueError`` naming the argument and the value received.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+from kcnn import checks
+from kcnn.layers.shapes import input_channels
+
+__all__ = ["ATTENTION_KINDS", "CBAM", "SpatialAttention", "SqueezeExcite"]
+
+ATTENTION_KINDS = (None, "se", "spatial", "cbam")
+
+
+@keras.saving.register_keras_serializable(package="kcnn")
+class SqueezeExcite(layers.Layer):
+    """Channel attention: squeeze-and-excitation (Hu, Shen & Sun, "Squeeze-and-Excitation
+    Networks", CVPR 2018).
+
+    Squeeze: global pooling to one value per channel. Excite: Dense(C / ratio, ReLU) then
+    Dense(C, sigmoid). Scale: the input multiplied by those channel weights. With
+    ``squeeze="avg_max"`` the same two Dense layers also see the global max and the two results
+    are summed before the sigmoid, which is the channel attention of CBAM (Woo et al., 2018).
+
+    Args:
+        ratio: reduction ratio of the hidden layer; at most the number of input channels.
+        squeeze: ``"avg"`` (SE) or ``"avg_max"`` (CBAM's channel attention).
+    """
+
+    def __init__(self, ratio: int = 16, squeeze: str = "avg", **kwargs):
+        super().__init__(**kwargs)
+        self.ratio = checks.positive_int("ratio", ratio)
+        if squeeze not in ("avg", "avg_max"):
+            raise ValueError(f"squeeze must be 'avg' or 'avg_max', got {squeeze!r}")
+        self.squeeze = squeeze
+
+    def build(self, input_shape):
+        channels = input_channels(input_shape, "SqueezeExcite")
+        if self.ratio > channels:
+            raise ValueError(
+                f"ratio={self.ratio} is larger than the {channels} input channels of "
+                f"{self.name!r}: the hidden layer would have no units"
+            )
+        self.reduce = layers.Dense(
+            channels // self.ratio, activation="relu", name=f"{self.name}_reduce",
+            dtype=self.dtype_policy,
+        )
+        self.expand = layers.Dense(channels, name=f"{self.name}_expand", dtype=self.dtype_policy)
+        self.reduce.build((None, channels))
+        self.expand.build((None, channels // self.ratio))
+
+    def channel_weights(self, inputs):
+        """The per-channel attention weights in (0, 1), shaped (batch, 1, 1, channels)."""
+        logits = self.expand(self.reduce(ops.mean(inputs, axis=(1, 2))))
+        if self.squeeze == "avg_max":
+            logits = logits + self.expand(self.reduce(ops.max(inputs, axis=(1, 2))))
+        return ops.sigmoid(logits)[:, None, None, :]
+
+    def call(self, inputs):
+        return inputs * self.channel_weights(inputs)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "ratio": self.ratio, "squeeze": self.squeeze}
+
+
+@keras.saving.register_keras_serializable(package="kcnn")
+class SpatialAttention(layers.Layer):
+    """Spatial attention of CBAM (Woo, Park, Lee & Kweon, "CBAM: Convolutional Block Attention
+    Module", ECCV 2018).
+
+    The channel-wise mean and max are stacked into a 2-channel map, a ``kernel_size`` x
+    ``kernel_size`` convolution and a sigmoid turn it into one weight per position, and the input
+    is multiplied by it.
+
+    Args:
+        kernel_size: odd size of the convolution (7 in the paper).
+    """
+
+    def __init__(self, kernel_size: int = 7, **kwargs):
+        super().__init__(**kwargs)
+        self.kernel_size = checks.positive_int("kernel_size", kernel_size)
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+
+    def build(self, input_shape):
+        input_channels(input_shape, "SpatialAttention")
+        self.conv = layers.Conv2D(
+            1, self.kernel_size, padding="same", name=f"{self.name}_conv", dtype=self.dtype_policy
+        )
+        self.conv.build((*input_shape[:3], 2))
+
+    def attention_map(self, inputs):
+        """The attention weights in (0, 1), shaped (batch, height, width, 1)."""
+        pooled = ops.concatenate(
+            [ops.mean(inputs, axis=-1, keepdims=True), ops.max(inputs, axis=-1, keepdims=True)],
+            axis=-1,
+        )
+        return ops.sigmoid(self.conv(pooled))
+
+    def call(self, inputs):
+        return inputs * self.attention_map(inputs)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "kernel_size": self.kernel_size}
+
+
+@keras.saving.register_keras_serializable(package="kcnn")
+class CBAM(layers.Layer):
+    """Convolutional Block Attention Module (Woo et al., ECCV 2018): channel attention, then
+    spatial attention, applied in sequence.
+
+    The channel attention is `SqueezeExcite` with ``squeeze="avg_max"``; the spatial attention is
+    `SpatialAttention`.
+
+    Args:
+        ratio: reduction ratio of the channel attention.
+        kernel_size: kernel size of the spatial attention.
+    """
+
+    def __init__(self, ratio: int = 16, kernel_size: int = 7, **kwargs):
+        super().__init__(**kwargs)
+        self.ratio = checks.positive_int("ratio", ratio)
+        self.kernel_size = checks.positive_int("kernel_size", kernel_size)
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+
+    def build(self, input_shape):
+        self.channel = SqueezeExcite(
+            self.ratio, squeeze="avg_max", name=f"{self.name}_channel", dtype=self.dtype_policy
+        )
+        self.spatial = SpatialAttention(
+            self.kernel_size, name=f"{self.name}_spatial", dtype=self.dtype_policy
+        )
+        self.channel.build(input_shape)
+        self.spatial.build(input_shape)
+
+    def call(self, inputs):
+        return self.spatial(self.channel(inputs))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "ratio": self.ratio, "kernel_size": self.kernel_size}
