@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
+import inspect
 from typing import Callable
 
 _REGISTRY: dict[str, "ModelInfo"] = {}
@@ -114,7 +115,36 @@ def model_info(name: str) -> ModelInfo:
 def create_model(name: str, **kwargs):
     """Build the registered model ``name`` with the builder's keyword arguments.
 
+    Every way of passing builder arguments (``--model-option``, ``train(model_kwargs=...)``,
+    ``kcnn tune``, ``--backbone-option``) ends here, so a mistyped option is caught here once.
+
+    Raises:
+        ValueError: for an unknown ``name`` (see `model_info`), or a keyword argument the builder
+            does not take: the message names it, suggests the closest options and lists all.
+
     Example:
         >>> model = create_model("resnet18", input_shape=(32, 32, 3), stem="cifar", classes=10)
     """
-    return model_info(name).builder(**kwargs)
+    info = model_info(name)
+    _check_options(info, kwargs)
+    return info.builder(**kwargs)
+
+
+def _check_options(info: ModelInfo, kwargs: dict) -> None:
+    """Refuse the keywords of ``kwargs`` that ``info.builder`` does not take (a builder with
+    ``**kwargs`` takes any)."""
+    parameters = inspect.signature(info.builder).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return
+    options = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = [key for key in kwargs if key not in options]
+    if not unknown:
+        return
+    named = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, options, n=3, cutoff=0.6)
+        named.append(f"{key!r} (did you mean {', '.join(close)}?)" if close else repr(key))
+    raise ValueError(
+        f"model {info.name!r} has no option {', '.join(named)}; its options are: "
+        f"{', '.join(options)}"
+    )

@@ -1,0 +1,32 @@
+"""`kcnn.create_model` refuses what the builder cannot take: an option it does not have, and a
+model whose classifier head could never fit in memory."""
+
+import pytest
+
+import kcnn
+
+
+def test_an_unknown_option_is_named_with_the_builders_options():
+    with pytest.raises(ValueError) as caught:
+        kcnn.create_model("tiny_cnn", bogus=1, classes=3)
+    message = str(caught.value)
+    assert "'bogus'" in message and "tiny_cnn" in message
+    for option in ("include_top", "input_shape", "classes", "classifier_activation"):
+        assert option in message
+    assert "\n" not in message
+
+
+def test_a_misspelt_option_gets_the_closest_one_suggested():
+    with pytest.raises(ValueError, match=r"'widht' \(did you mean width\b"):
+        kcnn.create_model("resnet18", widht=0.5)
+
+
+def test_unknown_options_are_refused_through_model_kwargs_and_backbone_options():
+    from kcnn.training import build_model
+    from kcnn.transfer import build
+
+    with pytest.raises(ValueError, match="'dropuot'"):
+        build_model("tiny_cnn", model_kwargs={"dropuot": 0.5})
+    with pytest.raises(ValueError, match="'alpha'"):
+        build("tiny_resnet", 3, "frozen", weights=None, input_shape=(32, 32, 3),
+              backbone_options={"alpha": 0.5})
