@@ -1,7 +1,9 @@
 """kcnn: convolutional networks for Keras 3.
 
 The public API. Importing ``kcnn`` is cheap: the sub-packages that need Keras or TensorFlow
-(``kcnn.models``, ``kcnn.layers``, ``kcnn.data``, ...) are imported on first use.
+(``kcnn.models``, ``kcnn.layers``, ``kcnn.data``, ...) are imported on first use. kcnn's layers
+are registered with Keras when Keras is imported (`kcnn.keras_hook`), so
+``import kcnn; keras.saving.load_model(path)`` loads any kcnn model.
 
 Example:
     >>> import kcnn
@@ -12,6 +14,7 @@ Example:
 
 import importlib
 
+from kcnn.keras_hook import register_layers_with_keras
 from kcnn.registry import ModelInfo, create_model, list_models, model_info, register_model
 
 __version__ = "0.1.0"
@@ -46,6 +49,9 @@ def load_model(path, compile: bool = True):
     from kcnn.models.saving import load_model as _load_model
 
     return _load_model(path, compile=compile)
+
+
+register_layers_with_keras()
 
 
 def __getattr__(name):

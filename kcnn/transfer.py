@@ -40,17 +40,17 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib
 import math
 import os
 import re
 import time
 
 import keras
-from keras import layers, ops
+from keras import layers
 
 from kcnn import checks
 from kcnn.files import save_weights
+from kcnn.layers.preprocessing import ApplicationPreprocessing, keras_application
 from kcnn.models.common import classifier, global_pool, load_weights_strictly
 
 STRATEGIES = ("frozen", "finetune", "progressive")
@@ -85,58 +85,8 @@ _NOT_FEATURES = (
 )
 
 
-def _application(name: str):
-    """The Keras Applications constructor called ``name`` (``"ResNet50"``), or None."""
-    if not isinstance(name, str) or not name[:1].isupper():
-        return None
-    constructor = getattr(keras.applications, name, None)
-    return constructor if callable(constructor) else None
-
-
 def _applications() -> list[str]:
-    return sorted(name for name in dir(keras.applications) if _application(name) is not None)
-
-
-def _preprocess_function(application: str):
-    """``preprocess_input`` of the Keras Applications module that defines ``application``."""
-    constructor = _application(application)
-    if constructor is None:
-        raise ValueError(
-            f"application must be a Keras Applications model name such as 'ResNet50', "
-            f"got {application!r}"
-        )
-    return importlib.import_module(constructor.__module__).preprocess_input
-
-
-@keras.saving.register_keras_serializable(package="kcnn")
-class ApplicationPreprocessing(layers.Layer):
-    """The ``preprocess_input`` of a Keras Applications backbone, as a layer of the model.
-
-    It takes RGB pixels in [0, 255] and gives what the backbone's ImageNet weights expect: BGR
-    minus the ImageNet mean for VGG and ResNet, [-1, 1] for MobileNetV2 and ResNetV2, the
-    ImageNet mean and std for DenseNet; it is the identity for EfficientNet(V2), ConvNeXt and
-    MobileNetV3, which rescale inside the model (so pixels are never rescaled twice). It computes
-    in float32 under mixed precision. Keras has no such layer: the guide applies the function
-    in the input pipeline, where a saved model forgets it.
-
-    Args:
-        application: the Keras Applications model name, e.g. ``"ResNet50"``.
-    """
-
-    def __init__(self, application: str, **kwargs):
-        kwargs.setdefault("dtype", "float32")
-        super().__init__(**kwargs)
-        self._preprocess = _preprocess_function(application)
-        self.application = application
-
-    def call(self, inputs):
-        return self._preprocess(ops.cast(inputs, self.compute_dtype))
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "application": self.application}
+    return sorted(name for name in dir(keras.applications) if keras_application(name) is not None)
 
 
 def _check_strategy(strategy) -> None:
@@ -181,7 +131,7 @@ def _kcnn_backbone(name, weights, input_shape, options):
 def _application_backbone(name, weights, input_shape, options):
     """The Keras Applications model ``name`` without its head; ``weights`` is "imagenet" (one
     download, then Keras's cache), a weights file of this backbone, or None."""
-    constructor = _application(name)
+    constructor = keras_application(name)
     if input_shape is not None and (len(input_shape) != 3 or input_shape[-1] != 3):
         raise ValueError(
             f"input_shape must be (height, width, 3) for {name}: Keras Applications backbones "
@@ -278,7 +228,7 @@ def build(
     if isinstance(backbone, str) and backbone in list_models():
         base = _kcnn_backbone(backbone, weights, input_shape, options)
         preprocess = layers.Rescaling(1 / 255, name="preprocess", dtype="float32")
-    elif isinstance(backbone, str) and _application(backbone) is not None:
+    elif isinstance(backbone, str) and keras_application(backbone) is not None:
         base = _application_backbone(backbone, weights, input_shape, options)
         preprocess = ApplicationPreprocessing(backbone, name="preprocess")
     else:

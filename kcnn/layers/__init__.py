@@ -3,6 +3,7 @@
 - `kcnn.layers.attention`: `SqueezeExcite`, `SpatialAttention`, `CBAM`
 - `kcnn.layers.blocks`: `ResidualBlock`, `BottleneckBlock`
 - `kcnn.layers.dropout`: `DropPath`
+- `kcnn.layers.preprocessing`: `RandomResizedCrop`, `ApplicationPreprocessing`
 
 Importing this package registers every layer with Keras (package ``"kcnn"``), so a saved kcnn
 model loads with ``keras.saving.load_model`` and no ``custom_objects``. It uses ``keras`` and
@@ -12,11 +13,14 @@ model loads with ``keras.saving.load_model`` and no ``custom_objects``. It uses 
 from kcnn.layers.attention import CBAM, SpatialAttention, SqueezeExcite
 from kcnn.layers.blocks import BottleneckBlock, ResidualBlock
 from kcnn.layers.dropout import DropPath
+from kcnn.layers.preprocessing import ApplicationPreprocessing, RandomResizedCrop
 
 __all__ = [
+    "ApplicationPreprocessing",
     "BottleneckBlock",
     "CBAM",
     "DropPath",
+    "RandomResizedCrop",
     "ResidualBlock",
     "SpatialAttention",
     "SqueezeExcite",
