@@ -2,8 +2,9 @@
 
 Each sub-command has an ``_add_<name>_command`` function that declares its arguments and a
 ``_run_<name>`` function that does the work; heavy imports happen inside the ``_run_`` functions
-so ``kcnn --help`` is instant. Errors a user can fix (an unknown model, missing data, a bad flag)
-print one line and exit with status 1, without a traceback.
+so ``kcnn --help`` is instant. Errors a user can fix (an unknown model, missing data) print one
+line and exit with status 1, without a traceback; a bad flag or flag value (``--l1 -1``) prints
+one line and exits with status 2, argparse's status for usage errors.
 """
 
 from __future__ import annotations
@@ -12,9 +13,37 @@ import argparse
 import os
 import sys
 
+from kcnn import checks
+
 
 class CommandError(Exception):
     """An error the user can fix; printed as one line by `main`."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors are one line (not the whole usage) with status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _checked(check, name: str, read=float):
+    """An argparse ``type`` that reads a flag's text with ``read`` and checks the value with
+    ``check``, a `kcnn.checks` function (``checks.non_negative_number``...), so a bad value is a
+    usage error that names the argument."""
+
+    def parse(text: str):
+        try:
+            value = read(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        try:
+            return check(name, value)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    parse.__name__ = name
+    return parse
 
 
 def _add_models_command(subparsers):
@@ -89,11 +118,16 @@ def _add_explain_command(subparsers):
 
 
 def _load_image_for(model, path, scale):
-    """``path`` as a float32 (H, W, C) array that fits ``model``'s input, times ``scale``."""
-    import keras
+    """``path`` as a float32 (H, W, C) array that fits ``model``'s input, times ``scale``: read
+    by `kcnn.data.images.read_image` as image folders are (grey or RGB as the model takes, 16-bit
+    mapped to 0-255, resized to the model's input, within the pixel limit).
 
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"image file {path!r} does not exist")
+    Raises:
+        CommandError: for a model that takes neither 1 nor 3 channels.
+        kcnn.data.images.ImageFileError: naming the file, when it cannot be read.
+    """
+    from kcnn.data.images import read_image
+
     height, width, channels = model.inputs[0].shape[1:]
     if channels not in (1, 3):
         raise CommandError(
@@ -101,13 +135,28 @@ def _load_image_for(model, path, scale):
             "(grey) or 3 (RGB)"
         )
     size = (height, width) if height and width else None
-    try:
-        image = keras.utils.load_img(
-            path, color_mode="grayscale" if channels == 1 else "rgb", target_size=size
-        )
-    except OSError as error:
-        raise ValueError(f"{path!r} is not a readable image ({error})") from error
-    return keras.utils.img_to_array(image, dtype="float32") * scale
+    return read_image(path, channels, size).astype("float32") * scale
+
+
+def _load_images_for(model, paths, scale) -> tuple[list, list]:
+    """The files of ``paths`` that can be read, as `_load_image_for` reads them: ``(loaded,
+    problems)``, ``loaded`` the ``(path, image)`` pairs, ``problems`` a line for each other file,
+    naming it and saying why."""
+    from kcnn.data.images import ImageFileError
+
+    loaded, problems = [], []
+    for path in paths:
+        try:
+            loaded.append((path, _load_image_for(model, path, scale)))
+        except ImageFileError as error:
+            problems.append(str(error))
+    return loaded, problems
+
+
+def _unreadable_images(problems) -> CommandError:
+    """The error that ends a command whose other images were treated: one line per unreadable
+    image, each with `main`'s prefix (which `main` adds to the first)."""
+    return CommandError("\nkcnn: error: ".join(problems))
 
 
 def _run_explain(args):
@@ -122,8 +171,9 @@ def _run_explain(args):
     options = {"class_index": args.class_index}
     if args.layer:
         options["layer"] = args.layer
-    for path in args.images:
-        image = _load_image_for(model, path, args.scale)[None]
+    loaded, problems = _load_images_for(model, args.images, args.scale)
+    for path, image in loaded:
+        image = image[None]
         heatmap = viz.METHODS[args.method](model, image, **options)
         output = keras.ops.convert_to_numpy(model(image, training=False))[0]
         explained = int(np.argmax(output)) if args.class_index is None else args.class_index
@@ -132,6 +182,8 @@ def _run_explain(args):
         target = os.path.join(args.out, f"{name}_{args.method}.png")
         viz.save_figure(viz.plot_explanations(image, heatmap, [title]), target)
         print(f"{target}: class {explained}, model output {output[explained]:.3f}")
+    if problems:
+        raise _unreadable_images(problems)
 
 
 def _add_visualize_command(subparsers):
@@ -204,7 +256,10 @@ def _add_train_command(subparsers):
     parser.add_argument("--schedule", choices=("constant", "plateau", "cosine", "onecycle"),
                         help="learning-rate schedule (default constant)")
     parser.add_argument("--weight-decay", type=float, help="decoupled weight decay (default 0)")
-    parser.add_argument("--l2", type=float, help="L2 penalty on the kernels (default 0)")
+    parser.add_argument("--l1", type=_checked(checks.non_negative_number, "l1"),
+                        help="L1 penalty on the kernels, for sparse weights (default 0)")
+    parser.add_argument("--l2", type=_checked(checks.non_negative_number, "l2"),
+                        help="L2 penalty on the kernels (default 0)")
     parser.add_argument("--label-smoothing", type=float, help="default 0")
     parser.add_argument("--early-stopping", type=int, metavar="PATIENCE",
                         help="stop after PATIENCE epochs without a better validation loss")
@@ -229,7 +284,7 @@ _TRAIN_FLAGS = {
     "model": "model", "dataset": "data", "data_dir": "data_dir", "epochs": "epochs",
     "batch_size": "batch_size", "augment": "augment", "image_size": "image_size",
     "validation_split": "validation_split", "optimizer": "optimizer", "lr": "learning_rate",
-    "schedule": "schedule", "weight_decay": "weight_decay", "l2": "l2",
+    "schedule": "schedule", "weight_decay": "weight_decay", "l1": "l1", "l2": "l2",
     "label_smoothing": "label_smoothing", "early_stopping": "early_stopping",
     "precision": "precision", "strategy": "strategy", "seed": "seed",
     "deterministic": "deterministic",
@@ -379,17 +434,21 @@ def _run_predict(args):
     model = load_model(args.model, compile=False)
     run = read_run(os.path.dirname(os.path.abspath(args.model))) or {}
     names = run.get("class_names")
-    images = np.stack([_load_image_for(model, path, 1.0) for path in args.images])
-    outputs = model.predict(images, verbose=0)
-    if not outputs_probabilities(model):
-        outputs = keras.ops.softmax(outputs)
-    outputs = keras.ops.convert_to_numpy(outputs)
-    for path, scores in zip(args.images, outputs):
-        top = np.argsort(scores)[::-1][: args.top_k]
-        ranked = ", ".join(
-            f"{names[i] if names and i < len(names) else i} {scores[i]:.3f}" for i in top
-        )
-        print(f"{path}: {ranked}")
+    loaded, problems = _load_images_for(model, args.images, 1.0)
+    if loaded:
+        paths, images = zip(*loaded)
+        outputs = model.predict(np.stack(images), verbose=0)
+        if not outputs_probabilities(model):
+            outputs = keras.ops.softmax(outputs)
+        outputs = keras.ops.convert_to_numpy(outputs)
+        for path, scores in zip(paths, outputs):
+            top = np.argsort(scores)[::-1][: args.top_k]
+            ranked = ", ".join(
+                f"{names[i] if names and i < len(names) else i} {scores[i]:.3f}" for i in top
+            )
+            print(f"{path}: {ranked}")
+    if problems:
+        raise _unreadable_images(problems)
 
 
 def _add_transfer_command(subparsers):
@@ -602,7 +661,7 @@ def _run_tune(args):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="kcnn",
         description="Convolutional networks for Keras 3: list, train, evaluate and explain models.",
     )

@@ -79,8 +79,8 @@ class KcnnHyperModel(keras_tuner.HyperModel, metaclass=abc.ABCMeta):
     compiling with `kcnn.training.compile_model`, and fitting on `SearchData`.
 
     Subclasses name their registry ``builder`` and define `model_arguments` (the builder's
-    arguments) and `training_arguments` (``optimizer``, ``learning_rate``, ``weight_decay`` and
-    ``augment``), each declaring its hyperparameters on ``hp``.
+    arguments) and `training_arguments` (``optimizer``, ``learning_rate``, ``weight_decay``,
+    ``l1`` and ``augment``), each declaring its hyperparameters on ``hp``.
 
     Args:
         info: the `kcnn.data.DatasetInfo` of the training data (``SearchData.info``). The model
@@ -124,7 +124,8 @@ class KcnnHyperModel(keras_tuner.HyperModel, metaclass=abc.ABCMeta):
 
     @abc.abstractmethod
     def training_arguments(self, hp) -> dict:
-        """``optimizer``, ``learning_rate``, ``weight_decay`` and ``augment`` for ``hp``."""
+        """``optimizer``, ``learning_rate``, ``weight_decay``, ``l1`` and ``augment`` for
+        ``hp``."""
 
     def declare_hyperparameters(self, hp):
         """Declare the whole space on ``hp`` without building a model (keras-tuner calls this
@@ -143,7 +144,7 @@ class KcnnHyperModel(keras_tuner.HyperModel, metaclass=abc.ABCMeta):
             )
         compile_model(
             model, training["optimizer"], training["learning_rate"],
-            weight_decay=training["weight_decay"],
+            weight_decay=training["weight_decay"], l1=training["l1"],
             jit_compile=resolve_jit_compile(self.jit_compile),
         )
         # The optimizer's variables exist from the start, so the trial checkpoints (which hold
@@ -185,6 +186,7 @@ class CNNHyperModel(KcnnHyperModel):
     ``optimizer``             adam, sgd (momentum 0.9)             adam
     ``learning_rate``         1e-4 to 1e-1, log-uniform            1e-3
     ``weight_decay``          0, 1e-5, 1e-4, 1e-3 (decoupled)      0
+    ``l1``                    0, 1e-6, 1e-5, 1e-4 (on the kernels) 0
     ``augment``               none, light, standard, strong        none
     ========================  ===================================  ======================
 
@@ -252,6 +254,7 @@ class CNNHyperModel(KcnnHyperModel):
             "optimizer": hp.Choice("optimizer", ("adam", "sgd"), default="adam"),
             "learning_rate": hp.Float("learning_rate", 1e-4, 1e-1, sampling="log", default=1e-3),
             "weight_decay": hp.Choice("weight_decay", (0.0, 1e-5, 1e-4, 1e-3), default=0.0),
+            "l1": hp.Choice("l1", (0.0, 1e-6, 1e-5, 1e-4), default=0.0),
             "augment": hp.Choice("augment", AUGMENT_PRESETS, default="none"),
         }
 
@@ -315,6 +318,7 @@ class ResNetHyperModel(KcnnHyperModel):
             "optimizer": "adam",
             "learning_rate": hp.Float("learning_rate", 1e-4, 1e-2, sampling="log", default=1e-3),
             "weight_decay": 0.0,
+            "l1": 0.0,
             "augment": None,
         }
 

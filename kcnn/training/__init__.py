@@ -4,7 +4,8 @@
   metrics, in one call that returns a `TrainResult`.
 - The pieces it is made of, for code that runs its own loop (transfer learning, tuning):
   `precision_policy` / `resolve_precision`, `choose_jit_compile` / `resolve_jit_compile`,
-  `compile_model` / `make_optimizer` / `learning_rate_schedule`, `run_callbacks`,
+  `compile_model` / `make_optimizer` / `learning_rate_schedule` / `regularize_kernels`,
+  `kernel_sparsity`, `run_callbacks`,
   `make_strategy`, `configure_determinism`, `build_model`.
 - `PRESETS`: named recipes, such as ``"fashion-fast"``.
 
@@ -35,13 +36,15 @@ from kcnn.training.hardware import (
 )
 from kcnn.training.loop import TrainResult, build_model, read_run, train
 from kcnn.training.optimization import (
-    add_l2,
     classification_loss,
     compile_model,
     learning_rate_schedule,
     make_optimizer,
+    model_kernels,
+    regularize_kernels,
 )
 from kcnn.training.presets import PRESETS, preset
+from kcnn.training.sparsity import kernel_sparsity
 
 __all__ = [
     "AtomicCheckpoint",
@@ -51,21 +54,23 @@ __all__ = [
     "TrainResult",
     "TrainingClock",
     "TrainingDiverged",
-    "add_l2",
     "build_model",
     "choose_jit_compile",
     "classification_loss",
     "compile_model",
     "configure_determinism",
     "detect_hardware",
+    "kernel_sparsity",
     "learning_rate_schedule",
     "make_optimizer",
     "make_strategy",
+    "model_kernels",
     "multi_worker_fit",
     "precision_policy",
     "preset",
     "read_history",
     "read_run",
+    "regularize_kernels",
     "resolve_jit_compile",
     "resolve_precision",
     "run_callbacks",

@@ -20,6 +20,7 @@ from kcnn.training.callbacks import (
 from kcnn.training.distribute import make_strategy, multi_worker_fit, strategy_name, worker_role
 from kcnn.training.hardware import choose_jit_compile, configure_determinism, precision_policy
 from kcnn.training.optimization import compile_model
+from kcnn.training.sparsity import kernel_sparsity
 
 RUN_FILE = "run.json"
 CURVES = "curves.png"
@@ -51,6 +52,8 @@ class TrainResult:
             had validation data, else ``last.keras``; None without a run directory.
         info: the training data's `kcnn.data.DatasetInfo` (None for ``tf.data`` input).
         stopped_early: whether early stopping ended the run.
+        sparsity: the share of the trained kernels' weights that are nearly zero, overall and
+            per layer (`kcnn.training.kernel_sparsity`): what L1 regularization did.
     """
 
     model: keras.Model
@@ -69,6 +72,7 @@ class TrainResult:
     model_path: str | None = None
     info: object = None
     stopped_early: bool = False
+    sparsity: dict | None = None
 
     @property
     def test_accuracy(self) -> float | None:
@@ -106,6 +110,9 @@ class TrainResult:
         lines.append(f"time         {self.seconds:.1f} s in all, {self.train_seconds:.1f} s training{speed}")
         lines.append(f"epochs       {self.epochs}" + (" (stopped early)" if self.stopped_early else "")
                      + (f", resumed at epoch {self.initial_epoch + 1}" if self.initial_epoch else ""))
+        if self.sparsity and self.sparsity["overall"] is not None:
+            lines.append(f"sparsity     {self.sparsity['overall']:.1%} of the kernel weights below "
+                         f"{self.sparsity['threshold']:g}")
         if self.model_path:
             lines.append(f"model file   {self.model_path}")
         return "\n".join(lines)
@@ -247,6 +254,7 @@ def train(
     schedule: str = "constant",
     warmup_epochs: float | None = None,
     weight_decay: float = 0.0,
+    l1: float = 0.0,
     l2: float = 0.0,
     label_smoothing: float = 0.0,
     early_stopping: int | None = None,
@@ -286,7 +294,7 @@ def train(
         test: evaluate on the source's test split at the end.
         augment, image_size, data_dir, mixup, cutmix: passed to `kcnn.data.make_dataset`.
         model_kwargs: builder arguments for a registry name (e.g. ``{"stem": "cifar"}``).
-        optimizer, learning_rate, schedule, weight_decay, l2, label_smoothing: see
+        optimizer, learning_rate, schedule, weight_decay, l1, l2, label_smoothing: see
             `compile_model`; ``schedule="plateau"`` adds ReduceLROnPlateau.
         warmup_epochs: warm-up of the cosine schedules, in epochs (default: theirs).
         early_stopping: patience in epochs on the validation loss, restoring the best weights.
@@ -355,7 +363,7 @@ def train(
         jit = choose_jit_compile(net, train_data, jit_compile)
         compile_model(
             net, optimizer, learning_rate, "constant" if schedule == "plateau" else schedule,
-            total_steps, warmup_steps, weight_decay, l2, label_smoothing, one_hot=one_hot,
+            total_steps, warmup_steps, weight_decay, l1, l2, label_smoothing, one_hot=one_hot,
             jit_compile=jit,
         )
     callbacks_dir = run_dir
@@ -402,6 +410,7 @@ def train(
         run_dir=run_dir,
         info=info,
         stopped_early=stopped,
+        sparsity=kernel_sparsity(net),
     )
     if run_dir is not None:
         best, last = os.path.join(run_dir, BEST), os.path.join(run_dir, LAST)

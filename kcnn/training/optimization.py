@@ -1,5 +1,5 @@
 """Compiling a classifier: optimizers with the course's defaults, learning-rate schedules,
-weight decay and L2, the loss (with optional label smoothing) and `compile_model`.
+weight decay, L1 and L2, the loss (with optional label smoothing) and `compile_model`.
 
 The course's defaults (chapter 07, section 10.2): Adam with learning rate 1e-3, or SGD with
 momentum 0.9 and learning rate 0.1; ReduceLROnPlateau or cosine annealing; L2 of 1e-4.
@@ -133,39 +133,65 @@ def make_optimizer(
     return result
 
 
-def add_l2(model, l2: float) -> int:
-    """Add an L2 penalty ``l2 * sum(kernel ** 2)`` on the kernels of every layer that has one
-    (convolutions and dense layers), as ``kernel_regularizer``: it is in the saved model's
-    config and in ``model.losses``.
+# The kernels that L1 and L2 penalise, as (weight attribute, regularizer attribute) of a layer:
+# Conv*D and Dense (and layers made like them, such as kcnn's TargetedDropout), and the
+# depthwise and pointwise kernels of DepthwiseConv2D and SeparableConv2D. Biases and the
+# parameters of normalization layers are not among them.
+KERNEL_ATTRIBUTES = (
+    ("kernel", "kernel_regularizer"),
+    ("depthwise_kernel", "depthwise_regularizer"),
+    ("pointwise_kernel", "pointwise_regularizer"),
+)
+
+
+def model_kernels(model) -> list:
+    """The kernels of ``model``'s convolutions and dense layers, those inside nested models and
+    custom blocks (kcnn's `ResidualBlock`) included.
+
+    Returns:
+        ``(layer, kernel variable, regularizer attribute name)`` triples, in layer order.
+    """
+    # Keras has no public way to list the sub-layers of a custom layer (a residual block holds
+    # its convolutions); _flatten_layers is what Keras's own `losses` and `trainable` walk.
+    found = []
+    for layer in model._flatten_layers(include_self=False):
+        for kernel_name, regularizer_name in KERNEL_ATTRIBUTES:
+            kernel = getattr(layer, kernel_name, None)
+            if kernel is not None and hasattr(layer, regularizer_name):
+                found.append((layer, kernel, regularizer_name))
+    return found
+
+
+def regularize_kernels(model, l1: float = 0.0, l2: float = 0.0) -> int:
+    """Add the penalty ``l1 * sum(|kernel|) + l2 * sum(kernel ** 2)`` on every kernel of
+    ``model``'s convolutions and dense layers (`model_kernels`: never biases nor normalization
+    parameters) to its loss, as a ``keras.regularizers.L1L2`` on each kernel variable: it is in
+    ``model.losses``, and in the saved config of the layers that are not inside a custom block.
+
+    L1 drives weights to exactly zero (sparse kernels, Tibshirani 1996); L2 shrinks them all
+    towards zero (the course's default is 1e-4). With both zero the model is left alone.
 
     Args:
         model: a built Keras model.
-        l2: the penalty's factor (the course's default is 1e-4).
+        l1: the L1 factor, >= 0.
+        l2: the L2 factor, >= 0.
 
     Returns:
         the number of kernels regularised.
+
+    Raises:
+        ValueError: when ``l1`` or ``l2`` is negative or not a number.
     """
+    l1 = checks.non_negative_number("l1", l1)
     l2 = checks.non_negative_number("l2", l2)
-    if not l2:
+    if not l1 and not l2:
         return 0
-    count = 0
-    for layer in _all_layers(model):
-        kernel = getattr(layer, "kernel", None)
-        if kernel is None or not hasattr(layer, "kernel_regularizer"):
-            continue
-        regularizer = keras.regularizers.L2(float(l2))
-        layer.kernel_regularizer = regularizer
+    kernels = model_kernels(model)
+    for layer, kernel, regularizer_name in kernels:
+        regularizer = keras.regularizers.L1L2(l1=float(l1), l2=float(l2))
+        setattr(layer, regularizer_name, regularizer)
         kernel.regularizer = regularizer
-        count += 1
-    return count
-
-
-def _all_layers(model):
-    """Every layer of ``model``, those of nested models included."""
-    for layer in model.layers:
-        yield layer
-        if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)
+    return len(kernels)
 
 
 def outputs_probabilities(model) -> bool:
@@ -218,6 +244,7 @@ def compile_model(
     total_steps: int | None = None,
     warmup_steps: int | None = None,
     weight_decay: float = 0.0,
+    l1: float = 0.0,
     l2: float = 0.0,
     label_smoothing: float = 0.0,
     one_hot: bool = False,
@@ -233,7 +260,7 @@ def compile_model(
         optimizer: ``"adam"``, ``"sgd"`` (see `make_optimizer`) or a Keras optimizer object
             (then ``learning_rate``, ``schedule`` and ``weight_decay`` must be left alone).
         learning_rate, schedule, total_steps, warmup_steps, weight_decay: see `make_optimizer`.
-        l2: L2 penalty on the kernels (see `add_l2`).
+        l1, l2: L1 and L2 penalties on the kernels (see `regularize_kernels`).
         label_smoothing, one_hot: see `classification_loss`.
         loss: a Keras loss to use instead of the cross-entropy.
         metrics: the metrics to report.
@@ -257,7 +284,7 @@ def compile_model(
             "learning_rate, schedule and weight_decay apply to optimizer names ('adam', 'sgd'); "
             f"configure the {type(optimizer).__name__} object given yourself"
         )
-    add_l2(model, l2)
+    regularize_kernels(model, l1, l2)
     if loss is None:
         loss = classification_loss(model, label_smoothing, one_hot)
     model.compile(

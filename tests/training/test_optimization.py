@@ -7,11 +7,11 @@ import pytest
 
 import kcnn
 from kcnn.training.optimization import (
-    add_l2,
     classification_loss,
     compile_model,
     learning_rate_schedule,
     make_optimizer,
+    regularize_kernels,
 )
 
 
@@ -87,7 +87,7 @@ def test_weight_decay_shrinks_kernels_not_biases():
 
 def test_l2_penalty_is_in_the_model_losses_and_config():
     model = kcnn.create_model("tiny_cnn", input_shape=(8, 8, 1), classes=3)
-    assert add_l2(model, 1e-3) == 3
+    assert regularize_kernels(model, l2=1e-3) == 3
     expected = 1e-3 * sum(
         float(np.sum(np.square(model.get_layer(name).kernel.numpy())))
         for name in ("stage1_conv", "stage2_conv", "logits")

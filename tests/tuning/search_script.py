@@ -38,6 +38,7 @@ def tiny_hyperparameters():
     hp.Fixed("dense_units", 0)
     hp.Fixed("batch_norm", False)
     hp.Fixed("weight_decay", 0.0)
+    hp.Fixed("l1", 0.0)
     hp.Fixed("augment", "none")
     return hp
 

@@ -28,7 +28,7 @@ def test_cnn_space_is_the_documented_one_with_its_defaults():
     assert hp.values == {
         "conv_blocks": 2, "filters_1": 32, "filters_2": 64, "dense_units": 128,
         "kernel_size": 3, "batch_norm": False, "dropout": 0.5, "optimizer": "adam",
-        "learning_rate": 1e-3, "weight_decay": 0.0, "augment": "none",
+        "learning_rate": 1e-3, "weight_decay": 0.0, "l1": 0.0, "augment": "none",
     }
     names = [p.name for p in hp.space]
     assert "filters_3" in names and "filters_4" in names  # conditional on conv_blocks >= 3, 4
@@ -70,6 +70,16 @@ def test_fixed_values_override_the_cnn_space():
     assert model.get_layer("stage3_conv").kernel.shape == (5, 5, 64, 16)
     assert isinstance(model.optimizer, keras.optimizers.SGD)
     assert float(model.optimizer.learning_rate) == pytest.approx(0.05)
+
+
+def test_l1_of_the_cnn_space_penalises_the_kernels():
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed("l1", 1e-4)
+    model = CNNHyperModel(input_shape=(16, 16, 1), classes=3, precision="float32").build(hp)
+    kernels = [model.get_layer(name).kernel for name in ("stage1_conv", "stage2_conv", "fc1", "logits")]
+    expected = 1e-4 * sum(float(np.sum(np.abs(keras.ops.convert_to_numpy(k)))) for k in kernels)
+    penalty = sum(float(keras.ops.convert_to_numpy(loss)) for loss in model.losses)
+    assert penalty == pytest.approx(expected, rel=1e-5)
 
 
 def test_fixed_values_override_the_resnet_space():
