@@ -40,7 +40,7 @@ def load_model(path, compile: bool = True):
             f"{path!r} is not a .keras file: legacy .h5 and other formats are refused; load it "
             "with Keras yourself and save it with model.save('model.keras')"
         )
-    check_archive(path)
+    check_archive(path, compile=compile)
     try:
         return keras.saving.load_model(path, compile=compile, safe_mode=True)
     except (OSError, KeyError, EOFError, TypeError, ValueError, zipfile.BadZipFile,
@@ -58,14 +58,15 @@ must be registered (`keras.saving.register_keras_serializable`)."""
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
-def check_archive(path) -> None:
+def check_archive(path, compile: bool = True) -> None:
     """Check that ``path`` holds what Keras needs from a ``.keras`` archive, before Keras reads it.
 
     Keras reports an empty, truncated or non-zip file as "File not found", and broken JSON by
     the parser's message alone; this names the problem. It also refuses a config that names an
     object outside Keras's packages that is not registered (``{"module": "os", ...}``): safe
     mode never imports it, so a crafted file's payload cannot run, but Keras says so with a
-    traceback-sized ``TypeError``.
+    traceback-sized ``TypeError``. With ``compile=False`` the model's ``compile_config`` is not
+    read (nor by Keras), so what it names does not matter.
 
     Raises:
         ValueError: naming ``path`` and the problem: the file is empty, not a zip archive, a
@@ -90,6 +91,8 @@ def check_archive(path) -> None:
             config = _read_config(path, archive)
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as error:
         raise _not_a_model(path, f"its zip archive is damaged ({_one_line(error)})") from error
+    if not compile:
+        config = {**config, "compile_config": None}
     foreign = _foreign_objects(config)
     if foreign:
         raise _not_a_model(
