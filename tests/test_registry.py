@@ -30,3 +30,22 @@ def test_unknown_options_are_refused_through_model_kwargs_and_backbone_options()
     with pytest.raises(ValueError, match="'alpha'"):
         build("tiny_resnet", 3, "frozen", weights=None, input_shape=(32, 32, 3),
               backbone_options={"alpha": 0.5})
+
+
+def test_a_head_too_big_for_any_memory_is_refused_with_its_parameter_count():
+    with pytest.raises(ValueError) as caught:
+        kcnn.create_model("tiny_cnn", classes=10**9)
+    message = str(caught.value)
+    assert message.startswith("classes=1,000,000,000 is too many")
+    assert "'logits' would have 785,000,000,000 parameters" in message
+
+
+def test_hidden_layers_are_held_to_the_memory_of_the_machine(monkeypatch):
+    from kcnn.models import common
+
+    monkeypatch.setattr(common, "physical_memory", lambda: 2**20)
+    assert kcnn.create_model("mlp").count_params() == 101_770
+    with pytest.raises(ValueError, match=r"hidden_units=1,000 .* 'fc1' would have 785,000 "):
+        kcnn.create_model("mlp", hidden_units=1000)
+    with pytest.raises(ValueError, match=r"fc_units=1,000 .* 'fc1' would have 785,000 "):
+        kcnn.create_model("configurable_cnn", filters=(16,), fc_units=1000, input_shape=(14, 14, 1))

@@ -6,7 +6,9 @@ from __future__ import annotations
 from keras import layers
 
 from kcnn import checks
-from kcnn.models.common import Head, check_arguments, classifier, finish, global_pool, model_input
+from kcnn.models.common import (
+    Head, check_arguments, classifier, dense, finish, global_pool, model_input,
+)
 from kcnn.registry import register_model
 
 PAPER = "Krizhevsky, Sutskever & Hinton, ImageNet Classification with Deep CNNs, NeurIPS 2012"
@@ -86,8 +88,8 @@ def alexnet(
     if not include_top:
         return finish(inputs, global_pool(x, pooling), name, weights)
     x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(fc_units, activation="relu", name="fc6")(x)
+    x = dense(x, fc_units, name="fc6", argument="fc_units", activation="relu")
     x = layers.Dropout(dropout, name="fc6_dropout")(x)
-    x = layers.Dense(fc_units, activation="relu", name="fc7")(x)
+    x = dense(x, fc_units, name="fc7", argument="fc_units", activation="relu")
     x = classifier(x, classes, classifier_activation, dropout=dropout)
     return finish(inputs, x, name, weights)

@@ -156,13 +156,57 @@ def classifier(x, classes, classifier_activation, dropout: float = 0.0):
 
     Both stay in float32 under mixed precision (a softmax in bfloat16 or float16 loses accuracy
     and can overflow). The ``logits`` layer is what Grad-CAM scores from.
+
+    Raises:
+        ValueError: naming ``classes`` and the parameter count, when the ``logits`` layer could
+            not fit in memory (see `dense`).
     """
     if dropout:
         x = layers.Dropout(dropout, name="head_dropout")(x)
-    x = layers.Dense(int(classes), name="logits", dtype="float32")(x)
+    x = dense(x, int(classes), name="logits", argument="classes", dtype="float32")
     return layers.Activation(
         classifier_activation or "linear", name="predictions", dtype="float32"
     )(x)
+
+
+def dense(x, units: int, *, name: str, argument: str, **options):
+    """``keras.layers.Dense(units, name=name, **options)(x)``, refused up front when its weights
+    cannot fit in memory.
+
+    Keras would start allocating the kernel and fail seconds later with the backend's
+    out-of-memory error; this says which builder argument (``argument``, e.g. ``"classes"``)
+    made the layer too big, and by how much. The rule: the layer's ``(features + 1) * units``
+    parameters, at 4 bytes (float32 variables, also under mixed precision), must not exceed the
+    machine's physical memory (`physical_memory`), which no model can exceed and still be
+    built. Nothing is checked when the number of input features or the memory is unknown.
+
+    Raises:
+        ValueError: naming ``argument``, the layer and its parameter count.
+    """
+    features, memory = x.shape[-1], physical_memory()
+    if features is not None and memory is not None:
+        parameters = (int(features) + 1) * int(units)
+        if 4 * parameters > memory:
+            raise ValueError(
+                f"{argument}={units:,} is too many for this machine: layer {name!r} would have "
+                f"{parameters:,} parameters (({features:,} inputs + 1) x {units:,}), "
+                f"{4 * parameters / 2**30:,.1f} GiB of float32 weights, more than its "
+                f"{memory / 2**30:,.1f} GiB of memory"
+            )
+    return layers.Dense(units, name=name, **options)(x)
+
+
+def physical_memory() -> int | None:
+    """Bytes of physical memory of this machine: psutil's figure when psutil is installed, else
+    ``os.sysconf`` (Linux, macOS); None where neither can tell."""
+    try:
+        import psutil
+    except ImportError:
+        try:
+            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (AttributeError, ValueError, OSError):
+            return None
+    return psutil.virtual_memory().total
 
 
 def global_pool(x, pooling):

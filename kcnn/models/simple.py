@@ -6,7 +6,9 @@ from __future__ import annotations
 from keras import layers
 
 from kcnn import checks
-from kcnn.models.common import Head, check_arguments, classifier, finish, global_pool, model_input
+from kcnn.models.common import (
+    Head, check_arguments, classifier, dense, finish, global_pool, model_input,
+)
 from kcnn.layers.normalization import BN_EPSILON, BN_MOMENTUM
 from kcnn.registry import register_model
 
@@ -47,7 +49,7 @@ def mlp(
     hidden_units = checks.positive_int("hidden_units", hidden_units)
     inputs = model_input(input_tensor, shape)
     x = layers.Flatten(name="flatten")(inputs)
-    x = layers.Dense(hidden_units, activation="relu", name="fc1")(x)
+    x = dense(x, hidden_units, name="fc1", argument="hidden_units", activation="relu")
     if include_top:
         x = classifier(x, classes, classifier_activation)
     return finish(inputs, x, name, weights)
@@ -88,7 +90,7 @@ def _small_cnn(
         return finish(inputs, global_pool(x, pooling), name, weights)
     x = layers.Flatten(name="flatten")(x)
     if fc_units:
-        x = layers.Dense(fc_units, activation="relu", name="fc1")(x)
+        x = dense(x, fc_units, name="fc1", argument="fc_units", activation="relu")
     x = classifier(x, classes, classifier_activation, dropout=dropout)
     return finish(inputs, x, name, weights)
 

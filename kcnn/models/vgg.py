@@ -6,7 +6,9 @@ from __future__ import annotations
 from keras import layers
 
 from kcnn import checks
-from kcnn.models.common import Head, check_arguments, classifier, finish, global_pool, model_input
+from kcnn.models.common import (
+    Head, check_arguments, classifier, dense, finish, global_pool, model_input,
+)
 from kcnn.registry import register_model
 
 PAPER = "Simonyan & Zisserman, Very Deep Convolutional Networks, ICLR 2015"
@@ -57,7 +59,7 @@ def _vgg(
         return finish(inputs, global_pool(x, pooling), name, weights)
     x = layers.Flatten(name="flatten")(x)
     for i in range(1, fc_layers + 1):
-        x = layers.Dense(fc_units, activation="relu", name=f"fc{i}")(x)
+        x = dense(x, fc_units, name=f"fc{i}", argument="fc_units", activation="relu")
         if i < fc_layers:
             x = layers.Dropout(dropout, name=f"fc{i}_dropout")(x)
     x = classifier(x, classes, classifier_activation, dropout=dropout)
