@@ -4,6 +4,7 @@
 - `kcnn.layers.blocks`: `ResidualBlock`, `BottleneckBlock`
 - `kcnn.layers.dropout`: `DropPath`
 - `kcnn.layers.preprocessing`: `RandomResizedCrop`, `ApplicationPreprocessing`
+- `kcnn.layers.targeted`: `TargetedDropout`
 
 Importing this package registers every layer with Keras (package ``"kcnn"``), so a saved kcnn
 model loads with ``keras.saving.load_model`` and no ``custom_objects``. It uses ``keras`` and
@@ -14,6 +15,7 @@ from kcnn.layers.attention import CBAM, SpatialAttention, SqueezeExcite
 from kcnn.layers.blocks import BottleneckBlock, ResidualBlock
 from kcnn.layers.dropout import DropPath
 from kcnn.layers.preprocessing import ApplicationPreprocessing, RandomResizedCrop
+from kcnn.layers.targeted import TargetedDropout
 
 __all__ = [
     "ApplicationPreprocessing",
@@ -24,4 +26,5 @@ __all__ = [
     "ResidualBlock",
     "SpatialAttention",
     "SqueezeExcite",
+    "TargetedDropout",
 ]
