@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "choice",
     "fraction",
     "integer",
     "is_integer",
@@ -170,3 +171,22 @@ def probability(name: str, value) -> float:
         ValueError: ``"{name} must be a number in [0, 1], got {value!r}"``.
     """
     return _number(name, value, is_number(value) and 0 <= value <= 1, "a number in [0, 1]")
+
+
+def choice(name: str, value, choices):
+    """Check that ``value`` is one of ``choices`` (a kind of layer, a preset, a mode).
+
+    Returns:
+        ``value`` unchanged.
+
+    Raises:
+        ValueError: ``"{name} must be one of {choices}, got {value!r}"``.
+
+    Example:
+        >>> choice("norm", "group", ("batch", "group", None))
+        'group'
+    """
+    choices = tuple(choices)
+    if (value is None or isinstance(value, str)) and value in choices:
+        return value
+    raise ValueError(f"{name} must be one of {choices}, got {value!r}")

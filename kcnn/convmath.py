@@ -596,9 +596,9 @@ def _layer_field(layer, field: ReceptiveField) -> ReceptiveField:
     if isinstance(layer, _ResidualUnit):
         branch = field
         for conv, _ in layer.branch:
-            branch = _window_field(branch, conv.kernel_size, conv.strides)
-        if layer.attention is not None:
-            branch = ReceptiveField(None, branch.jump)
+            branch = _window_field(branch, conv.kernel_size, conv.strides, conv.dilation_rate)
+        if layer.attention_layer is not None:
+            branch = _layer_field(layer.attention_layer, branch)
         if not layer.skip:
             return branch
         shortcut = ReceptiveField(field.size, tuple(j * layer.stride for j in field.jump))
@@ -704,11 +704,9 @@ def _children(layer):
     if isinstance(layer, _ResidualUnit):
         children = [sub for pair in layer.branch for sub in pair]
         if layer.projection:
-            children.append(layer.shortcut_conv)
-            if not layer.preact:
-                children.append(layer.shortcut_bn)
-        children += [sub for sub in (layer.attention_layer, layer.drop_path) if sub is not None]
-        return [(child, 1) for child in children]
+            children += [layer.shortcut_conv, layer.shortcut_norm]
+        children += [layer.attention_layer, layer.drop_path]
+        return [(child, 1) for child in children if child is not None]
     if isinstance(layer, SqueezeExcite):
         calls = 2 if layer.squeeze == "avg_max" else 1  # CBAM: the same MLP on avg and max
         return [(layer.reduce, calls), (layer.expand, calls)]

@@ -1,14 +1,20 @@
-"""Attention layers: squeeze-and-excitation, CBAM's spatial attention, and CBAM.
+"""Attention layers (squeeze-and-excitation, CBAM's spatial attention, CBAM) and the one table
+that names them: `attention_layer` turns ``attention="cbam"`` into a layer, and adding a kind
+touches this file only.
 
 Keras has none of them, so they are written with ``keras`` and ``keras.ops`` only (no TensorFlow
-import: they run on every Keras backend). Every layer is registered serialisable (package ``"kcnn"``) and its ``get_config`` returns
-exactly its constructor arguments, so a model saved to ``.keras`` loads without
-``custom_objects``; it creates and builds its sublayers in ``build``; it gives its sublayers its
-own dtype policy (math in the compute dtype, variables in float32 under mixed precision); it
-checks its arguments and raises ``ValueError`` naming the argument and the value received.
+import: they run on every Keras backend). Every layer is registered serialisable (package
+``"kcnn"``) and its ``get_config`` returns exactly its constructor arguments, so a model saved to
+``.keras`` loads without ``custom_objects``; it creates and builds its sublayers in ``build``; it
+gives its sublayers its own dtype policy (math in the compute dtype, variables in float32 under
+mixed precision); it checks its arguments and raises ``ValueError`` naming the argument and the
+value received.
 """
 
 from __future__ import annotations
+
+import dataclasses
+from typing import Callable
 
 import keras
 from keras import layers, ops
@@ -16,9 +22,14 @@ from keras import layers, ops
 from kcnn import checks
 from kcnn.layers.shapes import input_channels
 
-__all__ = ["ATTENTION_KINDS", "CBAM", "SpatialAttention", "SqueezeExcite"]
-
-ATTENTION_KINDS = (None, "se", "spatial", "cbam")
+__all__ = [
+    "ATTENTION_KINDS",
+    "CBAM",
+    "SpatialAttention",
+    "SqueezeExcite",
+    "attention_layer",
+    "check_attention",
+]
 
 
 @keras.saving.register_keras_serializable(package="kcnn")
@@ -157,3 +168,59 @@ class CBAM(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "ratio": self.ratio, "kernel_size": self.kernel_size}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Kind:
+    """An attention kind: how to make its layer, and whether it reduces the channels by the
+    ``ratio`` (then the input needs at least ``ratio`` channels)."""
+
+    make: Callable
+    reduces_channels: bool
+
+
+_KINDS = {
+    "se": _Kind(lambda ratio, **kw: SqueezeExcite(ratio, **kw), reduces_channels=True),
+    "spatial": _Kind(lambda ratio, **kw: SpatialAttention(**kw), reduces_channels=False),
+    "cbam": _Kind(lambda ratio, **kw: CBAM(ratio, **kw), reduces_channels=True),
+}
+ATTENTION_KINDS = (None, *_KINDS)
+
+
+def check_attention(attention, ratio: int = 16, min_channels: int | None = None):
+    """Check an attention kind and its reduction ratio before any layer is built.
+
+    Args:
+        attention: one of `ATTENTION_KINDS`.
+        ratio: the reduction ratio of the channel attention (SE, CBAM).
+        min_channels: the fewest channels the attention will see, when known.
+
+    Returns:
+        ``(attention, ratio)``.
+
+    Raises:
+        ValueError: naming ``attention`` and listing the kinds, or ``ratio`` (a positive
+            integer, at most ``min_channels`` for the kinds that reduce the channels).
+    """
+    attention = checks.choice("attention", attention, ATTENTION_KINDS)
+    ratio = checks.positive_int("attention_ratio", ratio)
+    if attention is not None and _KINDS[attention].reduces_channels and (
+        min_channels is not None and ratio > min_channels
+    ):
+        raise ValueError(
+            f"attention_ratio={ratio} is larger than the {min_channels} channels that "
+            f"attention={attention!r} sees; lower attention_ratio"
+        )
+    return attention, ratio
+
+
+def attention_layer(attention, *, ratio: int = 16, name: str, dtype=None):
+    """The attention layer of kind ``attention`` named ``{name}_{attention}``, or None.
+
+    Raises:
+        ValueError: see `check_attention`.
+    """
+    attention, ratio = check_attention(attention, ratio)
+    if attention is None:
+        return None
+    return _KINDS[attention].make(ratio, name=f"{name}_{attention}", dtype=dtype)

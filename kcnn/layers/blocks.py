@@ -1,11 +1,12 @@
 """Residual blocks: the basic block of ResNet-18/34 and the bottleneck block of ResNet-50+.
 
 Keras has no residual blocks, so they are written with ``keras`` and ``keras.ops`` only (no
-TensorFlow import: they run on every Keras backend). Every layer is registered serialisable (package ``"kcnn"``) and its ``get_config`` returns
-exactly its constructor arguments, so a model saved to ``.keras`` loads without
-``custom_objects``; it creates and builds its sublayers in ``build``; it gives its sublayers its
-own dtype policy (math in the compute dtype, variables in float32 under mixed precision); it
-checks its arguments and raises ``ValueError`` naming the argument and the value received.
+TensorFlow import: they run on every Keras backend). Every layer is registered serialisable
+(package ``"kcnn"``) and its ``get_config`` returns exactly its constructor arguments, so a model
+saved to ``.keras`` loads without ``custom_objects``; it creates and builds its sublayers in
+``build``; it gives its sublayers its own dtype policy (math in the compute dtype, variables in
+float32 under mixed precision); it checks its arguments and raises ``ValueError`` naming the
+argument and the value received.
 """
 
 from __future__ import annotations
@@ -14,9 +15,17 @@ import keras
 from keras import layers, ops
 
 from kcnn import checks
-from kcnn.layers.attention import ATTENTION_KINDS, CBAM, SpatialAttention, SqueezeExcite
+from kcnn.layers.attention import attention_layer, check_attention
+from kcnn.layers.convolution import check_conv, convolution
 from kcnn.layers.dropout import DropPath
-from kcnn.layers.normalization import BN_EPSILON, BN_MOMENTUM
+from kcnn.layers.normalization import (
+    BN_EPSILON,
+    BN_MOMENTUM,
+    NORM_GROUPS,
+    check_norm,
+    normalization,
+    short_name,
+)
 from kcnn.layers.shapes import downsample, input_channels
 
 __all__ = ["BottleneckBlock", "ResidualBlock"]
@@ -24,9 +33,10 @@ __all__ = ["BottleneckBlock", "ResidualBlock"]
 
 class _ResidualUnit(layers.Layer):
     """What residual and bottleneck blocks share: the shortcut (identity, or a 1x1 projection
-    with BN when the stride or the width changes), optional attention and stochastic depth on the
-    residual branch, the sum, and the pre-activation variant (He et al., "Identity Mappings in
-    Deep Residual Networks", ECCV 2016). Subclasses define the convolutions of the branch.
+    with a normalization when the stride or the width changes), optional attention and
+    stochastic depth on the residual branch, the sum, and the pre-activation variant (He et al.,
+    "Identity Mappings in Deep Residual Networks", ECCV 2016). Subclasses define the
+    convolutions of the branch (`_branch_convs`).
     """
 
     expansion = 1
@@ -40,6 +50,8 @@ class _ResidualUnit(layers.Layer):
         attention: str | None = None,
         attention_ratio: int = 16,
         drop_path_rate: float = 0.0,
+        norm: str | None = "batch",
+        norm_groups: int = NORM_GROUPS,
         bn_epsilon: float = BN_EPSILON,
         bn_momentum: float = BN_MOMENTUM,
         **kwargs,
@@ -51,16 +63,14 @@ class _ResidualUnit(layers.Layer):
         self.stride = stride
         self.skip = bool(skip)
         self.preact = bool(preact)
-        if attention not in ATTENTION_KINDS:
-            raise ValueError(f"attention must be one of {ATTENTION_KINDS}, got {attention!r}")
-        self.attention = attention
-        self.attention_ratio = checks.positive_int("attention_ratio", attention_ratio)
+        self.attention, self.attention_ratio = check_attention(attention, attention_ratio)
         self.drop_path_rate = checks.fraction("drop_path_rate", drop_path_rate)
         if not skip and drop_path_rate > 0:
             raise ValueError(
                 f"drop_path_rate={drop_path_rate} needs skip=True: stochastic depth drops the "
                 "residual branch, and without a shortcut it would drop the whole signal"
             )
+        self.norm, self.norm_groups = check_norm(norm, norm_groups)
         if not 0 < bn_epsilon < 1:
             raise ValueError(f"bn_epsilon must be in (0, 1), got {bn_epsilon!r}")
         self.bn_epsilon = float(bn_epsilon)
@@ -70,13 +80,14 @@ class _ResidualUnit(layers.Layer):
     def out_channels(self) -> int:
         return self.filters * self.expansion
 
-    def _conv(self, filters, kernel_size, stride, suffix):
+    def _conv(self, filters, kernel_size, stride, suffix, conv="standard", groups=1):
         # A strided 3x3 convolution pads one pixel on every side, as PyTorch does; Keras's
         # "same" would pad only the bottom and right of an even input and shift the output.
         padding = "valid" if stride > 1 else "same"
-        return layers.Conv2D(
-            filters, kernel_size, strides=stride, padding=padding, use_bias=False,
-            kernel_initializer="he_normal", name=f"{self.name}_{suffix}", dtype=self.dtype_policy,
+        return convolution(
+            conv, filters, kernel_size, strides=stride, padding=padding, groups=groups,
+            use_bias=self.norm is None, kernel_initializer="he_normal",
+            name=f"{self.name}_{suffix}", dtype=self.dtype_policy,
         )
 
     @staticmethod
@@ -89,48 +100,45 @@ class _ResidualUnit(layers.Layer):
             x = ops.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
         return conv(x)
 
-    def _bn(self, suffix):
-        return layers.BatchNormalization(
-            epsilon=self.bn_epsilon, momentum=self.bn_momentum, name=f"{self.name}_{suffix}",
-            dtype=self.dtype_policy,
+    def _norm(self, channels, suffix):
+        """The block's normalization over ``channels``, named ``{name}_{suffix}``."""
+        return normalization(
+            self.norm, channels, norm_groups=self.norm_groups, epsilon=self.bn_epsilon,
+            momentum=self.bn_momentum, name=f"{self.name}_{suffix}", dtype=self.dtype_policy,
         )
 
-    def _branch_layers(self, in_channels):
-        """The (conv, bn) pairs of the residual branch, in order."""
+    def _branch_convs(self, in_channels):
+        """The convolutions of the residual branch, in order."""
         raise NotImplementedError
 
     def build(self, input_shape):
         in_channels = input_channels(input_shape, type(self).__name__)
-        self.branch = self._branch_layers(in_channels)
+        convs = self._branch_convs(in_channels)
+        short = short_name(self.norm)  # bn1, gn1, ...: the layer names say which norm it is
+        self.branch = []
         shape = tuple(input_shape)
-        for conv, bn in self.branch:
-            if self.preact:
-                bn.build(shape)
+        for i, conv in enumerate(convs, start=1):
+            norm = self._norm(shape[-1] if self.preact else conv.filters, f"{short}{i}")
+            if self.preact and norm is not None:
+                norm.build(shape)
             pad = self._padding(conv)
             conv.build((shape[0], *(None if d is None else d + 2 * pad for d in shape[1:3]), shape[3]))
             shape = (*downsample(shape, conv.strides[0])[:3], conv.filters)
-            if not self.preact:
-                bn.build(shape)
+            if not self.preact and norm is not None:
+                norm.build(shape)
+            self.branch.append((conv, norm))
         self.projection = self.skip and (self.stride != 1 or in_channels != self.out_channels)
         if self.projection:
             self.shortcut_conv = self._conv(self.out_channels, 1, self.stride, "shortcut_conv")
             self.shortcut_conv.build(tuple(input_shape))
-            if not self.preact:
-                self.shortcut_bn = self._bn("shortcut_bn")
-                self.shortcut_bn.build(shape)
-        self.attention_layer = None
-        if self.attention == "se":
-            self.attention_layer = SqueezeExcite(
-                self.attention_ratio, name=f"{self.name}_se", dtype=self.dtype_policy
+            self.shortcut_norm = (
+                None if self.preact else self._norm(self.out_channels, f"shortcut_{short}")
             )
-        elif self.attention == "spatial":
-            self.attention_layer = SpatialAttention(
-                name=f"{self.name}_spatial", dtype=self.dtype_policy
-            )
-        elif self.attention == "cbam":
-            self.attention_layer = CBAM(
-                self.attention_ratio, name=f"{self.name}_cbam", dtype=self.dtype_policy
-            )
+            if self.shortcut_norm is not None:
+                self.shortcut_norm.build(shape)
+        self.attention_layer = attention_layer(
+            self.attention, ratio=self.attention_ratio, name=self.name, dtype=self.dtype_policy
+        )
         if self.attention_layer is not None:
             self.attention_layer.build(shape)
         self.drop_path = None
@@ -139,24 +147,28 @@ class _ResidualUnit(layers.Layer):
                 self.drop_path_rate, name=f"{self.name}_drop_path", dtype=self.dtype_policy
             )
 
+    @staticmethod
+    def _normalize(norm, x, training):
+        return x if norm is None else norm(x, training=training)
+
     def call(self, inputs, training=None):
         x = inputs
         shortcut = inputs
         last = len(self.branch) - 1
-        for i, (conv, bn) in enumerate(self.branch):
+        for i, (conv, norm) in enumerate(self.branch):
             if self.preact:
-                x = ops.relu(bn(x, training=training))
+                x = ops.relu(self._normalize(norm, x, training))
                 if i == 0 and self.projection:
                     shortcut = x  # the projection sees the pre-activated input (He et al. 2016)
                 x = self._apply_conv(conv, x)
             else:
-                x = bn(self._apply_conv(conv, x), training=training)
+                x = self._normalize(norm, self._apply_conv(conv, x), training)
                 if i < last:
                     x = ops.relu(x)
         if self.projection:
             shortcut = self.shortcut_conv(shortcut)
             if not self.preact:
-                shortcut = self.shortcut_bn(shortcut, training=training)
+                shortcut = self._normalize(self.shortcut_norm, shortcut, training)
         if self.attention_layer is not None:
             x = self.attention_layer(x)
         if self.drop_path is not None:
@@ -177,9 +189,32 @@ class _ResidualUnit(layers.Layer):
             "attention": self.attention,
             "attention_ratio": self.attention_ratio,
             "drop_path_rate": self.drop_path_rate,
+            "norm": self.norm,
+            "norm_groups": self.norm_groups,
             "bn_epsilon": self.bn_epsilon,
             "bn_momentum": self.bn_momentum,
         }
+
+
+_SHARED_ARGS = """
+        filters: output channels{bottleneck}.
+        stride: 1, or 2 to halve the resolution (on the {strided} convolution).
+        skip: ``False`` removes the shortcut, giving the "plain" block of the paper's
+            degradation experiment.
+        preact: pre-activation order ``norm -> ReLU -> conv`` (He et al., ECCV 2016); the block
+            then ends with the sum, without a ReLU.
+        attention: ``None``, ``"se"`` (`SqueezeExcite`), ``"spatial"`` (`SpatialAttention`)
+            or ``"cbam"`` (`CBAM`) on the residual branch, before the sum.
+        attention_ratio: reduction ratio of the channel attention (SE, CBAM).
+        drop_path_rate: stochastic depth rate of the residual branch (`DropPath`).
+        norm: the normalization after each convolution (before it with ``preact``) and on
+            the projection shortcut: ``"batch"``, ``"group"``, ``"layer"``, ``"instance"``
+            or ``None`` (see `kcnn.layers.normalization`); with ``None`` the convolutions
+            have a bias.
+        norm_groups: the groups of ``norm="group"`` (reduced to a divisor of the channels).
+        bn_epsilon: the normalization's epsilon (PyTorch's 1e-5 by default).
+        bn_momentum: BatchNormalization momentum in Keras's convention (0.9 = PyTorch's 0.1).
+"""
 
 
 @keras.saving.register_keras_serializable(package="kcnn")
@@ -187,22 +222,12 @@ class ResidualBlock(_ResidualUnit):
     """The basic residual block of ResNet-18/34 (He, Zhang, Ren & Sun, "Deep Residual Learning
     for Image Recognition", CVPR 2016) and of the course's Listing 4.
 
-    ``conv3x3(stride) -> BN -> ReLU -> conv3x3 -> BN``, plus the shortcut, then ReLU. The
-    shortcut is the identity, or a 1x1 convolution with BN when ``stride`` or the width changes.
+    ``conv3x3(stride) -> norm -> ReLU -> conv3x3 -> norm``, plus the shortcut, then ReLU. The
+    shortcut is the identity, or a 1x1 convolution with its normalization when ``stride`` or the
+    width changes.
 
-    Args:
-        filters: output channels.
-        stride: 1, or 2 to halve the resolution (on the first convolution).
-        skip: ``False`` removes the shortcut, giving the "plain" block of the paper's
-            degradation experiment.
-        preact: pre-activation order ``BN -> ReLU -> conv`` (He et al., ECCV 2016); the block
-            then ends with the sum, without a ReLU.
-        attention: ``None``, ``"se"`` (`SqueezeExcite`), ``"spatial"`` (`SpatialAttention`)
-            or ``"cbam"`` (`CBAM`) on the residual branch, before the sum.
-        attention_ratio: reduction ratio of the channel attention (SE, CBAM).
-        drop_path_rate: stochastic depth rate of the residual branch (`DropPath`).
-        bn_epsilon: BatchNormalization epsilon (PyTorch's 1e-5 by default).
-        bn_momentum: BatchNormalization momentum in Keras's convention (0.9 = PyTorch's 0.1).
+    Args:{args}        conv: ``"standard"`` or ``"separable"`` 3x3 convolutions (depthwise 3x3 then
+            pointwise 1x1, Howard et al. 2017); the shortcut stays a standard 1x1.
 
     Example:
         >>> y = ResidualBlock(128, stride=2, name="stage2_block1")(x)
@@ -210,11 +235,23 @@ class ResidualBlock(_ResidualUnit):
 
     expansion = 1
 
-    def _branch_layers(self, in_channels):
+    def __init__(self, filters: int, conv: str = "standard", **kwargs):
+        super().__init__(filters, **kwargs)
+        self.conv, _, _ = check_conv(conv)
+
+    def _branch_convs(self, in_channels):
         return [
-            (self._conv(self.filters, 3, self.stride, "conv1"), self._bn("bn1")),
-            (self._conv(self.filters, 3, 1, "conv2"), self._bn("bn2")),
+            self._conv(self.filters, 3, self.stride, "conv1", conv=self.conv),
+            self._conv(self.filters, 3, 1, "conv2", conv=self.conv),
         ]
+
+    def get_config(self):
+        return {**super().get_config(), "conv": self.conv}
+
+
+ResidualBlock.__doc__ = ResidualBlock.__doc__.format(
+    args=_SHARED_ARGS.format(bottleneck="", strided="first")
+)
 
 
 @keras.saving.register_keras_serializable(package="kcnn")
@@ -222,16 +259,50 @@ class BottleneckBlock(_ResidualUnit):
     """The bottleneck block of ResNet-50/101/152 (He et al., CVPR 2016), version 1.5: the stride
     is on the 3x3 convolution, as in torchvision, not on the first 1x1.
 
-    ``conv1x1 -> BN -> ReLU -> conv3x3(stride) -> BN -> ReLU -> conv1x1(4 * filters) -> BN``,
-    plus the shortcut, then ReLU. Same options as `ResidualBlock`; the output has
-    ``4 * filters`` channels.
+    ``conv1x1 -> norm -> ReLU -> conv3x3(stride) -> norm -> ReLU -> conv1x1(4 * filters) ->
+    norm``, plus the shortcut, then ReLU. The inner width is
+    ``int(filters * width_per_group / 64) * groups`` (``filters`` with the defaults); with
+    ``groups`` > 1 the 3x3 convolution is grouped: ResNeXt's block (Xie, Girshick, Dollar, Tu &
+    He, "Aggregated Residual Transformations for Deep Neural Networks", CVPR 2017), e.g.
+    ``groups=32, width_per_group=4`` for ResNeXt-50 32x4d.
+
+    Args:{args}        groups: groups of the 3x3 convolution (cardinality).
+        width_per_group: channels of each group per 64 ``filters``.
     """
 
     expansion = 4
 
-    def _branch_layers(self, in_channels):
+    def __init__(self, filters: int, groups: int = 1, width_per_group: int = 64, **kwargs):
+        super().__init__(filters, **kwargs)
+        self.groups = checks.positive_int("groups", groups)
+        self.width_per_group = checks.positive_int("width_per_group", width_per_group)
+        if self.inner_channels < 1:
+            raise ValueError(
+                f"width_per_group={width_per_group} leaves no channels for filters={filters}: "
+                "the inner width int(filters * width_per_group / 64) * groups must be >= 1"
+            )
+
+    @property
+    def inner_channels(self) -> int:
+        """The width of the 1x1 reduction and the 3x3 convolution."""
+        return int(self.filters * self.width_per_group / 64) * self.groups
+
+    def _branch_convs(self, in_channels):
+        inner = self.inner_channels
         return [
-            (self._conv(self.filters, 1, 1, "conv1"), self._bn("bn1")),
-            (self._conv(self.filters, 3, self.stride, "conv2"), self._bn("bn2")),
-            (self._conv(self.out_channels, 1, 1, "conv3"), self._bn("bn3")),
+            self._conv(inner, 1, 1, "conv1"),
+            self._conv(inner, 3, self.stride, "conv2", groups=self.groups),
+            self._conv(self.out_channels, 1, 1, "conv3"),
         ]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "groups": self.groups,
+            "width_per_group": self.width_per_group,
+        }
+
+
+BottleneckBlock.__doc__ = BottleneckBlock.__doc__.format(
+    args=_SHARED_ARGS.format(bottleneck=" (times 4)", strided="3x3")
+)

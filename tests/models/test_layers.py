@@ -43,14 +43,28 @@ LAYER_CASES = [
     (ResidualBlock, dict(filters=8, attention="spatial"), (2, 8, 8, 8)),
     (BottleneckBlock, dict(filters=4, stride=2, attention="se", attention_ratio=2,
                            bn_epsilon=1e-3, bn_momentum=0.99), (2, 8, 8, 8)),
+    (ResidualBlock, dict(filters=8, stride=2, norm="group", norm_groups=4, conv="separable"),
+     (2, 8, 8, 8)),
+    (ResidualBlock, dict(filters=8, preact=True, norm="instance"), (2, 8, 8, 4)),
+    (BottleneckBlock, dict(filters=8, groups=4, width_per_group=16, norm=None), (2, 8, 8, 8)),
+    (BottleneckBlock, dict(filters=4, norm="layer", preact=True, stride=2), (2, 8, 8, 8)),
 ]
+
+
+def constructor_arguments(cls):
+    """The arguments of ``cls`` and of the kcnn classes it extends (not Keras's ``Layer``)."""
+    own = [c for c in cls.__mro__ if "__init__" in vars(c) and issubclass(c, keras.layers.Layer)
+           and c.__module__.startswith("kcnn.")]
+    return set().union(*(inspect.signature(c.__init__).parameters for c in own)) - {
+        "self", "kwargs"
+    }
 
 
 @pytest.mark.parametrize(("cls", "kwargs", "shape"), LAYER_CASES)
 def test_get_config_is_exactly_the_constructor_arguments(cls, kwargs, shape):
     layer = cls(**kwargs, name="layer_under_test")
     config = layer.get_config()
-    own_arguments = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
+    own_arguments = constructor_arguments(cls)
     base = set(keras.layers.Layer.get_config(layer))
     assert set(config) == own_arguments | base
     for key, value in kwargs.items():
