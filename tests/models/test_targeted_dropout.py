@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 
+from kcnn.convmath import macs
 from kcnn.layers import TargetedDropout
 
 STEPS = 200
@@ -128,3 +129,8 @@ def test_mixed_precision_computes_in_bfloat16_with_float32_variables():
 def test_bad_arguments_raise_value_error_naming_them(make, argument):
     with pytest.raises(ValueError, match=argument):
         make()
+
+
+def test_convmath_counts_it_as_a_dense():
+    inputs = keras.Input((12,))
+    assert macs(keras.Model(inputs, TargetedDropout(16)(inputs))) == 12 * 16

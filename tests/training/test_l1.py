@@ -11,6 +11,7 @@ import pytest
 
 import kcnn
 from kcnn.cli import main
+from kcnn.layers import TargetedDropout
 from kcnn.training import compile_model, kernel_sparsity, regularize_kernels, train
 
 
@@ -75,6 +76,15 @@ def test_l1_and_l2_reach_the_convolutions_inside_residual_blocks():
         for v in kernels
     )
     assert sum(float(_numpy(loss)) for loss in model.losses) == pytest.approx(expected, rel=1e-5)
+
+
+def test_targeted_dropout_kernels_are_penalised_as_dense_ones():
+    inputs = keras.Input((5,))
+    model = keras.Model(inputs, TargetedDropout(4, name="targeted")(inputs))
+    assert regularize_kernels(model, l1=0.1) == 1
+    kernel = model.get_layer("targeted").kernel
+    penalty = sum(float(_numpy(loss)) for loss in model.losses)
+    assert penalty == pytest.approx(0.1 * float(np.sum(np.abs(_numpy(kernel)))), rel=1e-5)
 
 
 @pytest.mark.parametrize("call", [
