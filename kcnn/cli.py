@@ -10,6 +10,7 @@ one line and exits with status 2, argparse's status for usage errors.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 
@@ -36,7 +37,7 @@ def _checked(check, name: str, read=float):
         try:
             value = read(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+            value = text  # not a number: the check refuses it with its own message
         try:
             return check(name, value)
         except ValueError as error:
@@ -87,6 +88,10 @@ def _run_models(args):
         keras.utils.clear_session()
 
 
+_UNREADABLE_HELP = (
+    "An image that cannot be read, or has more pixels than KCNN_MAX_IMAGE_PIXELS (default 100 "
+    "million), gets a line of its own and the others are treated; the exit status is then 1."
+)
 _EXPLAIN_METHODS = ("gradcam", "gradcam++", "scorecam", "saliency", "smoothgrad")
 _PIXEL_SCALE_HELP = (
     "multiply the image's 0-255 pixel values by this before the model (default 1: the raw "
@@ -101,7 +106,7 @@ def _add_explain_command(subparsers):
         description="For each image, explain a saved .keras model's prediction (or --class-index) "
         "with the chosen method and write OUT/<image name>_<method>.png: the image and the map "
         "laid over it. Images are read as grey or RGB to match the model and resized to its "
-        "input.",
+        "input. " + _UNREADABLE_HELP,
     )
     parser.add_argument("model", help="the .keras model file")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG...)")
@@ -172,8 +177,8 @@ def _run_explain(args):
     if args.layer:
         options["layer"] = args.layer
     loaded, problems = _load_images_for(model, args.images, args.scale)
-    for path, image in loaded:
-        image = image[None]
+    for path, pixels in loaded:
+        image = pixels[None]
         heatmap = viz.METHODS[args.method](model, image, **options)
         output = keras.ops.convert_to_numpy(model(image, training=False))[0]
         explained = int(np.argmax(output)) if args.class_index is None else args.class_index
@@ -243,25 +248,32 @@ def _add_train_command(subparsers):
     parser.add_argument("--dataset", help="dataset name, 'tfds:NAME' or image folder "
                         "(default fashion_mnist)")
     parser.add_argument("--data-dir", help="folder searched first for the dataset files")
-    parser.add_argument("--epochs", type=int, help="epochs (default 10)")
-    parser.add_argument("--batch-size", type=int, help="global batch size (default 128)")
+    parser.add_argument("--epochs", type=_checked(checks.positive_int, "epochs", int),
+                        help="epochs (default 10)")
+    parser.add_argument("--batch-size", type=_checked(checks.positive_int, "batch_size", int),
+                        help="global batch size (default 128)")
     parser.add_argument("--augment", help="augmentation preset: none, light, standard, strong")
-    parser.add_argument("--image-size", type=int, help="resize images to this height and width")
-    parser.add_argument("--validation-split", type=float,
+    parser.add_argument("--image-size", type=_checked(checks.positive_int, "image_size", int),
+                        help="resize images to this height and width")
+    parser.add_argument("--validation-split", type=_checked(checks.fraction, "validation_split"),
                         help="share of the training split held out for validation (default 0.1)")
     parser.add_argument("--no-test", action="store_true",
                         help="skip the final evaluation on the test split (data without one)")
     parser.add_argument("--optimizer", choices=("adam", "sgd"), help="default adam")
-    parser.add_argument("--lr", type=float, help="(peak) learning rate (default 1e-3 adam, 0.1 sgd)")
+    parser.add_argument("--lr", type=_checked(checks.positive_number, "learning_rate"),
+                        help="(peak) learning rate (default 1e-3 adam, 0.1 sgd)")
     parser.add_argument("--schedule", choices=("constant", "plateau", "cosine", "onecycle"),
                         help="learning-rate schedule (default constant)")
-    parser.add_argument("--weight-decay", type=float, help="decoupled weight decay (default 0)")
+    parser.add_argument("--weight-decay", type=_checked(checks.non_negative_number, "weight_decay"),
+                        help="decoupled weight decay (default 0)")
     parser.add_argument("--l1", type=_checked(checks.non_negative_number, "l1"),
                         help="L1 penalty on the kernels, for sparse weights (default 0)")
     parser.add_argument("--l2", type=_checked(checks.non_negative_number, "l2"),
                         help="L2 penalty on the kernels (default 0)")
-    parser.add_argument("--label-smoothing", type=float, help="default 0")
-    parser.add_argument("--early-stopping", type=int, metavar="PATIENCE",
+    parser.add_argument("--label-smoothing", type=_checked(checks.fraction, "label_smoothing"),
+                        help="default 0")
+    parser.add_argument("--early-stopping", type=_checked(checks.positive_int, "early_stopping", int),
+                        metavar="PATIENCE",
                         help="stop after PATIENCE epochs without a better validation loss")
     parser.add_argument("--precision", choices=("auto", "float32", "mixed_float16", "mixed_bfloat16"),
                         help="default auto: the fastest the hardware supports")
@@ -269,14 +281,17 @@ def _add_train_command(subparsers):
                         help="XLA (default auto: on GPU only)")
     parser.add_argument("--strategy", choices=("auto", "default", "mirrored", "multiworker"),
                         help="tf.distribute strategy (default auto; multiworker reads TF_CONFIG)")
-    parser.add_argument("--seed", type=int, help="default 0")
+    parser.add_argument("--seed", type=_checked(functools.partial(checks.integer, low=0), "seed", int),
+                        help="default 0")
     parser.add_argument("--deterministic", action="store_true", default=None,
                         help="enable TensorFlow op determinism (identical weights run to run)")
     parser.add_argument("--out", help="run directory (default saved_models/MODEL-DATASET)")
     parser.add_argument("--resume", action="store_true",
-                        help="continue the run in --out from its last completed epoch")
+                        help="continue the run in --out from its last completed epoch, with the "
+                        "settings it was started with (flags given must agree with them)")
     parser.add_argument("--overwrite", action="store_true",
-                        help="delete the run already in --out and start again")
+                        help="delete the run already in --out and start again (refused when the "
+                        "folder holds files a kcnn run did not write)")
     parser.set_defaults(run=_run_train)
 
 
@@ -331,13 +346,32 @@ def _train_arguments(args) -> dict:
     options = parse_options(args.model_option)
     if options:
         arguments["model_kwargs"] = {**arguments.get("model_kwargs", {}), **options}
+    if args.resume:  # the run's own settings for what the command line leaves out
+        for name, value in _recorded_settings(args.out or _default_out(arguments)).items():
+            arguments.setdefault(name, value)
     arguments.setdefault("model", "simple_cnn")
     arguments.setdefault("data", "fashion_mnist")
-    dataset = os.path.basename(os.path.normpath(str(arguments["data"]))).replace(":", "_")
-    arguments["out"] = args.out or os.path.join("saved_models", f"{arguments['model']}-{dataset}")
+    arguments["out"] = args.out or _default_out(arguments)
     arguments["resume"] = args.resume
     arguments["overwrite"] = args.overwrite
     return arguments
+
+
+def _default_out(arguments) -> str:
+    """``saved_models/MODEL-DATASET``, the run directory when ``--out`` is not given."""
+    dataset = os.path.basename(os.path.normpath(str(arguments.get("data", "fashion_mnist"))))
+    return os.path.join("saved_models", f"{arguments.get('model', 'simple_cnn')}-{dataset.replace(':', '_')}")
+
+
+def _recorded_settings(run_dir) -> dict:
+    """The settings the run in ``run_dir`` was started with that `train` takes ({} without)."""
+    import inspect
+
+    from kcnn.training import train
+    from kcnn.training.rundir import read_settings
+
+    names = inspect.signature(train).parameters
+    return {name: value for name, value in (read_settings(run_dir) or {}).items() if name in names}
 
 
 def _run_train(args):
@@ -363,7 +397,7 @@ def _run_train(args):
 
 def _save_curves(result) -> str:
     from kcnn import viz
-    from kcnn.training.loop import CURVES
+    from kcnn.training.rundir import CURVES
 
     curves = {k: v for k, v in result.history.items() if k.replace("val_", "") in ("loss", "accuracy")}
     path = os.path.join(result.run_dir, CURVES)
@@ -413,7 +447,8 @@ def _add_predict_command(subparsers):
         "predict", help="top-k classes of images under a saved model",
         description="Load a .keras model (safe mode) and print the top-k classes of each image, "
         "with the class names of the run.json that `kcnn train` wrote next to the model (class "
-        "indices without one). Images are fed as raw 0-255 pixels, resized to the model's input.",
+        "indices without one). Images are fed as raw 0-255 pixels, resized to the model's input. "
+        + _UNREADABLE_HELP,
     )
     parser.add_argument("model", help="the .keras model file")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG...)")

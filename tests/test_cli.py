@@ -109,3 +109,26 @@ def test_preset_and_flags_make_the_train_arguments(tmp_path):
     assert default["model"] == "simple_cnn" and default["data"] == "fashion_mnist"
     assert default["out"] == os.path.join("saved_models", "simple_cnn-fashion_mnist")
     assert set(default) == {"model", "data", "out", "resume", "overwrite"}
+
+
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--epochs", "0", "epochs must be a positive integer"),
+        ("--batch-size", "1.5", "batch_size must be a positive integer"),
+        ("--validation-split", "1", "validation_split must be a number in [0, 1)"),
+        ("--lr", "-0.1", "learning_rate must be a positive number"),
+        ("--weight-decay", "-1", "weight_decay must be a number >= 0"),
+        ("--l1", "-1", "l1 must be a number >= 0"),
+        ("--l2", "x", "l2 must be a number >= 0"),
+        ("--label-smoothing", "1.5", "label_smoothing must be a number in [0, 1)"),
+        ("--seed", "-1", "seed must be an integer >= 0"),
+    ],
+)
+def test_a_bad_train_flag_value_is_one_line_and_exit_status_2(capsys, flag, value, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", flag, value])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1
+    assert error.startswith(f"kcnn train: error: argument {flag}: {message}")

@@ -1,7 +1,7 @@
 """L1 next to L2: the training loss holds l1 * sum|w| over the kernels of convolutions and dense
 layers (depthwise, pointwise and those inside residual blocks included), never biases nor
 normalization parameters; the kernels' sparsity is measured and written to run.json; bad values
-are named, and on the command line they are one line with exit status 2."""
+are named (the command line's one-line errors are tested in tests/test_cli.py)."""
 
 import json
 
@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 import kcnn
-from kcnn.cli import main
 from kcnn.layers import TargetedDropout
 from kcnn.training import compile_model, kernel_sparsity, regularize_kernels, train
 
@@ -125,12 +124,3 @@ def test_train_with_l1_writes_the_sparsity_to_run_json(tmp_path, pattern_data):
     assert run["sparsity"] == kernel_sparsity(result.model)
     assert set(run["sparsity"]["layers"]) == {"stage1_conv", "stage2_conv", "logits"}
     assert "sparsity" in result.summary()
-
-
-def test_the_cli_refuses_a_negative_l1_in_one_line_with_status_2(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["train", "--l1", "-1"])
-    assert exit_info.value.code == 2
-    error = capsys.readouterr().err
-    assert len(error.strip().splitlines()) == 1
-    assert "--l1" in error and "l1 must be a number >= 0" in error
