@@ -96,6 +96,11 @@ def test_a_negative_l1_is_named(call):
         call(_kernel_model())
 
 
+def test_train_names_a_negative_l1(pattern_data):
+    with pytest.raises(ValueError, match="l1 must be a number >= 0, got -1"):
+        train("tiny_cnn", pattern_data, epochs=1, l1=-1, test=False, verbose=0)
+
+
 def test_sparsity_counts_the_kernel_weights_near_zero():
     model = _kernel_model()
     dense = model.get_layer("dense")
