@@ -24,6 +24,7 @@ _EXPORTS = {
     "PRESETS": "kcnn.data.augment",
     "RandomResizedCrop": "kcnn.data.augment",
     "SkippedImageWarning": "kcnn.data.folders",
+    "SkippedLinkWarning": "kcnn.data.folders",
     "augmentation_layers": "kcnn.data.augment",
     "backbone_preprocess": "kcnn.data.normalize",
     "label_mixing": "kcnn.data.augment",

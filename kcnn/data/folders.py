@@ -2,17 +2,20 @@
 
 The layout is ``keras.utils.image_dataset_from_directory``'s (``root/<class>/<image>``), with
 optional split folders (``root/train/<class>/...``, ``root/validation/`` or ``root/val/``,
-``root/test/``). Images are decoded with ``tf.io.decode_image``, which reads JPEG, PNG, BMP and
-GIF by their content, not their extension.
+``root/test/``). Images are decoded with `kcnn.data.images`, as ``kcnn predict`` decodes them:
+JPEG, PNG, BMP and GIF, recognised by their content, not their extension. Each real folder under
+a class folder is read once: a symbolic link to a folder already read (an ancestor, the root, a
+class folder) is not followed, with a `SkippedLinkWarning` naming it.
 
 Before anything is trained on, every file is decoded once (in parallel, with tf.data). A file
-that does not decode -- empty, truncated, corrupt, not an image -- is skipped with one
-`SkippedImageWarning` that names it and says why; the others go on, and
+that does not decode -- empty, truncated, corrupt, not an image, or larger than the pixel limit
+(`kcnn.data.images.max_image_pixels`, judged from its header without decoding it) -- is skipped
+with one `SkippedImageWarning` that names it and says why; the others go on, and
 `DatasetInfo.skipped` lists the skipped files. That pass also measures each image's size,
 channels and pixel sums, which give the dataset's image shape and its mean and standard
-deviation. What TensorFlow decodes without error is decoded correctly: a CMYK JPEG becomes RGB,
-a 16-bit PNG keeps its 8 most significant bits, an animated GIF gives its first frame, an RGBA
-image loses its alpha channel. The pass is remembered for files whose size and modification
+deviation. What decodes without error is decoded correctly: a CMYK JPEG becomes RGB, a 16-bit
+PNG keeps its 8 most significant bits, an animated GIF gives its first frame, an RGBA image
+loses its alpha channel. The pass is remembered for files whose size and modification
 time have not changed, so loading the train, validation and test splits decodes each file once.
 """
 
@@ -21,12 +24,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-import re
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import tensorflow as tf
 
+from kcnn.data.images import (
+    ImageFileError, check_image_file, decode_image, max_image_pixels, read_image,
+)
 from kcnn.data.info import DatasetInfo, statistics_from_sums
 from kcnn.data.splits import hold_out
 
@@ -36,6 +42,10 @@ SPLIT_FOLDERS = {"train": ("train",), "validation": ("validation", "val"), "test
 
 class SkippedImageWarning(UserWarning):
     """An image file that could not be decoded and was left out of the dataset."""
+
+
+class SkippedLinkWarning(UserWarning):
+    """A symbolic link to a folder already read (or an ancestor of it), not followed."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,9 +175,11 @@ def list_images(folder: str, class_names, allow_missing_classes: bool = False) -
             f"folder {folder!r} has class folders {extra} that the training folder does not have"
         )
     paths, labels = [], []
+    read = {os.path.realpath(folder)}
+    read.update(os.path.realpath(os.path.join(folder, name)) for name in class_names)
     for label, name in enumerate(class_names):
         class_folder = os.path.join(folder, name)
-        found = _image_files(class_folder) if os.path.isdir(class_folder) else []
+        found = _image_files(class_folder, read) if os.path.isdir(class_folder) else []
         if not found and not allow_missing_classes:
             raise ValueError(
                 f"class folder {class_folder!r} has no image files "
@@ -185,9 +197,7 @@ def decode_dataset(paths, labels, image_shape) -> tf.data.Dataset:
     channels = image_shape[2]
 
     def decode(path, label):
-        image = tf.io.decode_image(
-            tf.io.read_file(path), channels=channels, expand_animations=False, dtype=tf.uint8
-        )
+        image = decode_image(tf.io.read_file(path), channels)
         image.set_shape(image_shape)
         return image, label
 
@@ -196,11 +206,13 @@ def decode_dataset(paths, labels, image_shape) -> tf.data.Dataset:
 
 
 def scan_images(paths: tuple) -> ImageScan:
-    """Decode every file of ``paths`` once; warn once about each one that does not decode.
+    """Decode every file of ``paths`` once; warn once about each one that does not decode or
+    whose header declares more pixels than `kcnn.data.images.max_image_pixels` (those are not
+    decoded).
 
-    Remembered for the same files with the same sizes and modification times.
+    Remembered for the same files with the same sizes and modification times, and limit.
     """
-    return _scan_cached(tuple((p, *_stamp(p)) for p in paths))
+    return _scan_cached(tuple((p, *_stamp(p)) for p in paths), max_image_pixels())
 
 
 def _stamp(path: str) -> tuple:
@@ -212,17 +224,18 @@ def _stamp(path: str) -> tuple:
 
 
 @functools.lru_cache(maxsize=8)
-def _scan_cached(stamped: tuple) -> ImageScan:
+def _scan_cached(stamped: tuple, max_pixels: int) -> ImageScan:
     paths = [entry[0] for entry in stamped]
     count = len(paths)
     readable = np.zeros(count, bool)
     heights, widths, channels = (np.zeros(count, np.int64) for _ in range(3))
     sums, squares = np.zeros((count, 4)), np.zeros((count, 4))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        refusals = list(pool.map(lambda path: _header_problem(path, max_pixels), paths))
+    checked = [i for i in range(count) if refusals[i] is None]
 
     def measure(index, path):
-        image = tf.io.decode_image(
-            tf.io.read_file(path), channels=0, expand_animations=False, dtype=tf.uint8
-        )
+        image = decode_image(tf.io.read_file(path))
         pixels = tf.cast(image, tf.float64)
         padding = [[0, 4 - tf.shape(image)[2]]]
         return (
@@ -233,7 +246,9 @@ def _scan_cached(stamped: tuple) -> ImageScan:
         )
 
     dataset = (
-        tf.data.Dataset.from_tensor_slices((np.arange(count), paths))
+        tf.data.Dataset.from_tensor_slices(
+            (np.asarray(checked, np.int64), tf.constant([paths[i] for i in checked], tf.string))
+        )
         .map(measure, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
         .ignore_errors()
         .batch(256)
@@ -242,22 +257,30 @@ def _scan_cached(stamped: tuple) -> ImageScan:
         readable[index] = True
         heights[index], widths[index], channels[index] = shape[:, 0], shape[:, 1], shape[:, 2]
         sums[index], squares[index] = sum_, square
-    problems = {paths[i]: _decode_problem(paths[i]) for i in np.flatnonzero(~readable)}
+    problems = {
+        paths[i]: refusals[i] or _decode_problem(paths[i], max_pixels)
+        for i in np.flatnonzero(~readable)
+    }
     for path, reason in problems.items():
         warnings.warn(f"skipping image file {path}: {reason}", SkippedImageWarning, stacklevel=2)
     return ImageScan(readable, heights, widths, channels, sums, squares, problems)
 
 
-def _decode_problem(path: str) -> str:
+def _header_problem(path: str, max_pixels: int) -> str | None:
+    """Why the header of ``path`` refuses it (unknown format, too many pixels...), or None."""
+    try:
+        check_image_file(path, max_pixels)
+    except ImageFileError as error:
+        return error.reason
+    return None
+
+
+def _decode_problem(path: str, max_pixels: int) -> str:
     """Why ``path`` does not decode, in a few words."""
     try:
-        if os.path.getsize(path) == 0:
-            return "the file is empty"
-        tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
-    except (OSError, tf.errors.OpError) as error:
-        message = getattr(error, "message", str(error))
-        message = re.sub(r"\{\{[^}]*\}\}\s*|\s*\[Op:\w+\]", "", message).strip()
-        return message.splitlines()[0] if message else type(error).__name__
+        read_image(path, max_pixels=max_pixels)
+    except ImageFileError as error:
+        return error.reason
     return "it could not be decoded"
 
 
@@ -312,6 +335,27 @@ def _common_shape(scan: ImageScan, channels: int) -> tuple:
     return (height, width, channels)
 
 
+def _folders_to_enter(root: str, names, top: str, read: set) -> list[str]:
+    """The visible sub-folders ``names`` of ``root`` not read yet: real folders first, so that a
+    link rather than the folder it leads to is the one left out."""
+    ancestors = os.path.realpath(top) + os.sep
+    kept = []
+    names = sorted(n for n in names if not n.startswith("."))
+    for name in sorted(names, key=lambda n: os.path.islink(os.path.join(root, n))):
+        path = os.path.join(root, name)
+        real = os.path.realpath(path)
+        if real in read or ancestors.startswith(real.rstrip(os.sep) + os.sep):
+            where = "a folder read already" if real in read else "a folder that holds it"
+            warnings.warn(
+                f"not following the link {path}: it leads to {real}, {where}",
+                SkippedLinkWarning, stacklevel=2,
+            )
+            continue
+        read.add(real)
+        kept.append(name)
+    return sorted(kept)
+
+
 def _visible_subfolders(folder: str) -> list[str]:
     return sorted(
         name for name in os.listdir(folder)
@@ -319,10 +363,14 @@ def _visible_subfolders(folder: str) -> list[str]:
     )
 
 
-def _image_files(folder: str) -> list[str]:
+def _image_files(folder: str, read: set) -> list[str]:
+    """The image files under ``folder``, sorted, following symbolic links to folders but
+    entering each real folder once: ``read`` holds the real paths of the folders already read
+    (or to be read), and grows; a link to one of them, or to an ancestor of ``folder``, is not
+    followed, with a `SkippedLinkWarning`."""
     found = []
     for root, dirs, files in os.walk(folder, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        dirs[:] = _folders_to_enter(root, dirs, folder, read)
         found += [
             os.path.join(root, f) for f in sorted(files)
             if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)

@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from kcnn import checks
 from kcnn.data.augment import augmentation_layers, label_mixing
+from kcnn.data.images import convert_channels, resize_image
 from kcnn.data.info import DatasetInfo, check_image_size
 from kcnn.data.normalize import convert_statistics, normalizer
 from kcnn.data.sources import load
@@ -205,13 +206,9 @@ def _prepare_images(dataset, info: DatasetInfo, height: int, width: int, channel
 
     def prepare(image, label):
         if convert:
-            image = (
-                tf.image.grayscale_to_rgb(image) if channels == 3
-                else tf.image.rgb_to_grayscale(image)
-            )
+            image = convert_channels(image, channels)
         if resize:
-            image = tf.image.resize(image, (height, width), antialias=True)
-            image = tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
+            image = resize_image(image, (height, width))
         image.set_shape((height, width, channels))
         return image, label
 

@@ -170,12 +170,17 @@ def _check_arrays(x, y, part: str) -> tuple:
             f"{part} images must be integers in [0, 255] (uint8), got dtype {x.dtype}; "
             "convert images in [0, 1] with (x * 255).round().astype('uint8')"
         )
+    shape = x.shape
     if x.ndim == 3:
         x = x[..., np.newaxis]
     if x.ndim != 4 or x.shape[-1] not in (1, 3) or len(x) == 0:
         raise ValueError(
             f"{part} images must be (N, height, width) or (N, height, width, 1 or 3) with N > 0, "
-            f"got shape {x.shape}"
+            f"got shape {shape}"
+        )
+    if 0 in x.shape[1:3]:
+        raise ValueError(
+            f"{part} images must be at least 1 pixel high and 1 wide, got shape {shape}"
         )
     if x.dtype != np.uint8:
         if x.min() < 0 or x.max() > 255:

@@ -4,6 +4,7 @@ import gzip
 import os
 import pickle
 import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -57,6 +58,22 @@ def write_cifar_batch(path, seed, count, label_key=b"labels", classes=10):
 def save_image(path, array, format=None, **options):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     Image.fromarray(array).save(path, format=format, **options)
+
+
+def write_png_bomb(path, width=100_000, height=100_000):
+    """A valid PNG of a few hundred bytes whose header declares ``width`` x ``height`` grey
+    pixels (the data holds a few rows): a decompression bomb."""
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    rows = zlib.compress(b"\0" * (width + 1) * 4)
+    content = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as file:
+        file.write(content + chunk(b"IEND", b""))
+    return str(path)
 
 
 @pytest.fixture

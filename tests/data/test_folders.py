@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kcnn.data import SkippedImageWarning, load, make_dataset
-from tests.data.conftest import add_broken_files, save_image
+from kcnn.data import SkippedImageWarning, SkippedLinkWarning, load, make_dataset
+from tests.data.conftest import add_broken_files, save_image, write_png_bomb
 
 
 def images_by_path(dataset, paths_in_order):
@@ -171,3 +171,52 @@ def test_test_split_without_test_folder_is_an_error(image_folder):
     root, _ = image_folder
     with pytest.raises(ValueError, match="no test split"):
         load(root, split="test")
+
+
+def test_images_over_the_pixel_limit_are_skipped_without_decoding(image_folder, monkeypatch):
+    root, pixels = image_folder
+    bomb = write_png_bomb(root / "circle" / "bomb.png")
+    large = str(root / "square" / "large.png")
+    save_image(large, np.zeros((40, 50, 3), np.uint8))
+    monkeypatch.setenv("KCNN_MAX_IMAGE_PIXELS", "1000")  # the others are 20 x 24 = 480
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dataset, info = load(root, validation_split=0.0)
+    messages = [str(w.message) for w in caught if issubclass(w.category, SkippedImageWarning)]
+    assert sorted(info.skipped) == sorted([bomb, large])
+    assert any(large in m and "50 x 40 pixels, more than the limit of 1,000" in m for m in messages)
+    assert any(bomb in m and "100,000 x 100,000 pixels" in m for m in messages)
+    assert info.num_examples == len(pixels) and info.image_shape == (20, 24, 3)
+
+
+def test_symbolic_links_lead_to_each_real_folder_once(image_folder, tmp_path, rng):
+    root, pixels = image_folder
+    os.symlink(root, root / "circle" / "back_to_root")
+    os.symlink(root / "square", root / "square" / "itself")
+    os.symlink(root / "triangle", root / "circle" / "other_class")
+    outside = tmp_path / "outside"  # a link out of the tree is followed
+    save_image(str(outside / "extra.png"), rng.integers(0, 256, (20, 24, 3), dtype=np.uint8))
+    os.symlink(outside, root / "circle" / "more")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dataset, info = load(root, validation_split=0.0)
+    messages = [str(w.message) for w in caught if issubclass(w.category, SkippedLinkWarning)]
+    assert info.num_examples == len(pixels) + 1
+    labels = [int(label) for _, label in dataset.as_numpy_iterator()]
+    assert labels == [0] * 7 + [1] * 6 + [2] * 6
+    for link in ("circle/back_to_root", "square/itself", "circle/other_class"):
+        assert sum(str(root / link) in message for message in messages) == 1, messages
+    assert len(messages) == 3
+
+
+def test_a_grey_bmp_in_a_grey_folder_decodes(tmp_path, rng):
+    """TensorFlow's BMP decoder refuses channels=1: a grey folder with a BMP used to fail when
+    the first batch was read."""
+    for label in ("x", "y"):
+        save_image(str(tmp_path / "g" / label / "0.bmp"), rng.integers(0, 256, (8, 8), np.uint8))
+        save_image(str(tmp_path / "g" / label / "1.png"), rng.integers(0, 256, (8, 8), np.uint8))
+    dataset, info = load(tmp_path / "g", validation_split=0.0)
+    assert info.image_shape == (8, 8, 1)
+    images = [image for image, _ in dataset.as_numpy_iterator()]
+    bmp = np.asarray(Image.open(tmp_path / "g" / "x" / "0.bmp"))
+    np.testing.assert_array_equal(images[0][..., 0], bmp)

@@ -167,6 +167,16 @@ def test_bad_arguments(arguments, message):
         make_dataset(rgb_arrays(), **arguments)
 
 
+@pytest.mark.parametrize("shape", [(4, 0, 8), (4, 8, 0, 3), (4, 0, 0, 1)])
+def test_images_zero_pixels_high_or_wide_are_refused(shape):
+    labels = np.arange(4) % 2
+    with pytest.raises(ValueError, match=rf"training images .*\({shape[0]}, {shape[1]}, {shape[2]}"):
+        make_dataset((np.zeros(shape, np.uint8), labels), 2, validation_split=0.0)
+    test = ((np.zeros((4, 8, 8), np.uint8), labels), (np.zeros(shape, np.uint8), labels))
+    with pytest.raises(ValueError, match="test images .*at least 1 pixel"):
+        make_dataset(test, 2, split="test")
+
+
 @pytest.mark.skipif(not os.path.isdir(FASHION_MNIST_DIR), reason="Debian's Fashion-MNIST absent")
 def test_fashion_mnist_pipeline_is_standardised():
     dataset, _ = make_dataset("fashion_mnist", 1000, shuffle=False)
