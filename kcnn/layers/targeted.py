@@ -102,7 +102,8 @@ class TargetedDropout(keras.layers.Dense):
         return int(round(self.targ_rate * n))
 
     def dropped(self, kernel):
-        """A new boolean mask, shaped like the kernel, of the weights dropped at this step."""
+        """A new boolean mask of the weights dropped at this step: shaped like the kernel
+        (``"weight"``), or ``(1, units)``, one value per unit's column (``"unit"``)."""
         count = self.targeted_count()
         if self.variant == "weight":
             magnitude = ops.abs(kernel)
