@@ -456,19 +456,30 @@ def _add_predict_command(subparsers):
     parser.set_defaults(run=_run_predict)
 
 
+def _class_names(model_path) -> list | None:
+    """The class names in the run.json beside ``model_path`` (None without one). A run.json
+    that cannot be read costs only the names: a warning line, and classes shown by index."""
+    from kcnn.training import read_run
+
+    try:
+        run = read_run(os.path.dirname(os.path.abspath(model_path))) or {}
+    except (OSError, ValueError) as error:
+        print(f"kcnn: warning: {error}; classes are shown by index", file=sys.stderr)
+        return None
+    return run.get("class_names")
+
+
 def _run_predict(args):
     import keras
     import numpy as np
 
     from kcnn import load_model
-    from kcnn.training import read_run
     from kcnn.training.optimization import outputs_probabilities
 
     if args.top_k < 1:
         raise CommandError(f"--top-k must be at least 1, got {args.top_k}")
     model = load_model(args.model, compile=False)
-    run = read_run(os.path.dirname(os.path.abspath(args.model))) or {}
-    names = run.get("class_names")
+    names = _class_names(args.model)
     loaded, problems = _load_images_for(model, args.images, 1.0)
     if loaded:
         paths, images = zip(*loaded)

@@ -126,14 +126,19 @@ def create_model(name: str, **kwargs):
         >>> model = create_model("resnet18", input_shape=(32, 32, 3), stem="cifar", classes=10)
     """
     info = model_info(name)
-    _check_options(info, kwargs)
+    check_options(info.builder, kwargs, f"model {info.name!r}")
     return info.builder(**kwargs)
 
 
-def _check_options(info: ModelInfo, kwargs: dict) -> None:
-    """Refuse the keywords of ``kwargs`` that ``info.builder`` does not take (a builder with
-    ``**kwargs`` takes any)."""
-    parameters = inspect.signature(info.builder).parameters.values()
+def check_options(builder: Callable, kwargs: dict, owner: str) -> None:
+    """Refuse the keywords of ``kwargs`` that ``builder`` does not take (a builder with
+    ``**kwargs`` takes any), before it is called: a Python ``TypeError`` from deep inside a
+    command would not say which options there are.
+
+    Raises:
+        ValueError: ``"<owner> has no option 'x' (did you mean y?); its options are: ..."``.
+    """
+    parameters = inspect.signature(builder).parameters.values()
     if any(p.kind is p.VAR_KEYWORD for p in parameters):
         return
     options = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
@@ -145,6 +150,6 @@ def _check_options(info: ModelInfo, kwargs: dict) -> None:
         close = difflib.get_close_matches(key, options, n=3, cutoff=0.6)
         named.append(f"{key!r} (did you mean {', '.join(close)}?)" if close else repr(key))
     raise ValueError(
-        f"model {info.name!r} has no option {', '.join(named)}; its options are: "
+        f"{owner} has no option {', '.join(named)}; its options are: "
         f"{', '.join(options)}"
     )

@@ -131,7 +131,10 @@ def _kcnn_backbone(name, weights, input_shape, options):
 def _application_backbone(name, weights, input_shape, options):
     """The Keras Applications model ``name`` without its head; ``weights`` is "imagenet" (one
     download, then Keras's cache), a weights file of this backbone, or None."""
+    from kcnn.registry import check_options
+
     constructor = keras_application(name)
+    check_options(constructor, options, f"backbone {name!r}")
     if input_shape is not None and (len(input_shape) != 3 or input_shape[-1] != 3):
         raise ValueError(
             f"input_shape must be (height, width, 3) for {name}: Keras Applications backbones "

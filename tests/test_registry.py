@@ -30,6 +30,10 @@ def test_unknown_options_are_refused_through_model_kwargs_and_backbone_options()
     with pytest.raises(ValueError, match="'alpha'"):
         build("tiny_resnet", 3, "frozen", weights=None, input_shape=(32, 32, 3),
               backbone_options={"alpha": 0.5})
+    with pytest.raises(ValueError, match=r"backbone 'MobileNetV2' has no option 'alhpa' \(did "
+                       r"you mean alpha\?\); its options are: .*alpha"):
+        build("MobileNetV2", 3, "frozen", weights=None, input_shape=(32, 32, 3),
+              backbone_options={"alhpa": 0.5})
 
 
 def test_a_head_too_big_for_any_memory_is_refused_with_its_parameter_count():

@@ -6,24 +6,20 @@ import dataclasses
 import json
 import math
 import os
-import shutil
 import time
 
 import keras
 import tensorflow as tf
 
 from kcnn import checks
-from kcnn.files import jsonable, write_json
-from kcnn.training.callbacks import (
-    BACKUP, BEST, HISTORY, LAST, LOGS, read_history, run_callbacks,
-)
+from kcnn.files import jsonable
+from kcnn.training.callbacks import BEST, HISTORY, LAST, read_history, run_callbacks
 from kcnn.training.distribute import make_strategy, multi_worker_fit, strategy_name, worker_role
 from kcnn.training.hardware import choose_jit_compile, configure_determinism, precision_policy
 from kcnn.training.optimization import compile_model
+from kcnn.training.rundir import RUN_FILE, RunDirectory, run_settings
 from kcnn.training.sparsity import kernel_sparsity
 
-RUN_FILE = "run.json"
-CURVES = "curves.png"
 INPUT_RANGE = (0.0, 255.0)  # every model kcnn trains takes raw pixels
 
 
@@ -52,6 +48,9 @@ class TrainResult:
             had validation data, else ``last.keras``; None without a run directory.
         info: the training data's `kcnn.data.DatasetInfo` (None for ``tf.data`` input).
         stopped_early: whether early stopping ended the run.
+        resumed_from: where a resumed run's state came from: ``"backup"``, ``"checkpoint"``
+            (``last.keras``, the backup being unusable), None (a new run, or a resumed one
+            that had completed no epoch).
         sparsity: the share of the trained kernels' weights that are nearly zero, overall and
             per layer (`kcnn.training.kernel_sparsity`): what L1 regularization did.
     """
@@ -72,6 +71,7 @@ class TrainResult:
     model_path: str | None = None
     info: object = None
     stopped_early: bool = False
+    resumed_from: str | None = None
     sparsity: dict | None = None
 
     @property
@@ -109,7 +109,8 @@ class TrainResult:
         speed = f", {self.images_per_second:,.0f} training images/s" if self.images_per_second else ""
         lines.append(f"time         {self.seconds:.1f} s in all, {self.train_seconds:.1f} s training{speed}")
         lines.append(f"epochs       {self.epochs}" + (" (stopped early)" if self.stopped_early else "")
-                     + (f", resumed at epoch {self.initial_epoch + 1}" if self.initial_epoch else ""))
+                     + (f", resumed at epoch {self.initial_epoch + 1} from the {self.resumed_from}"
+                        if self.resumed_from else ""))
         if self.sparsity and self.sparsity["overall"] is not None:
             lines.append(f"sparsity     {self.sparsity['overall']:.1%} of the kernel weights below "
                          f"{self.sparsity['threshold']:g}")
@@ -119,12 +120,22 @@ class TrainResult:
 
 
 def read_run(run_dir) -> dict | None:
-    """The ``run.json`` that a finished run wrote in ``run_dir`` (None when there is none)."""
+    """The ``run.json`` that a finished run wrote in ``run_dir`` (None when there is none).
+
+    Raises:
+        ValueError: naming the file, when it is not a JSON object (damaged, or not kcnn's).
+    """
     path = os.path.join(os.fspath(run_dir), RUN_FILE)
     if not os.path.exists(path):
         return None
-    with open(path, encoding="utf-8") as file:
-        return json.load(file)
+    try:
+        with open(path, encoding="utf-8") as file:
+            run = json.load(file)
+    except ValueError as error:  # json.JSONDecodeError, UnicodeDecodeError
+        raise ValueError(f"{path!r} is not a valid {RUN_FILE} ({error})") from error
+    if not isinstance(run, dict):
+        raise ValueError(f"{path!r} is not a valid {RUN_FILE} (not a JSON object)")
+    return run
 
 
 def build_model(name: str, info=None, model_kwargs=None):
@@ -193,37 +204,6 @@ def _examples_per_epoch(dataset, info) -> int | None:
     if batches < 0 or batch is None:
         return None
     return batches * batch
-
-
-RUN_CONTENTS = (BACKUP, LAST, BEST, HISTORY, LOGS, RUN_FILE, CURVES)
-
-
-def _prepare_run_dir(out, resume: bool, overwrite: bool) -> str | None:
-    if out is None:
-        if resume or overwrite:
-            raise ValueError("resume and overwrite need the run directory (out=)")
-        return None
-    if resume and overwrite:
-        raise ValueError("resume and overwrite exclude each other")
-    run_dir = os.fspath(out)
-    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
-        raise ValueError(f"out={run_dir!r} is a file, not a folder")
-    present = [name for name in RUN_CONTENTS if os.path.exists(os.path.join(run_dir, name))]
-    if overwrite:
-        for name in present:
-            path = os.path.join(run_dir, name)
-            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
-    elif resume:
-        if RUN_FILE in present and BACKUP not in present:
-            raise ValueError(f"the run in {run_dir!r} has finished ({RUN_FILE}); nothing to resume")
-    elif present:
-        raise ValueError(
-            f"{run_dir!r} already holds a training run: continue it with resume=True (kcnn "
-            "train --resume), start again with overwrite=True (--overwrite), or choose another "
-            "folder"
-        )
-    os.makedirs(run_dir, exist_ok=True)
-    return run_dir
 
 
 def _steps_per_epoch(examples, batch_size, dataset) -> int | None:
@@ -329,6 +309,7 @@ def train(
         >>> result = train("simple_cnn", "fashion_mnist", epochs=10, out="saved_models/run1")
         >>> result.test_accuracy, result.images_per_second
     """
+    settings = run_settings(locals())
     start = time.perf_counter()
     epochs = checks.positive_int("epochs", epochs)
     batch_size = checks.positive_int("batch_size", batch_size)
@@ -343,83 +324,83 @@ def train(
         raise ValueError("validation_data and test_data go with tf.data input; for a data source "
                          "use validation_split and test")
     chief, worker = worker_role(distribution)
-    if chief:
-        run_dir = _prepare_run_dir(out, resume, overwrite)
-    else:  # the chief checks and prepares the run directory; this worker writes a scratch copy
-        run_dir = None if out is None else os.fspath(out)
-    one_hot = bool(label_smoothing or mixup or cutmix)
-    train_data, validation, test_split, info = _datasets(
-        data, validation_data, test_data, batch_size, validation_split=validation_split,
-        augment=augment, image_size=image_size, data_dir=data_dir, seed=0 if seed is None else seed,
-        one_hot=one_hot, mixup=mixup, cutmix=cutmix, test=test,
-    )
-    examples = _examples_per_epoch(train_data, info)
-    steps = _steps_per_epoch(examples, batch_size, train_data)
-    total_steps = steps * epochs if steps else None
-    warmup_steps = None if warmup_epochs is None or not steps else int(round(warmup_epochs * steps))
+    run = RunDirectory(out, resume=resume, overwrite=overwrite, settings=settings,
+                       worker=None if chief else worker)
+    run_dir = run.path
+    with run:  # locked: no other process trains in run_dir meanwhile
+        one_hot = bool(label_smoothing or mixup or cutmix)
+        train_data, validation, test_split, info = _datasets(
+            data, validation_data, test_data, batch_size, validation_split=validation_split,
+            augment=augment, image_size=image_size, data_dir=data_dir, seed=0 if seed is None else seed,
+            one_hot=one_hot, mixup=mixup, cutmix=cutmix, test=test,
+        )
+        examples = _examples_per_epoch(train_data, info)
+        steps = _steps_per_epoch(examples, batch_size, train_data)
+        total_steps = steps * epochs if steps else None
+        warmup_steps = None if warmup_epochs is None or not steps else int(round(warmup_epochs * steps))
 
-    with distribution.scope():
-        net = _make_model(model, info, model_kwargs, precision)
-        jit = choose_jit_compile(net, train_data, jit_compile)
-        compile_model(
-            net, optimizer, learning_rate, "constant" if schedule == "plateau" else schedule,
-            total_steps, warmup_steps, weight_decay, l1, l2, label_smoothing, one_hot=one_hot,
-            jit_compile=jit,
+        with distribution.scope():
+            net = _make_model(model, info, model_kwargs, precision)
+            jit = choose_jit_compile(net, train_data, jit_compile)
+            compile_model(
+                net, optimizer, learning_rate, "constant" if schedule == "plateau" else schedule,
+                total_steps, warmup_steps, weight_decay, l1, l2, label_smoothing, one_hot=one_hot,
+                jit_compile=jit,
+            )
+            restored = run.restore(net, steps)
+        if resume and verbose != 0:
+            print(f"kcnn: {run_dir}: {restored.message}", flush=True)
+        fit_callbacks, clock = run_callbacks(
+            run.callbacks_dir, validation=validation is not None, early_stopping=early_stopping,
+            plateau=schedule == "plateau", tensorboard=tensorboard, steps_per_epoch=steps,
+            restored=restored,
         )
-    callbacks_dir = run_dir
-    if run_dir is not None and not chief:
-        callbacks_dir = os.path.join(run_dir, f".worker-{worker}")
-    fit_callbacks, clock = run_callbacks(
-        callbacks_dir, validation=validation is not None, early_stopping=early_stopping,
-        plateau=schedule == "plateau", tensorboard=tensorboard,
-    )
-    fit_callbacks = fit_callbacks + list(callbacks)
-    with multi_worker_fit(net, distribution):
-        fitted = net.fit(
-            train_data, epochs=epochs, validation_data=validation, callbacks=fit_callbacks,
-            verbose=verbose, shuffle=False,
-        )
-        test_metrics = None
-        if test_split is not None:
-            test_metrics = net.evaluate(test_split, verbose=0, return_dict=True)
-    initial_epoch = fitted.epoch[0] if fitted.epoch else epochs
-    completed = fitted.epoch[-1] + 1 if fitted.epoch else epochs
-    history = {key: [float(v) for v in values] for key, values in fitted.history.items()}
-    if run_dir is not None and chief:
-        rows = read_history(os.path.join(run_dir, HISTORY))
+        fit_callbacks = fit_callbacks + list(callbacks)
+        trains = not restored.finished and restored.epoch < epochs
+        with multi_worker_fit(net, distribution):
+            fitted = None
+            if trains:
+                fitted = net.fit(
+                    train_data, epochs=epochs, initial_epoch=restored.epoch, validation_data=validation,
+                    callbacks=fit_callbacks, verbose=verbose, shuffle=False,
+                )
+            test_metrics = None
+            if test_split is not None:
+                test_metrics = net.evaluate(test_split, verbose=0, return_dict=True)
+        completed = fitted.epoch[-1] + 1 if fitted and fitted.epoch else restored.epoch
+        history = {key: [float(v) for v in values] for key, values in fitted.history.items()} if fitted else {}
+        rows = read_history(os.path.join(run.callbacks_dir, HISTORY)) if run_dir is not None else []
         if rows:
             keys = [key for key in rows[-1] if key != "epoch"]
             history = {key: [row.get(key, math.nan) for row in rows] for key in keys}
-    stopped = any(
-        isinstance(c, keras.callbacks.EarlyStopping) and c.stopped_epoch > 0 for c in fit_callbacks
-    )
-    ran = clock.epochs
-    result = TrainResult(
-        model=net,
-        history=history,
-        test_metrics=None if test_metrics is None else {k: float(v) for k, v in test_metrics.items()},
-        seconds=time.perf_counter() - start,
-        train_seconds=clock.total,
-        images_per_second=(examples * ran / clock.total) if examples and clock.total else None,
-        epochs=completed,
-        initial_epoch=initial_epoch,
-        precision=net.dtype_policy.name,
-        jit_compile=jit,
-        strategy=strategy_name(distribution),
-        replicas=distribution.num_replicas_in_sync,
-        run_dir=run_dir,
-        info=info,
-        stopped_early=stopped,
-        sparsity=kernel_sparsity(net),
-    )
-    if run_dir is not None:
-        best, last = os.path.join(run_dir, BEST), os.path.join(run_dir, LAST)
-        result.model_path = best if validation is not None and os.path.exists(best) else last
-        if chief:
-            write_json(os.path.join(run_dir, RUN_FILE), result.to_dict())
-        else:
-            shutil.rmtree(callbacks_dir, ignore_errors=True)
-    return result
+        stopped = restored.stopped_early if not trains else any(
+            isinstance(c, keras.callbacks.EarlyStopping) and c.stopped_epoch > 0 for c in fit_callbacks
+        )
+        ran = clock.epochs
+        result = TrainResult(
+            model=net,
+            history=history,
+            test_metrics=None if test_metrics is None else {k: float(v) for k, v in test_metrics.items()},
+            seconds=time.perf_counter() - start,
+            train_seconds=clock.total,
+            images_per_second=(examples * ran / clock.total) if examples and clock.total else None,
+            epochs=completed,
+            initial_epoch=restored.epoch,
+            precision=net.dtype_policy.name,
+            jit_compile=jit,
+            strategy=strategy_name(distribution),
+            replicas=distribution.num_replicas_in_sync,
+            run_dir=run_dir,
+            info=info,
+            stopped_early=stopped,
+            resumed_from=restored.source if resume else None,
+            sparsity=kernel_sparsity(net),
+        )
+        if run_dir is not None:
+            best, last = os.path.join(run_dir, BEST), os.path.join(run_dir, LAST)
+            result.model_path = best if validation is not None and os.path.exists(best) else last
+            run.finish(result.to_dict())
+        return result
 
 
 def _make_model(model, info, model_kwargs, precision):
