@@ -4,6 +4,11 @@ Every save in kcnn (models, weights, checkpoints, figures, reports, JSON and CSV
 through `atomic_path`: the content is written to a temporary file in the destination's folder,
 then renamed over it with ``os.replace`` (atomic on POSIX and Windows). A crash, a full disk or a
 read-only folder therefore never leaves a half-written file, and never destroys the previous one.
+The file gets the permissions a plain ``open(path, "w")`` would give it: the previous file's mode,
+or for a new file ``0o666`` less the process's umask.
+
+A process killed while writing leaves its temporary file (``.NAME.XXXXXXXX.EXT``) behind:
+`remove_temporaries` deletes those of given files, for a folder that no other process writes.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import contextlib
 import json
 import math
 import os
+import re
+import stat
 import tempfile
 
 
@@ -37,8 +44,7 @@ def atomic_path(path, suffix: str | None = None):
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     if suffix is None:
-        name = os.path.basename(path)
-        suffix = ".weights.h5" if name.endswith(".weights.h5") else os.path.splitext(name)[1]
+        suffix = _suffix(os.path.basename(path))
     try:
         handle, temporary = tempfile.mkstemp(
             prefix=f".{os.path.basename(path)}.", suffix=suffix, dir=folder
@@ -50,10 +56,64 @@ def atomic_path(path, suffix: str | None = None):
     os.close(handle)
     try:
         yield temporary
+        os.chmod(temporary, _mode_of_new_version(path))
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def _suffix(name: str) -> str:
+    """The extension of a file name, ``.weights.h5`` counted as one."""
+    return ".weights.h5" if name.endswith(".weights.h5") else os.path.splitext(name)[1]
+
+
+def _mode_of_new_version(path) -> int:
+    """The permissions ``open(path, "w")`` would leave: those of the file already at ``path``,
+    else ``0o666`` less the umask (``tempfile.mkstemp`` makes its files ``0o600``)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process's umask, read from ``/proc`` where it can be (setting it to read it back is
+    not thread-safe)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def remove_temporaries(folder, names) -> list[str]:
+    """Delete the temporary files that `atomic_path` left in ``folder`` for the files ``names``
+    (a process killed while it wrote them); returns their paths.
+
+    Only names of exactly that form go (``.last.keras.k3x_9q2a.keras`` for ``last.keras``), so
+    nothing else in the folder is touched. Call it only while no other process writes there.
+    """
+    folder = os.fspath(folder)
+    patterns = [
+        re.compile(rf"\.{re.escape(name)}\.[a-z0-9_]{{8}}{re.escape(_suffix(name))}") for name in names
+    ]
+    try:
+        entries = os.listdir(folder)
+    except FileNotFoundError:
+        return []
+    removed = []
+    for entry in sorted(entries):
+        path = os.path.join(folder, entry)
+        if any(p.fullmatch(entry) for p in patterns) and os.path.isfile(path):
+            os.remove(path)
+            removed.append(path)
+    return removed
 
 
 def write_text(path, text: str) -> str:

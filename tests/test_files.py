@@ -2,12 +2,15 @@
 
 import json
 import os
+import stat
 
 import numpy as np
 import pytest
 
 import kcnn
-from kcnn.files import atomic_path, save_model, save_weights, write_json, write_text
+from kcnn.files import (
+    atomic_path, remove_temporaries, save_model, save_weights, write_json, write_text,
+)
 
 
 def test_a_failed_write_leaves_the_previous_file_and_no_temporary(tmp_path):
@@ -71,3 +74,46 @@ def test_a_model_save_that_fails_half_way_keeps_the_previous_model(tmp_path, mon
     assert os.listdir(tmp_path) == ["last.keras"]
     np.testing.assert_allclose(kcnn.load_model(path).predict(images, verbose=0), expected,
                                rtol=1e-6)
+
+
+@pytest.fixture
+def umask_027():
+    previous = os.umask(0o027)
+    yield
+    os.umask(previous)
+
+
+def _mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_new_files_get_the_mode_of_a_plain_open_under_the_umask(tmp_path, umask_027):
+    with open(tmp_path / "plain.txt", "w") as file:
+        file.write("x")
+    model = kcnn.create_model("tiny_cnn", input_shape=(8, 8, 1), classes=3)
+    written = [write_text(tmp_path / "a.md", "x"), write_json(tmp_path / "run.json", {}),
+               save_model(model, tmp_path / "m.keras"), save_weights(model, tmp_path / "m.weights.h5")]
+    assert _mode(tmp_path / "plain.txt") == 0o640
+    assert {path: _mode(path) for path in written} == {path: 0o640 for path in written}
+
+
+def test_a_new_version_keeps_the_mode_of_the_file_it_replaces(tmp_path, umask_027):
+    path = write_text(tmp_path / "shared.md", "old")
+    os.chmod(path, 0o644)
+    write_text(path, "new")
+    assert _mode(path) == 0o644
+
+
+def test_remove_temporaries_deletes_only_the_temporary_files_of_the_names_given(tmp_path):
+    names = [".last.keras.ab3_x9zq.keras", ".run.json.0a1b2c3d.json", ".best.keras.k3x_9q2a.keras"]
+    kept = ["last.keras", ".last.keras.notes.keras", ".last.keras.ab3_x9zq.txt", "notes.txt",
+            ".other.keras.ab3_x9zq.keras"]
+    for name in names + kept:
+        (tmp_path / name).write_text("x")
+    removed = remove_temporaries(tmp_path, ["last.keras", "run.json", "best.keras"])
+    assert sorted(os.path.basename(path) for path in removed) == sorted(names)
+    assert sorted(os.listdir(tmp_path)) == sorted(kept)
+    with atomic_path(tmp_path / "last.keras") as temporary:  # the names atomic_path makes
+        assert remove_temporaries(tmp_path, ["last.keras"]) == [temporary]
+        open(temporary, "w").close()
+    assert remove_temporaries(tmp_path / "missing", ["last.keras"]) == []

@@ -3,25 +3,34 @@ timing the training phase, and `run_callbacks`, which assembles them with Keras'
 (``BackupAndRestore``, ``CSVLogger``, ``TensorBoard``, ``EarlyStopping``, ``ReduceLROnPlateau``).
 
 Keras's ``ModelCheckpoint`` writes the file in place, so a run killed during a save leaves a
-truncated model; `AtomicCheckpoint` exists for that reason only.
+truncated model; `AtomicCheckpoint` exists for that reason only. Keras's ``BackupAndRestore``
+rewrites its weights file in place too, then its epoch number in a second file, so a kill during
+the first write leaves a backup that cannot be read, and one between the two a backup whose
+weights and epoch disagree: `AtomicBackup` writes each epoch's weights to a new file, then names
+it in the epoch file (atomically: that rename is the moment the backup changes), and
+`restore_backup` falls back on ``last.keras`` when a backup cannot be read.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import os
+import re
 import time
 
 import keras
 
 from kcnn import checks
-from kcnn.files import save_model
+from kcnn.files import save_model, save_weights, write_json, write_text
 
 BEST = "best.keras"
 LAST = "last.keras"
 HISTORY = "history.csv"
 LOGS = "logs"
 BACKUP = "backup"
+BACKUP_EPOCH = "training_metadata.json"  # Keras's name for the file that holds the epoch
 
 
 class TrainingDiverged(RuntimeError):
@@ -143,6 +152,193 @@ class TrainingClock(keras.callbacks.Callback):
         self._start = None
 
 
+@dataclasses.dataclass
+class Restored:
+    """The training state `restore_backup` put back in a model.
+
+    Attributes:
+        epoch: the epochs completed: training continues at this (0-based) epoch.
+        source: ``"backup"``, ``"checkpoint"`` (``last.keras``, the backup being unusable),
+            or None (nothing to restore: the run starts at its first epoch).
+        finished: whether the run's ``fit`` had ended (the weights are then the final ones,
+            best weights of early stopping included): nothing is left to train.
+        stopped_early: whether early stopping ended it.
+        message: one line that says what was restored, and from where.
+    """
+
+    epoch: int = 0
+    source: str | None = None
+    finished: bool = False
+    stopped_early: bool = False
+    message: str = ""
+
+
+class AtomicBackup(keras.callbacks.BackupAndRestore):
+    """Keras's ``BackupAndRestore`` (``backup_dir`` then holds the state of the last completed
+    epoch, optimizer included), made safe against a kill at any instant, with a final state.
+
+    Each epoch's weights go to a new file, ``epoch-N.weights.h5``, written atomically; then
+    ``training_metadata.json`` (written atomically) names it with its epoch; then the older
+    weights are deleted. The backup therefore always pairs complete weights with their epoch.
+    When ``fit`` ends, the final weights (after early stopping restored the best ones) are saved
+    the same way with ``"finished": true``, and the backup is kept: the caller deletes it once
+    its own end-of-run work is saved (`kcnn.training.train` after ``run.json``), so a run killed
+    in between is finished on resume instead of trained again.
+
+    At the start of ``fit`` it restores the run with `restore_backup`, unless ``restored`` says
+    it was done before (`kcnn.training.train` restores before building the callbacks).
+
+    Args:
+        backup_dir: the folder of the backup (kcnn's own: nothing else may write there).
+        checkpoint: ``last.keras``, the fall-back when the backup cannot be read.
+        steps_per_epoch: optimizer steps per epoch, which give the checkpoint's epoch.
+        restored: the `Restored` state of a restore already done, or None.
+    """
+
+    def __init__(self, backup_dir, checkpoint=None, steps_per_epoch=None, restored=None):
+        super().__init__(os.fspath(backup_dir), delete_checkpoint=False)
+        self.checkpoint = None if checkpoint is None else os.fspath(checkpoint)
+        self.steps_per_epoch = steps_per_epoch
+        self.restored = restored
+        if restored is not None:
+            self._current_epoch = restored.epoch
+
+    def on_train_begin(self, logs=None):
+        if self.restored is None:
+            self.restored = restore_backup(
+                self.model, self.backup_dir, self.checkpoint, self.steps_per_epoch
+            )
+            self.model._initial_epoch = self.restored.epoch
+            self._current_epoch = self.restored.epoch
+
+    def _save_model(self):
+        self._save(f"epoch-{self._current_epoch}.weights.h5", {"batch": self._last_batch_seen})
+
+    def on_train_end(self, logs=None):
+        self._save("final.weights.h5", {"finished": True,
+                                        "stopped_early": bool(self.model.stop_training)})
+
+    def _save(self, weights: str, metadata: dict):
+        save_weights(self.model, os.path.join(self.backup_dir, weights))
+        write_json(os.path.join(self.backup_dir, BACKUP_EPOCH),
+                   {"epoch": self._current_epoch, "weights": weights, **metadata})
+        remove_stale_backups(self.backup_dir, keep=weights)
+
+
+_BACKUP_FILE = re.compile(
+    r"\.?(epoch-\d+|final|latest)\.weights\.h5(\.bkp|\.[a-z0-9_]{8}\.weights\.h5)?"
+    r"|\.?training_metadata\.json(\.bkp|\.[a-z0-9_]{8}\.json)?"
+)
+
+
+def remove_stale_backups(backup_dir, keep: str | None = None) -> None:
+    """Delete the weights files of ``backup_dir`` other than ``keep`` and the temporary files
+    of a killed save: what `AtomicBackup` (or Keras's ``BackupAndRestore``) wrote, nothing
+    else. Call it only while no other process writes the backup."""
+    backup_dir = os.fspath(backup_dir)
+    if not os.path.isdir(backup_dir):
+        return
+    for name in os.listdir(backup_dir):
+        path = os.path.join(backup_dir, name)
+        if name in (keep, BACKUP_EPOCH) or not _BACKUP_FILE.fullmatch(name):
+            continue
+        if os.path.isfile(path):
+            os.remove(path)
+
+
+def restore_backup(model, backup_dir, checkpoint=None, steps_per_epoch=None) -> Restored:
+    """Put the training state of a run's last completed epoch back in ``model`` (compiled).
+
+    From the backup (`AtomicBackup`, or Keras's ``BackupAndRestore``) when it can be read;
+    otherwise from ``checkpoint`` (``last.keras``: weights and optimizer state), whose epoch is
+    its optimizer's step count divided by ``steps_per_epoch``; otherwise nothing (epoch 0).
+
+    Raises:
+        ValueError: when the backup or the checkpoint is there but neither fits ``model`` or
+            can be read; one line with each problem.
+    """
+    backup_dir = os.fspath(backup_dir)
+    metadata_path = os.path.join(backup_dir, BACKUP_EPOCH)
+    problems = []
+    if os.path.exists(metadata_path):
+        try:
+            with open(metadata_path, encoding="utf-8") as file:
+                metadata = json.load(file)
+            weights = os.path.join(backup_dir, metadata.get("weights", "latest.weights.h5"))
+            _load_state(model, weights)
+            epoch = int(metadata["epoch"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            problems.append(f"{backup_dir}: {_first_line(error)}")
+        else:
+            remove_stale_backups(backup_dir, keep=os.path.basename(weights))
+            finished = bool(metadata.get("finished"))
+            said = (f"epoch {epoch} had ended training: finishing the run without training again"
+                    if finished else f"continuing at epoch {epoch + 1}")
+            return Restored(epoch, "backup", finished, bool(metadata.get("stopped_early")),
+                            f"restored the backup of epoch {epoch} ({backup_dir}); {said}")
+    if checkpoint is not None and os.path.exists(checkpoint):
+        why = f" ({problems[0]})" if problems else ""
+        if not steps_per_epoch:
+            raise ValueError(
+                f"cannot resume from {checkpoint}: the backup is unusable{why} and the number of "
+                "steps per epoch, which gives the checkpoint's epoch, is unknown"
+            )
+        try:
+            _load_state(model, checkpoint)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            problems.append(f"{checkpoint}: {_first_line(error)}")
+        else:
+            epoch = int(model.optimizer.iterations) // steps_per_epoch
+            return Restored(epoch, "checkpoint", message=(
+                f"restored {checkpoint} (epoch {epoch}), the backup being unusable{why or ' (none)'}; "
+                f"continuing at epoch {epoch + 1}"
+            ))
+    if problems:
+        raise ValueError("cannot resume: " + "; ".join(problems))
+    return Restored(message="no epoch had completed: starting at epoch 1")
+
+
+def _load_state(model, path):
+    """Load weights and optimizer state (a ``.weights.h5`` or ``.keras`` file) into ``model``."""
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    model.load_weights(path)
+
+
+def _first_line(error) -> str:
+    """An error's message cut to its first line (Keras's mismatch errors list every value)."""
+    text = str(error).strip().splitlines()
+    line = text[0] if text else type(error).__name__
+    return line if len(line) <= 200 else line[:197] + "..."
+
+
+def truncate_history(history_csv, epochs: int) -> None:
+    """Keep in a ``CSVLogger`` file only its complete rows of the first ``epochs`` epochs, each
+    once: a run killed after logging an epoch but before its backup logs it again on resume.
+    Rewritten atomically, and only when something goes."""
+    import csv
+    import io
+
+    path = os.fspath(history_csv)
+    if not os.path.exists(path):
+        return
+    with open(path, newline="", encoding="utf-8") as file:
+        rows = list(csv.reader(file))
+    if not rows:
+        return
+    header, by_epoch = rows[0], {}
+    for row in rows[1:]:
+        epoch = _number(row[0]) if len(row) == len(header) and header[0] == "epoch" else None
+        if epoch is not None and epoch < epochs:
+            by_epoch[epoch] = row  # an epoch logged twice: the later row is the run's
+    kept = [header] + [by_epoch[epoch] for epoch in sorted(by_epoch)]
+    if kept == rows:
+        return
+    text = io.StringIO()
+    csv.writer(text).writerows(kept)  # CSVLogger's dialect (excel)
+    write_text(path, text.getvalue())
+
+
 def best_so_far(history_csv, monitor: str, mode: str = "max"):
     """The best value of ``monitor`` in a run's CSV log, or None (no log, or no such column)."""
     values = [row[monitor] for row in read_history(history_csv) if monitor in row]
@@ -153,8 +349,8 @@ def best_so_far(history_csv, monitor: str, mode: str = "max"):
 
 def read_history(history_csv) -> list[dict]:
     """The rows of a ``CSVLogger`` file as dicts of floats, one per epoch, without the cells it
-    wrote as ``NA``. The last row of an epoch logged twice (by a run interrupted between the log
-    and the backup, then resumed) wins."""
+    wrote as ``NA``. The last row of an epoch logged twice wins (`truncate_history` keeps each
+    epoch once in the runs `kcnn.training.train` resumes; older files may have twice)."""
     import csv
 
     path = os.fspath(history_csv)
@@ -185,13 +381,16 @@ def run_callbacks(
     early_stopping: int | None = None,
     plateau: bool = False,
     tensorboard: bool = True,
+    steps_per_epoch: int | None = None,
+    restored: Restored | None = None,
 ):
     """The callbacks of a kcnn training run, in the order they must run.
 
     With a ``run_dir``, the run directory holds ``best.keras`` (the best ``val_accuracy``; only
     with validation data) and ``last.keras`` (atomic checkpoints), ``history.csv``, TensorBoard
-    logs in ``logs/`` and, while the run is going, the ``BackupAndRestore`` state in ``backup/``
-    that lets a killed run resume at the epoch it reached, optimizer state included.
+    logs in ``logs/`` and, until the caller deletes it at the end of the run, the `AtomicBackup`
+    state in ``backup/`` that lets a killed run resume at the epoch it reached, optimizer state
+    included.
 
     Args:
         run_dir: the run directory, or None for a run that writes nothing.
@@ -202,6 +401,10 @@ def run_callbacks(
         plateau: add ``ReduceLROnPlateau`` (halve the learning rate after 2 epochs without a
             lower monitored loss).
         tensorboard: write TensorBoard logs.
+        steps_per_epoch: optimizer steps per epoch, for resuming from ``last.keras`` when the
+            backup cannot be read (`restore_backup`).
+        restored: the state `restore_backup` already restored, or None to restore it when
+            ``fit`` starts.
 
     In multi-worker training every worker must run the same callbacks (saving a model takes
     part in collective operations): give the workers other than the chief a scratch folder
@@ -240,5 +443,5 @@ def run_callbacks(
     callbacks.append(keras.callbacks.CSVLogger(history, append=True))
     if tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, LOGS)))
-    callbacks.append(keras.callbacks.BackupAndRestore(os.path.join(run_dir, BACKUP)))
+    callbacks.append(AtomicBackup(os.path.join(run_dir, BACKUP), last, steps_per_epoch, restored))
     return callbacks, clock

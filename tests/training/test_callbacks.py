@@ -1,6 +1,8 @@
 """The best checkpoint's monitor (atomic saves are tested in tests/test_files.py),
 the NaN stop that saves nothing after the NaN, the clock, and the CSV history reader."""
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -15,6 +17,7 @@ from kcnn.training.callbacks import (
     best_so_far,
     read_history,
     run_callbacks,
+    truncate_history,
 )
 
 
@@ -63,7 +66,9 @@ def test_nan_loss_stops_at_the_batch_and_keeps_last_good_checkpoint(tmp_path):
     with pytest.raises(TrainingDiverged, match=r"epoch 2, batch 1.*last good checkpoint is .*last\.keras"):
         model.fit(dataset, epochs=3, callbacks=callbacks + [keep, Explode()], verbose=0)
     assert len(saved_weights) == 1
-    for path in (tmp_path / "last.keras", tmp_path / "backup" / "latest.weights.h5"):
+    backup = json.loads((tmp_path / "backup" / "training_metadata.json").read_text())
+    assert backup["epoch"] == 1
+    for path in (tmp_path / "last.keras", tmp_path / "backup" / backup["weights"]):
         if path.suffix == ".keras":
             restored = kcnn.load_model(path, compile=False)
         else:
@@ -112,7 +117,7 @@ def test_run_callbacks_layout(tmp_path):
     kinds = [type(c).__name__ for c in callbacks]
     assert kinds == [
         "TrainingClock", "StopOnNonFiniteLoss", "EarlyStopping", "ReduceLROnPlateau",
-        "AtomicCheckpoint", "AtomicCheckpoint", "CSVLogger", "TensorBoard", "BackupAndRestore",
+        "AtomicCheckpoint", "AtomicCheckpoint", "CSVLogger", "TensorBoard", "AtomicBackup",
     ]
     assert callbacks[0] is clock
     assert callbacks[2].monitor == "val_loss" and callbacks[2].restore_best_weights
@@ -120,3 +125,14 @@ def test_run_callbacks_layout(tmp_path):
     assert [type(c).__name__ for c in none] == ["TrainingClock", "StopOnNonFiniteLoss"]
     with pytest.raises(ValueError, match="early_stopping must be"):
         run_callbacks(None, early_stopping=0)
+
+
+def test_truncate_history_keeps_each_completed_epoch_once(tmp_path):
+    path = tmp_path / "history.csv"
+    rows = "epoch,loss\r\n0,1.0\r\n1,0.9\r\n1,0.8\r\n2,0.7\r\n3,0."
+    path.write_text(rows, newline="")
+    truncate_history(path, 2)  # the backup holds 2 epochs: 2 and the torn 3 go, 1 is the later row
+    assert path.read_bytes() == b"epoch,loss\r\n0,1.0\r\n1,0.8\r\n"
+    before = path.stat().st_mtime_ns
+    truncate_history(path, 2)
+    assert path.stat().st_mtime_ns == before
