@@ -347,7 +347,7 @@ def train(
                 total_steps, warmup_steps, weight_decay, l1, l2, label_smoothing, one_hot=one_hot,
                 jit_compile=jit,
             )
-            restored = run.restore(net, steps)
+            restored = run.start(net, steps)
         if resume and verbose != 0:
             print(f"kcnn: {run_dir}: {restored.message}", flush=True)
         fit_callbacks, clock = run_callbacks(

@@ -225,8 +225,6 @@ class RunDirectory:
                 "train --resume), start again with overwrite=True (--overwrite), or choose another "
                 "folder"
             )
-        if not self.resume or read_settings(self.path) is None:
-            write_json(os.path.join(self.path, SETTINGS), self.settings)
 
     def _clear(self):
         """Delete the run in the folder, after checking that it holds nothing else."""
@@ -265,10 +263,11 @@ class RunDirectory:
                 "(overwrite, or another folder)"
             )
 
-    def restore(self, model, steps_per_epoch=None) -> Restored:
-        """Restore the run's last completed epoch in ``model`` (compiled), from the backup or
-        ``last.keras`` (`kcnn.training.callbacks.restore_backup`), and drop from
-        ``history.csv`` the rows of the epochs after it."""
+    def start(self, model, steps_per_epoch=None) -> Restored:
+        """The run begins (its data and model are ready): restore its last completed epoch in
+        ``model`` (compiled), from the backup or ``last.keras``
+        (`kcnn.training.callbacks.restore_backup`), drop from ``history.csv`` the rows of the
+        epochs after it, and record the settings (a start that failed before leaves none)."""
         if self.callbacks_dir is None:
             return Restored()
         restored = restore_backup(
@@ -276,6 +275,8 @@ class RunDirectory:
             steps_per_epoch,
         )
         truncate_history(os.path.join(self.callbacks_dir, HISTORY), restored.epoch)
+        if self.worker is None and (not self.resume or read_settings(self.path) is None):
+            write_json(os.path.join(self.path, SETTINGS), self.settings)
         return restored
 
     def finish(self, result: dict) -> None:

@@ -54,6 +54,9 @@ def test_overwrite_refuses_a_run_folder_that_holds_other_files(tmp_path, pattern
 
 
 def test_resume_without_a_run_says_there_is_nothing_to_resume(tmp_path, pattern_data):
+    with pytest.raises(ValueError, match="unknown model name"):
+        train("resnet81", pattern_data, epochs=1, out=tmp_path, **FAST)
+    assert os.listdir(tmp_path) == []  # a start that failed leaves no run behind
     for out in (tmp_path / "missing", tmp_path):
         with pytest.raises(ValueError, match=rf"nothing to resume in '{out}'"):
             train("tiny_cnn", pattern_data, epochs=1, out=out, resume=True, **FAST)
