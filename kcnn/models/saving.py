@@ -165,7 +165,7 @@ def _not_a_model(path: str, problem: str) -> ValueError:
     return ValueError(f"{path!r} is not a loadable .keras model: {problem}")
 
 
-def _one_line(error: Exception, limit: int = 300) -> str:
+def _one_line(error: Exception, limit: int = 400) -> str:
     """``error``'s message on one line, cut at ``limit`` characters (Keras's messages can hold a
     whole model config)."""
     text = " ".join(str(error).split()) or type(error).__name__
