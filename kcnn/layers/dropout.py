@@ -1,4 +1,14 @@
-"""Dropout layers Keras does not have: stochastic depth (`DropPath`).
+"""Dropout by name, and the dropout layer Keras does not have: stochastic depth (`DropPath`).
+
+The kinds a builder takes (adding one touches this file only):
+
+- ``"standard"``: ``keras.layers.Dropout``, each activation dropped on its own (Srivastava
+  et al., JMLR 2014).
+- ``"spatial"``: ``keras.layers.SpatialDropout2D``, whole channels of a feature map dropped
+  (Tompson et al., CVPR 2015): neighbouring activations are correlated, so dropping them one by
+  one regularizes convolutional layers little.
+- ``"targeted"``: `kcnn.layers.targeted.TargetedDropout`, a Dense layer that drops its own
+  lowest-magnitude weights (Gomez et al., 2019); it replaces the Dense layer it would precede.
 
 Written with ``keras`` and ``keras.ops`` only, so they run on every Keras backend.
 """
@@ -9,8 +19,19 @@ import keras
 from keras import layers, ops
 
 from kcnn import checks
+from kcnn.layers.targeted import TargetedDropout
 
-__all__ = ["DropPath"]
+__all__ = [
+    "DROPOUTS",
+    "HEAD_DROPOUTS",
+    "DropPath",
+    "check_dropout",
+    "dense_with_dropout",
+    "dropout",
+]
+
+DROPOUTS = ("standard", "spatial", "targeted")
+HEAD_DROPOUTS = ("standard", "targeted")  # the kinds that apply before a Dense layer
 
 
 @keras.saving.register_keras_serializable(package="kcnn")
@@ -44,3 +65,56 @@ class DropPath(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+def check_dropout(name: str, rate, kind_name: str, kind, kinds=DROPOUTS):
+    """Check a dropout rate (argument ``name``) and its kind (argument ``kind_name``).
+
+    Returns:
+        ``(rate, kind)``, the rate as a Python ``float``.
+
+    Raises:
+        ValueError: naming ``name`` (a number in [0, 1)) or ``kind_name`` (one of ``kinds``).
+    """
+    return checks.fraction(name, rate), checks.choice(kind_name, kind, kinds)
+
+
+def dropout(kind, rate: float, *, name: str, dtype=None):
+    """The dropout layer of activations of kind ``"standard"`` or ``"spatial"``.
+
+    Raises:
+        ValueError: for another kind (``"targeted"`` drops weights: see `dense_with_dropout`)
+            or a rate outside [0, 1).
+    """
+    rate, kind = check_dropout("rate", rate, "kind", kind, ("standard", "spatial"))
+    if kind == "spatial":
+        return layers.SpatialDropout2D(rate, name=name, dtype=dtype)
+    return layers.Dropout(rate, name=name, dtype=dtype)
+
+
+def dense_with_dropout(units: int, *, rate: float, kind: str = "standard", name: str,
+                       dropout_name: str, **options) -> list:
+    """The layers of a Dense layer whose inputs get dropout, in the order to apply them.
+
+    ``"standard"``: ``Dropout(rate)`` named ``dropout_name``, then ``Dense(units)`` named
+    ``name``. ``"targeted"``: one `TargetedDropout` named ``name`` with ``drop_rate=rate``
+    (half of each unit's weights targeted, the paper's setting), which drops weights of the
+    Dense layer instead of its inputs. With ``rate=0`` both are a plain ``Dense``.
+
+    Args:
+        units: the Dense layer's units.
+        rate: the dropout rate, in [0, 1).
+        kind: one of `HEAD_DROPOUTS`.
+        name: the Dense layer's name.
+        dropout_name: the name of the ``Dropout`` layer of ``"standard"``.
+        **options: ``keras.layers.Dense`` arguments (``activation``, ``dtype``...).
+
+    Raises:
+        ValueError: naming ``dropout_kind`` or ``dropout`` for a bad kind or rate.
+    """
+    rate, kind = check_dropout("dropout", rate, "dropout_kind", kind, HEAD_DROPOUTS)
+    if rate == 0:
+        return [layers.Dense(units, name=name, **options)]
+    if kind == "targeted":
+        return [TargetedDropout(units, drop_rate=rate, name=name, **options)]
+    return [layers.Dropout(rate, name=dropout_name), layers.Dense(units, name=name, **options)]

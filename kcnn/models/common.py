@@ -12,6 +12,9 @@ import keras
 from keras import layers
 
 from kcnn import checks
+from kcnn.layers.convolution import convolution
+from kcnn.layers.dropout import dense_with_dropout, dropout
+from kcnn.layers.normalization import BN_MOMENTUM, NORM_GROUPS, normalization, short_name
 
 POOLINGS = (None, "avg", "max")
 
@@ -151,8 +154,12 @@ def model_input(input_tensor, shape):
     return keras.Input(shape=shape, name="input")
 
 
-def classifier(x, classes, classifier_activation, dropout: float = 0.0):
+def classifier(x, classes, classifier_activation, dropout: float = 0.0,
+               dropout_kind: str = "standard"):
     """The head: optional dropout, the ``logits`` Dense layer and the ``predictions`` activation.
+
+    ``dropout_kind="standard"`` drops the head's inputs (``head_dropout``); ``"targeted"`` makes
+    ``logits`` a `kcnn.layers.TargetedDropout` that drops its own weakest weights instead.
 
     Both stay in float32 under mixed precision (a softmax in bfloat16 or float16 loses accuracy
     and can overflow). The ``logits`` layer is what Grad-CAM scores from.
@@ -161,17 +168,19 @@ def classifier(x, classes, classifier_activation, dropout: float = 0.0):
         ValueError: naming ``classes`` and the parameter count, when the ``logits`` layer could
             not fit in memory (see `dense`).
     """
-    if dropout:
-        x = layers.Dropout(dropout, name="head_dropout")(x)
-    x = dense(x, int(classes), name="logits", argument="classes", dtype="float32")
+    x = dense(x, int(classes), name="logits", argument="classes", dropout=dropout,
+              dropout_kind=dropout_kind, dropout_name="head_dropout", dtype="float32")
     return layers.Activation(
         classifier_activation or "linear", name="predictions", dtype="float32"
     )(x)
 
 
-def dense(x, units: int, *, name: str, argument: str, **options):
+def dense(x, units: int, *, name: str, argument: str, dropout: float = 0.0,
+          dropout_kind: str = "standard", dropout_name: str | None = None, **options):
     """``keras.layers.Dense(units, name=name, **options)(x)``, refused up front when its weights
-    cannot fit in memory.
+    cannot fit in memory; with ``dropout``, its inputs dropped first (``dropout_kind=
+    "standard"``, a ``Dropout`` named ``dropout_name``) or its own weakest weights dropped
+    (``"targeted"``), see `kcnn.layers.dropout.dense_with_dropout`.
 
     Keras would start allocating the kernel and fail seconds later with the backend's
     out-of-memory error; this says which builder argument (``argument``, e.g. ``"classes"``)
@@ -193,7 +202,10 @@ def dense(x, units: int, *, name: str, argument: str, **options):
                 f"{4 * parameters / 2**30:,.1f} GiB of float32 weights, more than its "
                 f"{memory / 2**30:,.1f} GiB of memory"
             )
-    return layers.Dense(units, name=name, **options)(x)
+    for layer in dense_with_dropout(units, rate=dropout, kind=dropout_kind, name=name,
+                                    dropout_name=dropout_name, **options):
+        x = layer(x)
+    return x
 
 
 def physical_memory() -> int | None:
@@ -207,6 +219,39 @@ def physical_memory() -> int | None:
         except (AttributeError, ValueError, OSError):
             return None
     return psutil.virtual_memory().total
+
+
+def conv_norm_relu(x, filters: int, kernel_size: int, *, prefix: str, index: str = "",
+                   conv: str = "standard", dilation: int = 1, norm=None,
+                   norm_groups: int = NORM_GROUPS, use_bias: bool | None = None,
+                   momentum: float = BN_MOMENTUM):
+    """A "same" convolution, its normalization and a ReLU: the unit of the plain CNNs and VGGs.
+
+    Without ``norm`` the ReLU is the convolution's activation, so the layers are
+    ``{prefix}_conv{index}`` alone; with one they are ``{prefix}_conv{index}``,
+    ``{prefix}_bn{index}`` (``gn``, ``ln``, ``in`` for the other norms) and
+    ``{prefix}_relu{index}``. ``use_bias=None`` gives the convolution a bias only without a
+    normalization, whose offset would make it redundant.
+    """
+    use_bias = norm is None if use_bias is None else use_bias
+    x = convolution(
+        conv, filters, kernel_size, dilation=dilation, use_bias=use_bias,
+        activation="relu" if norm is None else None, name=f"{prefix}_conv{index}",
+    )(x)
+    if norm is None:
+        return x
+    x = normalization(norm, filters, norm_groups=norm_groups, momentum=momentum,
+                      name=f"{prefix}_{short_name(norm)}{index}")(x)
+    return layers.Activation("relu", name=f"{prefix}_relu{index}")(x)
+
+
+def spatial_dropout(x, rate: float, stage: int):
+    """``SpatialDropout2D(rate)`` named ``stage{stage}_spatial_dropout``; nothing when 0.
+
+    It comes before the stage's pooling, which is the same as after it (whole channels are
+    dropped, and pooling works channel by channel), and keeps the pooled map the stage's output.
+    """
+    return dropout("spatial", rate, name=f"stage{stage}_spatial_dropout")(x) if rate else x
 
 
 def global_pool(x, pooling):

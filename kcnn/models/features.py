@@ -2,7 +2,8 @@
 
 kcnn builders name the layers of feature stage ``i`` ``stage{i}_...``; the output of a stage is
 the output of its last layer, and the Grad-CAM target is the last layer of the last stage that is
-not a pooling layer (the last convolutional feature map at full resolution). For models that do
+neither pooling nor dropout (the last convolutional feature map at full resolution; a dropout
+layer is the identity at inference and would only hide the layer that made the map). For models that do
 not follow the convention (Sequential models, Keras Applications), the target is the last layer
 with a 4D output that is not pooling; nested sub-models (a backbone inside a transfer model) are
 searched too.
@@ -15,12 +16,13 @@ import re
 import keras
 
 _STAGE = re.compile(r"^stage(\d+)_")
-_POOLING = (
+_NOT_TARGETS = (
     keras.layers.MaxPooling2D,
     keras.layers.AveragePooling2D,
     keras.layers.GlobalAveragePooling2D,
     keras.layers.GlobalMaxPooling2D,
     keras.layers.ZeroPadding2D,
+    keras.layers.Dropout,  # SpatialDropout2D too
 )
 
 
@@ -74,7 +76,9 @@ def gradcam_layer(model) -> str | None:
     """
     stages = _stage_layers(model)
     if stages:
-        candidates = [layer for layer in list(stages.values())[-1] if not isinstance(layer, _POOLING)]
+        candidates = [
+            layer for layer in list(stages.values())[-1] if not isinstance(layer, _NOT_TARGETS)
+        ]
         if candidates:
             return candidates[-1].name
     for layer in reversed(model.layers):
@@ -82,7 +86,7 @@ def gradcam_layer(model) -> str | None:
             inner = gradcam_layer(layer)
             if inner is not None:
                 return inner
-        elif _is_4d(layer) and not isinstance(layer, _POOLING) and not isinstance(
+        elif _is_4d(layer) and not isinstance(layer, _NOT_TARGETS) and not isinstance(
             layer, keras.layers.InputLayer
         ):
             return layer.name

@@ -1,17 +1,20 @@
 """ResNets (He, Zhang, Ren & Sun, "Deep Residual Learning for Image Recognition", CVPR 2016),
 version 1.5 as torchvision ships them, with the options the experiments need: CIFAR stem,
-shortcuts off (plain networks), pre-activation, SE/CBAM attention, stochastic depth and a width
-multiplier. Every block is a `ResidualBlock` or `BottleneckBlock` from `kcnn.layers`."""
+shortcuts off (plain networks), pre-activation, SE/CBAM attention, stochastic depth, a width
+multiplier, the normalization, separable convolutions and grouped bottlenecks. Every block is a `ResidualBlock` or `BottleneckBlock` from `kcnn.layers`."""
 
 from __future__ import annotations
+
+import dataclasses
 
 from keras import layers
 
 from kcnn import checks
-from kcnn.models.common import check_arguments, classifier, finish, global_pool, model_input
-from kcnn.layers.attention import ATTENTION_KINDS
+from kcnn.layers.attention import check_attention
 from kcnn.layers.blocks import BottleneckBlock, ResidualBlock
-from kcnn.layers.normalization import BN_EPSILON, BN_MOMENTUM
+from kcnn.layers.convolution import check_conv
+from kcnn.layers.normalization import NORM_GROUPS, check_norm, normalization, short_name
+from kcnn.models.common import check_arguments, classifier, finish, global_pool, model_input
 from kcnn.registry import register_model
 
 PAPER = "He, Zhang, Ren & Sun, Deep Residual Learning for Image Recognition, CVPR 2016"
@@ -29,54 +32,115 @@ CONFIGS = {
 }
 
 
+@dataclasses.dataclass(frozen=True)
+class ResNetOptions:
+    """The options every ResNet builder takes, checked once when made (see `_OPTIONS_DOC`)."""
+
+    stem: str = "imagenet"
+    skip: bool = True
+    preact: bool = False
+    attention: str | None = None
+    attention_ratio: int = 16
+    drop_path_rate: float = 0.0
+    width: float = 1.0
+    norm: str | None = "batch"
+    norm_groups: int = NORM_GROUPS
+    conv: str = "standard"
+    groups: int = 1
+    width_per_group: int = 64
+
+    def __post_init__(self):
+        checks.choice("stem", self.stem, STEMS)
+        attention, attention_ratio = check_attention(self.attention, self.attention_ratio)
+        drop_path_rate = checks.fraction("drop_path_rate", self.drop_path_rate)
+        if drop_path_rate > 0 and not self.skip:
+            raise ValueError(
+                f"drop_path_rate={drop_path_rate} needs skip=True: stochastic depth drops "
+                "residual branches, and a plain network has none"
+            )
+        norm, norm_groups = check_norm(self.norm, self.norm_groups)
+        conv, _, groups = check_conv(self.conv, 1, self.groups)
+        # A frozen dataclass sets its checked (and normalised: Python numbers) values this way.
+        for field, value in dict(
+            attention=attention, attention_ratio=attention_ratio,
+            drop_path_rate=drop_path_rate, width=checks.positive_number("width", self.width),
+            norm=norm, norm_groups=norm_groups, conv=conv, groups=groups,
+            width_per_group=checks.positive_int("width_per_group", self.width_per_group),
+        ).items():
+            object.__setattr__(self, field, value)
+
+    def block_options(self, block) -> dict:
+        """The keyword arguments of ``block`` (`ResidualBlock` or `BottleneckBlock`) these
+        options set.
+
+        Raises:
+            ValueError: for ``conv`` other than standard with bottleneck blocks, or ``groups``
+                / ``width_per_group`` other than the default with basic blocks.
+        """
+        shared = dict(
+            skip=self.skip, preact=self.preact, attention=self.attention,
+            attention_ratio=self.attention_ratio, norm=self.norm, norm_groups=self.norm_groups,
+        )
+        if block is BottleneckBlock:
+            if self.conv != "standard":
+                raise ValueError(
+                    f"conv={self.conv!r} applies to basic blocks only; a bottleneck block's 3x3 "
+                    "convolution takes groups= and width_per_group= instead"
+                )
+            return {**shared, "groups": self.groups, "width_per_group": self.width_per_group}
+        if (self.groups, self.width_per_group) != (1, 64):
+            raise ValueError(
+                f"groups={self.groups} and width_per_group={self.width_per_group} apply to "
+                "bottleneck blocks only (resnet50 and deeper, or block='bottleneck')"
+            )
+        return {**shared, "conv": self.conv}
+
+
 def _scaled(channels, width):
     return max(1, int(round(channels * width)))
 
 
-def _stem(inputs, stem, channels, preact):
-    """ImageNet stem: 7x7/2 convolution, BN, ReLU, 3x3/2 max-pool (padded symmetrically, as in
-    PyTorch). CIFAR stem: 3x3/1 convolution, BN, ReLU, no pooling. With ``preact`` the BN and
-    ReLU move into the first block, as in He et al. (ECCV 2016)."""
+def _stem(inputs, stem, channels, options: ResNetOptions):
+    """ImageNet stem: 7x7/2 convolution, norm, ReLU, 3x3/2 max-pool (padded symmetrically, as
+    in PyTorch). CIFAR stem: 3x3/1 convolution, norm, ReLU, no pooling. With ``preact`` the norm
+    and ReLU move into the first block, as in He et al. (ECCV 2016). The convolution has a bias
+    only without a norm."""
     x = inputs
+    use_bias = options.norm is None
     if stem == "imagenet":
         x = layers.ZeroPadding2D(3, name="stem_pad")(x)
-        x = layers.Conv2D(channels, 7, strides=2, use_bias=False,
+        x = layers.Conv2D(channels, 7, strides=2, use_bias=use_bias,
                           kernel_initializer="he_normal", name="stem_conv")(x)
     else:
-        x = layers.Conv2D(channels, 3, padding="same", use_bias=False,
+        x = layers.Conv2D(channels, 3, padding="same", use_bias=use_bias,
                           kernel_initializer="he_normal", name="stem_conv")(x)
-    if not preact:
-        x = layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name="stem_bn")(x)
-        x = layers.Activation("relu", name="stem_relu")(x)
+    if not options.preact:
+        x = _norm_relu(x, channels, options, "stem")
     if stem == "imagenet":
         x = layers.ZeroPadding2D(1, name="stem_pool_pad")(x)
         x = layers.MaxPooling2D(3, strides=2, name="stem_pool")(x)
     return x
 
 
+def _norm_relu(x, channels, options: ResNetOptions, prefix):
+    """``{prefix}_bn`` (or ``_gn``, ``_ln``, ``_in``; none with ``norm=None``), then
+    ``{prefix}_relu``."""
+    norm = normalization(options.norm, channels, norm_groups=options.norm_groups,
+                         name=f"{prefix}_{short_name(options.norm)}")
+    if norm is not None:
+        x = norm(x)
+    return layers.Activation("relu", name=f"{prefix}_relu")(x)
+
+
 def _resnet(
-    block, depths, widths, *, stem, skip, preact, attention, attention_ratio, drop_path_rate,
-    width, default_shape, include_top, weights, input_tensor, input_shape, pooling, classes,
-    classifier_activation, name,
+    block, depths, widths, options: ResNetOptions, *, default_shape, include_top, weights,
+    input_tensor, input_shape, pooling, classes, classifier_activation, name,
 ):
-    if stem not in STEMS:
-        raise ValueError(f"stem must be one of {STEMS}, got {stem!r}")
-    if attention not in ATTENTION_KINDS:
-        raise ValueError(f"attention must be one of {ATTENTION_KINDS}, got {attention!r}")
-    drop_path_rate = checks.fraction("drop_path_rate", drop_path_rate)
-    if drop_path_rate > 0 and not skip:
-        raise ValueError(
-            f"drop_path_rate={drop_path_rate} needs skip=True: stochastic depth drops residual "
-            "branches, and a plain network has none"
-        )
-    width = checks.positive_number("width", width)
-    stage_widths = [_scaled(w, width) for w in widths]
-    if attention in ("se", "cbam") and attention_ratio > min(stage_widths) * block.expansion:
-        raise ValueError(
-            f"attention_ratio={attention_ratio} is larger than the {min(stage_widths)} channels of "
-            f"the narrowest stage (width={width}); lower attention_ratio"
-        )
-    downsampling = (4 if stem == "imagenet" else 1) * 2 ** (len(depths) - 1)
+    block_options = options.block_options(block)
+    stage_widths = [_scaled(w, options.width) for w in widths]
+    check_attention(options.attention, options.attention_ratio,
+                    min_channels=min(stage_widths) * block.expansion)
+    downsampling = (4 if options.stem == "imagenet" else 1) * 2 ** (len(depths) - 1)
     shape = check_arguments(
         include_top=include_top, weights=weights, input_tensor=input_tensor,
         input_shape=input_shape, pooling=pooling, classes=classes,
@@ -84,7 +148,7 @@ def _resnet(
         min_size=downsampling,
     )
     inputs = model_input(input_tensor, shape)
-    x = _stem(inputs, stem, _scaled(64, width), preact)
+    x = _stem(inputs, options.stem, _scaled(64, options.width), options)
     total_blocks = sum(depths)
     index = 0
     for stage, (depth, channels) in enumerate(zip(depths, stage_widths), start=1):
@@ -93,19 +157,12 @@ def _resnet(
             x = block(
                 channels,
                 stride=2 if (b == 1 and stage > 1) else 1,
-                skip=skip,
-                preact=preact,
-                attention=attention,
-                attention_ratio=attention_ratio,
-                drop_path_rate=drop_path_rate * index / total_blocks,
+                drop_path_rate=options.drop_path_rate * index / total_blocks,
                 name=f"stage{stage}_block{b}",
+                **block_options,
             )(x)
-    if preact:
-        last = len(depths)
-        x = layers.BatchNormalization(
-            epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"stage{last}_post_bn"
-        )(x)
-        x = layers.Activation("relu", name=f"stage{last}_post_relu")(x)
+    if options.preact:
+        x = _norm_relu(x, x.shape[-1], options, f"stage{len(depths)}_post")
     if not include_top:
         return finish(inputs, global_pool(x, pooling), name, weights)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
@@ -120,13 +177,20 @@ _OPTIONS_DOC = """
         skip: ``False`` removes every shortcut: the "plain" network of the paper's degradation
             experiment, with the same layers and parameters.
         preact: pre-activation blocks (He et al., "Identity Mappings in Deep Residual Networks",
-            ECCV 2016), with a final BN and ReLU after the last stage.
+            ECCV 2016), with a final norm and ReLU after the last stage.
         attention: ``None``, ``"se"`` (squeeze-and-excitation), ``"spatial"`` (CBAM's spatial
             attention alone) or ``"cbam"`` in every block.
         attention_ratio: reduction ratio of the channel attention (SE, CBAM).
         drop_path_rate: stochastic depth of the last block; block ``i`` of ``L`` drops its
             residual branch with probability ``drop_path_rate * i / L`` (Huang et al., 2016).
         width: multiplier of every channel count (0.25 gives a ResNet four times narrower).
+        norm: ``"batch"`` (default), ``"group"``, ``"layer"``, ``"instance"`` or ``None``
+            everywhere a ResNet normalizes (see `kcnn.layers.normalization`); with ``None``
+            the convolutions have a bias.
+        norm_groups: the groups of ``norm="group"`` (reduced to a divisor of the channels).
+        conv: ``"standard"`` or ``"separable"`` 3x3 convolutions in basic blocks.
+        groups: groups of the bottleneck blocks' 3x3 convolution (ResNeXt's cardinality).
+        width_per_group: channels per group of the bottleneck blocks, per 64 filters.
         (The other arguments are those of keras.applications.)
 """
 
@@ -154,12 +218,22 @@ def _register_resnet(key, params):
         attention_ratio=16,
         drop_path_rate=0.0,
         width=1.0,
+        norm="batch",
+        norm_groups=NORM_GROUPS,
+        conv="standard",
+        groups=1,
+        width_per_group=64,
     ):
-        return _resnet(
-            block, depths, WIDTHS, stem=stem, skip=skip, preact=preact, attention=attention,
+        options = ResNetOptions(
+            stem=stem, skip=skip, preact=preact, attention=attention,
             attention_ratio=attention_ratio, drop_path_rate=drop_path_rate, width=width,
-            default_shape=(224, 224, 3), include_top=include_top, weights=weights,
-            input_tensor=input_tensor, input_shape=input_shape, pooling=pooling, classes=classes,
+            norm=norm, norm_groups=norm_groups, conv=conv, groups=groups,
+            width_per_group=width_per_group,
+        )
+        return _resnet(
+            block, depths, WIDTHS, options, default_shape=(224, 224, 3),
+            include_top=include_top, weights=weights, input_tensor=input_tensor,
+            input_shape=input_shape, pooling=pooling, classes=classes,
             classifier_activation=classifier_activation, name=name,
         )
 
@@ -201,6 +275,11 @@ def resnet(
     attention_ratio=16,
     drop_path_rate=0.0,
     width=1.0,
+    norm="batch",
+    norm_groups=NORM_GROUPS,
+    conv="standard",
+    groups=1,
+    width_per_group=64,
 ):
     """A ResNet with any number of blocks per stage: the generic form of the registered ResNets.
 
@@ -213,8 +292,7 @@ def resnet(
     searches ``depths`` with it. The registry's Grad-CAM layer is that of the default depths
     (`kcnn.models.gradcam_layer` finds the last block of any model by name).
     """
-    if block not in BLOCKS:
-        raise ValueError(f"block must be one of {tuple(BLOCKS)}, got {block!r}")
+    checks.choice("block", block, tuple(BLOCKS))
     if isinstance(depths, (str, bytes)) or not hasattr(depths, "__len__") or not (
         1 <= len(depths) <= len(WIDTHS)
     ) or any(not checks.is_integer(d) or d < 1 for d in depths):
@@ -222,10 +300,14 @@ def resnet(
             f"depths must be 1 to {len(WIDTHS)} positive integers (blocks per stage), "
             f"got {depths!r}"
         )
+    options = ResNetOptions(
+        stem=stem, skip=skip, preact=preact, attention=attention,
+        attention_ratio=attention_ratio, drop_path_rate=drop_path_rate, width=width, norm=norm,
+        norm_groups=norm_groups, conv=conv, groups=groups, width_per_group=width_per_group,
+    )
     return _resnet(
-        BLOCKS[block], tuple(depths), WIDTHS[: len(depths)], stem=stem, skip=skip, preact=preact,
-        attention=attention, attention_ratio=attention_ratio, drop_path_rate=drop_path_rate,
-        width=width, default_shape=(224, 224, 3), include_top=include_top, weights=weights,
+        BLOCKS[block], tuple(depths), WIDTHS[: len(depths)], options,
+        default_shape=(224, 224, 3), include_top=include_top, weights=weights,
         input_tensor=input_tensor, input_shape=input_shape, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation, name=name,
     )
@@ -261,17 +343,25 @@ def tiny_resnet(
     attention_ratio=16,
     drop_path_rate=0.0,
     width=1.0,
+    norm="batch",
+    norm_groups=NORM_GROUPS,
+    conv="standard",
 ):
     """The course's TinyResNet (Listing 4) for 32x32x3: a 3x3 stem of 64 channels, three stages
     of two `ResidualBlock`s (64, 128/2, 256/2), global average pooling and FC classes.
 
-    2,777,674 parameters with 10 classes. Takes the same options as the other ResNets.
+    2,777,674 parameters with 10 classes. Takes the same options as the other ResNets (but
+    ``groups`` and ``width_per_group``: its blocks are basic ones).
     """
+    options = ResNetOptions(
+        stem=stem, skip=skip, preact=preact, attention=attention,
+        attention_ratio=attention_ratio, drop_path_rate=drop_path_rate, width=width, norm=norm,
+        norm_groups=norm_groups, conv=conv,
+    )
     return _resnet(
-        ResidualBlock, (2, 2, 2), (64, 128, 256), stem=stem, skip=skip, preact=preact,
-        attention=attention, attention_ratio=attention_ratio, drop_path_rate=drop_path_rate,
-        width=width, default_shape=(32, 32, 3), include_top=include_top, weights=weights,
-        input_tensor=input_tensor, input_shape=input_shape, pooling=pooling, classes=classes,
+        ResidualBlock, (2, 2, 2), (64, 128, 256), options, default_shape=(32, 32, 3),
+        include_top=include_top, weights=weights, input_tensor=input_tensor,
+        input_shape=input_shape, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation, name=name,
     )
 

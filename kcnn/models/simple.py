@@ -3,13 +3,25 @@ parameters (the course claims such a CNN beats the 100,000-parameter MLP on MNIS
 
 from __future__ import annotations
 
+import dataclasses
+
 from keras import layers
 
 from kcnn import checks
+from kcnn.layers.convolution import check_conv
+from kcnn.layers.dropout import HEAD_DROPOUTS, check_dropout
+from kcnn.layers.normalization import NORM_GROUPS, check_norm, norm_from_alias
 from kcnn.models.common import (
-    Head, check_arguments, classifier, dense, finish, global_pool, model_input,
+    Head,
+    check_arguments,
+    classifier,
+    conv_norm_relu,
+    dense,
+    finish,
+    global_pool,
+    model_input,
+    spatial_dropout,
 )
-from kcnn.layers.normalization import BN_EPSILON, BN_MOMENTUM
 from kcnn.registry import register_model
 
 COURSE = "Course chapter 07, section 1.1 and Listing 1 (after LeCun et al., Proc. IEEE 1998)"
@@ -55,43 +67,101 @@ def mlp(
     return finish(inputs, x, name, weights)
 
 
-def _conv_pool_cnn(inputs, filters, kernel_size=3, batch_norm=False):
-    """Stages of ``conv(same) + ReLU + maxpool 2x2``, named ``stage{i}_conv``/``_pool``; with
-    ``batch_norm`` the convolution loses its bias and ``stage{i}_bn`` and ``stage{i}_relu``
-    follow it (Ioffe & Szegedy, ICML 2015)."""
+@dataclasses.dataclass(frozen=True)
+class CNNOptions:
+    """The options of the plain CNNs (`configurable_cnn`, and the fixed `simple_cnn` and
+    `tiny_cnn`), checked once when made.
+
+    Attributes:
+        filters: the number of filters of each stage, e.g. ``(32, 64, 128)``.
+        kernel_size: height and width of every convolution kernel ("same" padding).
+        norm: ``None``, ``"batch"``, ``"group"``, ``"layer"`` or ``"instance"`` between each
+            convolution and its ReLU (see `kcnn.layers.normalization`); the convolution has a
+            bias only without one.
+        norm_groups: the groups of ``norm="group"`` (reduced to a divisor of the channels).
+        conv: ``"standard"`` or ``"separable"`` convolutions (see `kcnn.layers.convolution`).
+        dilation: the dilation rate of every convolution (1: none; Yu & Koltun, ICLR 2016).
+        spatial_dropout: rate of ``SpatialDropout2D`` (whole channels) at the end of every
+            stage; 0 for none.
+        fc_units: width of the hidden Dense layer, or ``None`` (or 0) for none.
+        dropout: dropout rate before the classifier, in [0, 1).
+        dropout_kind: ``"standard"`` (``Dropout`` of the classifier's inputs) or
+            ``"targeted"`` (the classifier a `kcnn.layers.TargetedDropout`).
+    """
+
+    filters: tuple = (32, 64)
+    kernel_size: int = 3
+    norm: str | None = None
+    norm_groups: int = NORM_GROUPS
+    conv: str = "standard"
+    dilation: int = 1
+    spatial_dropout: float = 0.0
+    fc_units: int | None = 128
+    dropout: float = 0.5
+    dropout_kind: str = "standard"
+
+    def __post_init__(self):
+        filters = self.filters
+        if isinstance(filters, (str, bytes)) or not hasattr(filters, "__len__") or not filters or any(
+            not checks.is_integer(f) or f < 1 for f in filters
+        ):
+            raise ValueError(
+                f"filters must be a non-empty sequence of positive integers, got {filters!r}"
+            )
+        norm, norm_groups = check_norm(self.norm, self.norm_groups)
+        conv, dilation, _ = check_conv(self.conv, self.dilation)
+        fc_units = self.fc_units
+        if fc_units is not None:
+            fc_units = checks.integer("fc_units", fc_units, low=0)
+        dropout, dropout_kind = check_dropout(
+            "dropout", self.dropout, "dropout_kind", self.dropout_kind, HEAD_DROPOUTS
+        )
+        # A frozen dataclass sets its checked (and normalised: Python numbers) values this way.
+        for field, value in dict(
+            filters=tuple(int(f) for f in filters),
+            kernel_size=checks.positive_int("kernel_size", self.kernel_size), norm=norm,
+            norm_groups=norm_groups, conv=conv, dilation=dilation,
+            spatial_dropout=checks.fraction("spatial_dropout", self.spatial_dropout),
+            fc_units=fc_units, dropout=dropout, dropout_kind=dropout_kind,
+        ).items():
+            object.__setattr__(self, field, value)
+
+
+def _conv_pool_cnn(inputs, options: CNNOptions):
+    """Stages of ``conv(same) + ReLU + maxpool 2x2``, named ``stage{i}_conv``/``_pool``; with a
+    ``norm`` the convolution loses its bias and ``stage{i}_bn`` (``gn``, ``ln``, ``in``) and
+    ``stage{i}_relu`` follow it (Ioffe & Szegedy, ICML 2015, for batch norm); with
+    ``spatial_dropout``, ``stage{i}_spatial_dropout`` before the pool."""
     x = inputs
-    for stage, width in enumerate(filters, start=1):
-        if batch_norm:
-            x = layers.Conv2D(width, kernel_size, padding="same", use_bias=False,
-                              name=f"stage{stage}_conv")(x)
-            x = layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM,
-                                          name=f"stage{stage}_bn")(x)
-            x = layers.Activation("relu", name=f"stage{stage}_relu")(x)
-        else:
-            x = layers.Conv2D(width, kernel_size, padding="same", activation="relu",
-                              name=f"stage{stage}_conv")(x)
+    for stage, width in enumerate(options.filters, start=1):
+        x = conv_norm_relu(
+            x, width, options.kernel_size, prefix=f"stage{stage}", conv=options.conv,
+            dilation=options.dilation, norm=options.norm, norm_groups=options.norm_groups,
+        )
+        x = spatial_dropout(x, options.spatial_dropout, stage)
         x = layers.MaxPooling2D(2, name=f"stage{stage}_pool")(x)
     return x
 
 
 def _small_cnn(
-    filters, fc_units, dropout, *, include_top, weights, input_tensor, input_shape, pooling,
-    classes, classifier_activation, name, kernel_size=3, batch_norm=False,
+    options: CNNOptions, *, include_top, weights, input_tensor, input_shape, pooling, classes,
+    classifier_activation, name,
 ):
     shape = check_arguments(
         include_top=include_top, weights=weights, input_tensor=input_tensor,
         input_shape=input_shape, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation, name=name, default_shape=(28, 28, 1),
-        min_size=2 ** len(filters), head=Head(flatten=True),
+        min_size=2 ** len(options.filters), head=Head(flatten=True),
     )
     inputs = model_input(input_tensor, shape)
-    x = _conv_pool_cnn(inputs, filters, kernel_size, batch_norm)
+    x = _conv_pool_cnn(inputs, options)
     if not include_top:
         return finish(inputs, global_pool(x, pooling), name, weights)
     x = layers.Flatten(name="flatten")(x)
-    if fc_units:
-        x = dense(x, fc_units, name="fc1", argument="fc_units", activation="relu")
-    x = classifier(x, classes, classifier_activation, dropout=dropout)
+    if options.fc_units:
+        x = dense(x, options.fc_units, name="fc1", argument="fc_units", activation="relu")
+    x = classifier(x, classes, classifier_activation, dropout=options.dropout,
+                   dropout_kind=options.dropout_kind)
     return finish(inputs, x, name, weights)
 
 
@@ -116,7 +186,8 @@ def simple_cnn(
     map (or its global pooling).
     """
     return _small_cnn(
-        (32, 64), 128, 0.5, include_top=include_top, weights=weights,
+        CNNOptions(filters=(32, 64), fc_units=128, dropout=0.5), include_top=include_top,
+        weights=weights,
         input_tensor=input_tensor, input_shape=input_shape, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation, name=name,
     )
@@ -142,7 +213,8 @@ def tiny_cnn(
     9,098 parameters on 28x28x1 with 10 classes, eleven times fewer than the MLP.
     """
     return _small_cnn(
-        (8, 16), None, 0.0, include_top=include_top, weights=weights,
+        CNNOptions(filters=(8, 16), fc_units=None, dropout=0.0), include_top=include_top,
+        weights=weights,
         input_tensor=input_tensor, input_shape=input_shape, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation, name=name,
     )
@@ -163,9 +235,15 @@ def configurable_cnn(
     name="configurable_cnn",
     filters=(32, 64),
     kernel_size=3,
-    batch_norm=False,
+    norm=None,
+    batch_norm=None,
+    norm_groups=NORM_GROUPS,
+    conv="standard",
+    dilation=1,
+    spatial_dropout=0.0,
     fc_units=128,
     dropout=0.5,
+    dropout_kind="standard",
 ):
     """Listing 1 with its design choices as arguments: one ``conv + ReLU + maxpool 2x2`` stage
     per entry of ``filters``, an optional Dense(``fc_units``, ReLU), dropout and Dense(classes).
@@ -178,26 +256,26 @@ def configurable_cnn(
     Args:
         filters: the number of filters of each stage, e.g. ``(32, 64, 128)`` for three stages.
         kernel_size: height and width of every convolution kernel ("same" padding).
-        batch_norm: batch normalization between each convolution and its ReLU.
+        norm: ``None``, ``"batch"``, ``"group"``, ``"layer"`` or ``"instance"`` normalization
+            between each convolution and its ReLU (see `CNNOptions`).
+        batch_norm: the older spelling: ``True`` is ``norm="batch"``, ``False`` is ``None``.
+        norm_groups: the groups of ``norm="group"``.
+        conv: ``"standard"`` or ``"separable"`` convolutions.
+        dilation: the dilation rate of every convolution.
+        spatial_dropout: rate of ``SpatialDropout2D`` at the end of every stage.
         fc_units: width of the hidden Dense layer, or ``None`` (or 0) for none.
         dropout: dropout rate before the classifier, in [0, 1).
+        dropout_kind: ``"standard"`` or ``"targeted"`` (see `CNNOptions`).
         (The other arguments are those of keras.applications.)
     """
-    if isinstance(filters, (str, bytes)) or not hasattr(filters, "__len__") or not filters or any(
-        not checks.is_integer(f) or f < 1 for f in filters
-    ):
-        raise ValueError(
-            f"filters must be a non-empty sequence of positive integers, got {filters!r}"
-        )
-    kernel_size = checks.positive_int("kernel_size", kernel_size)
-    if not isinstance(batch_norm, bool):
-        raise ValueError(f"batch_norm must be True or False, got {batch_norm!r}")
-    if fc_units is not None:
-        fc_units = checks.integer("fc_units", fc_units, low=0)
-    dropout = checks.fraction("dropout", dropout)
+    options = CNNOptions(
+        filters=filters, kernel_size=kernel_size,
+        norm=norm_from_alias(norm, batch_norm, default=None), norm_groups=norm_groups,
+        conv=conv, dilation=dilation, spatial_dropout=spatial_dropout, fc_units=fc_units,
+        dropout=dropout, dropout_kind=dropout_kind,
+    )
     return _small_cnn(
-        tuple(int(f) for f in filters), fc_units, dropout, include_top=include_top, weights=weights,
-        input_tensor=input_tensor, input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, name=name, kernel_size=kernel_size,
-        batch_norm=batch_norm,
+        options, include_top=include_top, weights=weights, input_tensor=input_tensor,
+        input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, name=name,
     )

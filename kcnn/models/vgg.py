@@ -3,11 +3,24 @@ Recognition", ICLR 2015) and the course's small VGG of Listing 3."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from keras import layers
 
 from kcnn import checks
+from kcnn.layers.convolution import check_conv
+from kcnn.layers.dropout import HEAD_DROPOUTS, check_dropout
+from kcnn.layers.normalization import NORM_GROUPS, check_norm, norm_from_alias
 from kcnn.models.common import (
-    Head, check_arguments, classifier, dense, finish, global_pool, model_input,
+    Head,
+    check_arguments,
+    classifier,
+    conv_norm_relu,
+    dense,
+    finish,
+    global_pool,
+    model_input,
+    spatial_dropout,
 )
 from kcnn.registry import register_model
 
@@ -22,31 +35,71 @@ DEPTHS = {
     "vgg19": (2, 2, 4, 4, 4),
 }
 WIDTHS = (64, 128, 256, 512, 512)
+BN_MOMENTUM = 0.99  # Keras's default, which kcnn's VGGs have always been trained with
 
 
-def _vgg_features(inputs, depths, widths, batch_norm):
-    """Stages of 3x3 convolutions (ReLU, or BN then ReLU) closed by a 2x2 max-pool."""
+@dataclasses.dataclass(frozen=True)
+class VGGOptions:
+    """The options every VGG builder takes, checked once when made.
+
+    Attributes:
+        norm: the normalization after every convolution: ``None`` (the paper's VGG),
+            ``"batch"`` (torchvision's ``_bn`` models), ``"group"``, ``"layer"`` or
+            ``"instance"`` (see `kcnn.layers.normalization`). The convolutions keep their
+            biases with every norm, as torchvision's do.
+        norm_groups: the groups of ``norm="group"`` (reduced to a divisor of the channels).
+        conv: ``"standard"`` or ``"separable"`` 3x3 convolutions (see `kcnn.layers.convolution`).
+        spatial_dropout: rate of ``SpatialDropout2D`` (whole channels) at the end of every
+            convolution stage; 0 for none.
+        fc_units: width of the hidden FC layers.
+        dropout: dropout rate before each FC layer after the first, and before the classifier.
+        dropout_kind: ``"standard"`` (``Dropout`` of the FC inputs) or ``"targeted"`` (each FC
+            layer a `kcnn.layers.TargetedDropout` that drops its own weakest weights).
+    """
+
+    norm: str | None = None
+    norm_groups: int = NORM_GROUPS
+    conv: str = "standard"
+    spatial_dropout: float = 0.0
+    fc_units: int = 4096
+    dropout: float = 0.5
+    dropout_kind: str = "standard"
+
+    def __post_init__(self):
+        # A frozen dataclass sets its checked (and normalised: Python numbers) values this way.
+        norm, norm_groups = check_norm(self.norm, self.norm_groups)
+        dropout, dropout_kind = check_dropout(
+            "dropout", self.dropout, "dropout_kind", self.dropout_kind, HEAD_DROPOUTS
+        )
+        for field, value in dict(
+            norm=norm, norm_groups=norm_groups, conv=check_conv(self.conv)[0],
+            spatial_dropout=checks.fraction("spatial_dropout", self.spatial_dropout),
+            fc_units=checks.positive_int("fc_units", self.fc_units), dropout=dropout,
+            dropout_kind=dropout_kind,
+        ).items():
+            object.__setattr__(self, field, value)
+
+
+def _vgg_features(inputs, depths, widths, options: VGGOptions):
+    """Stages of 3x3 convolutions (ReLU, or a norm then ReLU), optional spatial dropout, and a
+    2x2 max-pool closing each stage."""
     x = inputs
     for stage, (depth, width) in enumerate(zip(depths, widths), start=1):
         for i in range(1, depth + 1):
-            if batch_norm:
-                x = layers.Conv2D(width, 3, padding="same", name=f"stage{stage}_conv{i}")(x)
-                x = layers.BatchNormalization(epsilon=1e-5, name=f"stage{stage}_bn{i}")(x)
-                x = layers.Activation("relu", name=f"stage{stage}_relu{i}")(x)
-            else:
-                x = layers.Conv2D(
-                    width, 3, padding="same", activation="relu", name=f"stage{stage}_conv{i}"
-                )(x)
+            x = conv_norm_relu(
+                x, width, 3, prefix=f"stage{stage}", index=str(i), conv=options.conv,
+                norm=options.norm, norm_groups=options.norm_groups, use_bias=True,
+                momentum=BN_MOMENTUM,
+            )
+        x = spatial_dropout(x, options.spatial_dropout, stage)
         x = layers.MaxPooling2D(2, name=f"stage{stage}_pool")(x)
     return x
 
 
 def _vgg(
-    depths, widths, fc_layers, *, batch_norm, fc_units, dropout, default_shape, include_top,
-    weights, input_tensor, input_shape, pooling, classes, classifier_activation, name,
+    depths, widths, fc_layers, options: VGGOptions, *, default_shape, include_top, weights,
+    input_tensor, input_shape, pooling, classes, classifier_activation, name,
 ):
-    fc_units = checks.positive_int("fc_units", fc_units)
-    dropout = checks.fraction("dropout", dropout)
     shape = check_arguments(
         include_top=include_top, weights=weights, input_tensor=input_tensor,
         input_shape=input_shape, pooling=pooling, classes=classes,
@@ -54,16 +107,34 @@ def _vgg(
         min_size=2 ** len(depths), head=Head(flatten=True),
     )
     inputs = model_input(input_tensor, shape)
-    x = _vgg_features(inputs, depths, widths, bool(batch_norm))
+    x = _vgg_features(inputs, depths, widths, options)
     if not include_top:
         return finish(inputs, global_pool(x, pooling), name, weights)
     x = layers.Flatten(name="flatten")(x)
     for i in range(1, fc_layers + 1):
-        x = dense(x, fc_units, name=f"fc{i}", argument="fc_units", activation="relu")
-        if i < fc_layers:
-            x = layers.Dropout(dropout, name=f"fc{i}_dropout")(x)
-    x = classifier(x, classes, classifier_activation, dropout=dropout)
+        x = dense(
+            x, options.fc_units, name=f"fc{i}", argument="fc_units", activation="relu",
+            dropout=options.dropout if i > 1 else 0.0, dropout_kind=options.dropout_kind,
+            dropout_name=f"fc{i - 1}_dropout",
+        )
+    x = classifier(x, classes, classifier_activation, dropout=options.dropout,
+                   dropout_kind=options.dropout_kind)
     return finish(inputs, x, name, weights)
+
+
+_OPTIONS_DOC = """
+    Args:
+        norm: the normalization after every convolution: ``None`` (default), ``"batch"``,
+            ``"group"``, ``"layer"`` or ``"instance"`` (see `VGGOptions`).
+        batch_norm: the older spelling: ``True`` is ``norm="batch"``, ``False`` is ``None``.
+        norm_groups: the groups of ``norm="group"``.
+        conv: ``"standard"`` or ``"separable"`` 3x3 convolutions.
+        spatial_dropout: rate of ``SpatialDropout2D`` at the end of every convolution stage.
+        fc_units: width of the hidden FC layers ({fc_units} in {source}).
+        dropout: dropout rate of the FC layers' inputs.
+        dropout_kind: ``"standard"`` or ``"targeted"`` (see `VGGOptions`).
+        (The other arguments are those of keras.applications.)
+"""
 
 
 def _register_vgg(key, configuration, gradcam_layer):
@@ -82,15 +153,25 @@ def _register_vgg(key, configuration, gradcam_layer):
         classes=1000,
         classifier_activation="softmax",
         name=key,
-        batch_norm=False,
+        norm=None,
+        batch_norm=None,
+        norm_groups=NORM_GROUPS,
+        conv="standard",
+        spatial_dropout=0.0,
         fc_units=4096,
         dropout=0.5,
+        dropout_kind="standard",
     ):
+        options = VGGOptions(
+            norm=norm_from_alias(norm, batch_norm, default=None), norm_groups=norm_groups,
+            conv=conv, spatial_dropout=spatial_dropout, fc_units=fc_units, dropout=dropout,
+            dropout_kind=dropout_kind,
+        )
         return _vgg(
-            depths, WIDTHS, 2, batch_norm=batch_norm, fc_units=fc_units, dropout=dropout,
-            default_shape=(224, 224, 3), include_top=include_top, weights=weights,
-            input_tensor=input_tensor, input_shape=input_shape, pooling=pooling, classes=classes,
-            classifier_activation=classifier_activation, name=name,
+            depths, WIDTHS, 2, options, default_shape=(224, 224, 3), include_top=include_top,
+            weights=weights, input_tensor=input_tensor, input_shape=input_shape,
+            pooling=pooling, classes=classes, classifier_activation=classifier_activation,
+            name=name,
         )
 
     builder.__name__ = builder.__qualname__ = key
@@ -101,14 +182,7 @@ def _register_vgg(key, configuration, gradcam_layer):
 
     Parameter counts with 1000 classes at 224x224 are torchvision's (its ``{key}`` and
     ``{key}_bn``). ``include_top=False`` gives the last stage's pooled feature map.
-
-    Args:
-        batch_norm: BatchNormalization after every convolution (torchvision's ``_bn`` models,
-            which keep the convolution biases).
-        fc_units: width of the two hidden FC layers (4096 in the paper; 512 suits CIFAR).
-        dropout: dropout rate after each hidden FC layer.
-        (The other arguments are those of keras.applications.)
-    """
+    """ + _OPTIONS_DOC.format(fc_units=4096, source="the paper; 512 suits CIFAR")
     return builder
 
 
@@ -131,24 +205,31 @@ def tiny_vgg(
     classes=10,
     classifier_activation="softmax",
     name="tiny_vgg",
-    batch_norm=False,
+    norm=None,
+    batch_norm=None,
+    norm_groups=NORM_GROUPS,
+    conv="standard",
+    spatial_dropout=0.0,
     fc_units=512,
     dropout=0.5,
+    dropout_kind="standard",
 ):
     """The course's VGG-style CNN (Listing 3) for 32x32x3: stages of 2x64, 2x128 and 3x256 3x3
     convolutions, each closed by a 2x2 max-pool (4x4x256), then FC 512, dropout 0.5, FC classes.
 
     3,838,282 parameters with 10 classes.
-
-    Args:
-        batch_norm: BatchNormalization after every convolution.
-        fc_units: width of the hidden FC layer.
-        dropout: dropout rate after the hidden FC layer.
-        (The other arguments are those of keras.applications.)
     """
+    options = VGGOptions(
+        norm=norm_from_alias(norm, batch_norm, default=None), norm_groups=norm_groups,
+        conv=conv, spatial_dropout=spatial_dropout, fc_units=fc_units, dropout=dropout,
+        dropout_kind=dropout_kind,
+    )
     return _vgg(
-        (2, 2, 3), (64, 128, 256), 1, batch_norm=batch_norm, fc_units=fc_units, dropout=dropout,
-        default_shape=(32, 32, 3), include_top=include_top, weights=weights,
-        input_tensor=input_tensor, input_shape=input_shape, pooling=pooling, classes=classes,
+        (2, 2, 3), (64, 128, 256), 1, options, default_shape=(32, 32, 3),
+        include_top=include_top, weights=weights, input_tensor=input_tensor,
+        input_shape=input_shape, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation, name=name,
     )
+
+
+tiny_vgg.__doc__ += _OPTIONS_DOC.format(fc_units=512, source="the course")
