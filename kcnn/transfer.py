@@ -629,6 +629,7 @@ def train(
     import tensorflow as tf
 
     from kcnn.training import train as fit
+    from kcnn.training.rundir import locked
 
     start = time.perf_counter()
     phases = _phases(schedule, epochs)
@@ -651,23 +652,24 @@ def train(
         )
     history: dict = {}
     counts, results = [], []
-    for index, phase in enumerate(phases):
-        set_trainable(model, phase.unfreeze, train_batchnorm)
-        counts.append(trainable_parameters(model))
-        last = index == len(phases) - 1
-        result = fit(
-            model, train_data, phase.epochs, validation_data=validation,
-            test_data=test_data if last else None, learning_rate=phase.learning_rate,
-            seed=seed, out=None if out is None else os.path.join(os.fspath(out), f"phase{index + 1}"),
-            **training_options,
-        )
-        results.append(result)
-        ran = len(result.history.get("loss", []))
-        for key, values in result.history.items():
-            history.setdefault(key, []).extend(values)
-        history.setdefault("phase", []).extend([index] * ran)
-        history.setdefault("learning_rate", []).extend([phase.learning_rate] * ran)
-        history.setdefault("trainable_parameters", []).extend([counts[-1]] * ran)
+    with locked(out):  # one process at a time in out, across the phases
+        for index, phase in enumerate(phases):
+            set_trainable(model, phase.unfreeze, train_batchnorm)
+            counts.append(trainable_parameters(model))
+            last = index == len(phases) - 1
+            result = fit(
+                model, train_data, phase.epochs, validation_data=validation,
+                test_data=test_data if last else None, learning_rate=phase.learning_rate,
+                seed=seed, out=None if out is None else os.path.join(os.fspath(out), f"phase{index + 1}"),
+                **training_options,
+            )
+            results.append(result)
+            ran = len(result.history.get("loss", []))
+            for key, values in result.history.items():
+                history.setdefault(key, []).extend(values)
+            history.setdefault("phase", []).extend([index] * ran)
+            history.setdefault("learning_rate", []).extend([phase.learning_rate] * ran)
+            history.setdefault("trainable_parameters", []).extend([counts[-1]] * ran)
     return TransferResult(
         model=model,
         phases=phases,

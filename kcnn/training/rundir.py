@@ -19,6 +19,7 @@ import shutil
 import socket
 
 from kcnn.files import jsonable, remove_temporaries, write_json
+from kcnn.training.distribute import cluster_spec
 from kcnn.training.callbacks import (
     BACKUP, BEST, HISTORY, LAST, LOGS, Restored, restore_backup, truncate_history,
 )
@@ -142,6 +143,24 @@ class RunLock:
             pass
         os.close(self._fd)
         self._fd = None
+
+
+@contextlib.contextmanager
+def locked(folder):
+    """Hold the `RunLock` of ``folder`` (created when missing) for the block; None: no lock.
+    For runs made of several `kcnn.training.train` calls, such as `kcnn.transfer.train`'s
+    phases in ``folder/phase<i>``. In a multi-worker cluster (``TF_CONFIG``) every worker
+    shares the folder, so nothing is locked here: each call of ``train`` locks its own."""
+    if folder is None or cluster_spec().get("cluster"):
+        yield
+        return
+    os.makedirs(folder, exist_ok=True)
+    lock = RunLock(folder)
+    lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 class RunDirectory:

@@ -129,3 +129,22 @@ def test_a_torn_backup_resumes_from_last_keras_and_says_so(tmp_path, pattern_dat
     assert json.loads((out / "run.json").read_text())["resumed_from"] == "checkpoint"
     assert not any(path.exists() for path in temporaries)
     assert sorted(os.listdir(out)) == ["best.keras", "history.csv", "last.keras", "run.json"]
+
+
+def test_a_transfer_run_is_locked_across_its_phases(tmp_path):
+    import tensorflow as tf
+
+    from kcnn import transfer
+    from tests.transfer.conftest import tiny_model
+
+    data = tf.data.Dataset.from_tensor_slices(
+        (tf.zeros((4, 32, 32, 3)), tf.zeros(4, "int64"))).batch(4)
+    lock = RunLock(tmp_path)
+    lock.acquire()
+    try:
+        with pytest.raises(RunInUse, match=rf"'{tmp_path}' is in use: process {os.getpid()}"):
+            transfer.train(tiny_model("progressive"), data, "progressive", 2, out=tmp_path,
+                           verbose=0, tensorboard=False)
+    finally:
+        lock.release()
+    assert os.listdir(tmp_path) == []
