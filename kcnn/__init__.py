@@ -23,6 +23,7 @@ _SUBMODULES = (
     "checks",
     "convmath",
     "data",
+    "export",
     "files",
     "layers",
     "models",

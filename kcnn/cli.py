@@ -232,6 +232,54 @@ def _run_visualize(args):
     print(viz.save_figure(figure, os.path.join(args.out, f"feature_maps_{name}.png")))
 
 
+def _add_export_command(subparsers):
+    parser = subparsers.add_parser(
+        "export", help="write a saved model as a SavedModel, TFLite or ONNX file for serving",
+        description="Export a .keras model (safe mode) for serving: a TensorFlow SavedModel "
+        "folder (serving_default signature: input 'image', output 'predictions'), a TFLite file "
+        "(LiteRT), or an ONNX file (onnxruntime; needs pip install 'kcnn[export]'). Like the "
+        "model, the exported file takes raw 0-255 pixels. int8 quantization calibrates on "
+        "training images: those of --dataset, or of the dataset the run.json beside the model "
+        "names.",
+    )
+    parser.add_argument("model", help="the .keras model file")
+    parser.add_argument("--format", required=True, choices=("saved_model", "tflite", "onnx"))
+    parser.add_argument("--out", help="file or folder to write (default beside the model: "
+                        "NAME_saved_model, NAME[-QUANTIZE].tflite, NAME.onnx)")
+    parser.add_argument("--quantize", choices=("dynamic", "float16", "int8"),
+                        help="tflite only: dynamic-range int8 weights, float16 weights, or int8 "
+                        "weights and activations (default: float32)")
+    parser.add_argument("--dataset", help="training data for int8 calibration (default: the run's)")
+    parser.add_argument("--data-dir", help="folder searched first for the dataset files")
+    parser.add_argument("--overwrite", action="store_true", help="replace what is at --out")
+    parser.set_defaults(run=_run_export)
+
+
+def _run_export(args):
+    from kcnn import export, load_model
+
+    if args.quantize and args.format != "tflite":
+        raise CommandError(f"--quantize applies to --format tflite only, not {args.format}")
+    out = args.out or export.default_path(args.model, args.format, args.quantize)
+    if os.path.lexists(out) and not args.overwrite:
+        raise CommandError(f"{out} already exists; pass --overwrite to replace it")
+    model = load_model(args.model, compile=False)
+    images = None
+    if args.quantize == "int8":
+        dataset, data_dir = args.dataset, args.data_dir
+        if dataset is None:
+            dataset, data_dir = export.training_dataset(args.model) or (None, None)
+            data_dir = args.data_dir or data_dir
+        if dataset is None:
+            raise CommandError(f"--quantize int8 calibrates on training images: pass --dataset "
+                               f"(no run.json beside {args.model} names the data)")
+        images = export.representative_images(model, dataset, data_dir=data_dir)
+    export.export(model, out, args.format, quantize=args.quantize, representative_data=images,
+                  overwrite=args.overwrite)
+    kind = args.format + (f", {args.quantize}" if args.quantize else "")
+    print(f"{out} ({kind}, {export.size_on_disk(out) / 1e6:.2f} MB; takes raw 0-255 pixels)")
+
+
 def _add_train_command(subparsers):
     parser = subparsers.add_parser(
         "train", help="train a model on a dataset, with checkpoints, logs and resume",
@@ -720,6 +768,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tune_command(subparsers)
     _add_explain_command(subparsers)
     _add_visualize_command(subparsers)
+    _add_export_command(subparsers)
     return parser
 
 
