@@ -736,7 +736,7 @@ def _run_tune(args):
             max_trials=args.max_trials, epochs=args.epochs, patience=args.patience,
             directory=args.out, project_name=project, seed=args.seed, overwrite=args.overwrite,
             hyperparameters=_fixed_hyperparameters(args.fix, hypermodel),
-            verbose=0 if args.quiet else 1,
+            verbose=0 if args.quiet else "auto",
         )
     except tuning.SearchError as error:
         raise CommandError(str(error)) from error

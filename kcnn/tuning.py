@@ -55,6 +55,7 @@ from kcnn.training import (
     build_model,
     choose_jit_compile,
     compile_model,
+    fit_verbosity,
     precision_policy,
     resolve_jit_compile,
     resolve_precision,
@@ -576,7 +577,7 @@ def search(
     max_consecutive_failures: int = 3,
     callbacks=(),
     overwrite: bool = False,
-    verbose=1,
+    verbose="auto",
 ) -> SearchResult:
     """Search ``hypermodel``'s space on ``data`` with keras-tuner and save what it finds.
 
@@ -612,7 +613,8 @@ def search(
         callbacks: more Keras callbacks for every trial (they must be deep-copyable).
         overwrite: delete an existing search of that name first instead of resuming it (refused
             in a distributed search, where the folder is shared).
-        verbose: keras-tuner's and ``fit``'s verbosity.
+        verbose: keras-tuner's and ``fit``'s verbosity (``"auto"``: a progress bar on a
+            terminal, one line per epoch elsewhere; see `kcnn.training.fit_verbosity`).
 
     Returns:
         a `SearchResult`.
@@ -671,7 +673,7 @@ def search(
         fit_callbacks.append(keras.callbacks.EarlyStopping(
             monitor=target.name, mode=target.direction, patience=patience
         ))
-    search_tuner.search(data, epochs=epochs, callbacks=fit_callbacks, verbose=verbose)
+    search_tuner.search(data, epochs=epochs, callbacks=fit_callbacks, verbose=fit_verbosity(verbose))
     project_dir = search_tuner.project_dir
     if role == "worker":
         return SearchResult(role=role, project_dir=project_dir,

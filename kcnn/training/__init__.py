@@ -34,7 +34,7 @@ from kcnn.training.hardware import (
     resolve_precision,
     xla_problem,
 )
-from kcnn.training.loop import TrainResult, build_model, read_run, train
+from kcnn.training.loop import TrainResult, build_model, fit_verbosity, read_run, train
 from kcnn.training.optimization import (
     classification_loss,
     compile_model,
@@ -60,6 +60,7 @@ __all__ = [
     "compile_model",
     "configure_determinism",
     "detect_hardware",
+    "fit_verbosity",
     "kernel_sparsity",
     "learning_rate_schedule",
     "make_optimizer",

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 import time
 
 import keras
@@ -21,6 +22,21 @@ from kcnn.training.rundir import RUN_FILE, RunDirectory, run_settings
 from kcnn.training.sparsity import kernel_sparsity
 
 INPUT_RANGE = (0.0, 255.0)  # every model kcnn trains takes raw pixels
+
+
+def fit_verbosity(verbose="auto", stream=None):
+    """``fit``'s ``verbose`` for output going to ``stream`` (default ``sys.stdout``).
+
+    ``"auto"`` is 1 (a progress bar redrawn in place) on a terminal and 2 (one line per epoch)
+    elsewhere: a progress bar written to a log file or a pipe is hundreds of kilobytes of
+    frames. Any other value is returned as given. `train`, and through it ``kcnn train`` and
+    ``kcnn transfer``, and `kcnn.tuning.search` (``kcnn tune``) decide with it.
+    """
+    if verbose != "auto":
+        return verbose
+    stream = sys.stdout if stream is None else stream
+    isatty = getattr(stream, "isatty", None)
+    return 1 if isatty is not None and isatty() else 2
 
 
 @dataclasses.dataclass
@@ -292,7 +308,8 @@ def train(
         overwrite: delete the run already in ``out`` first.
         tensorboard: write TensorBoard logs in ``out/logs``.
         callbacks: more Keras callbacks.
-        verbose: ``fit``'s verbosity (``"auto"``: progress bars).
+        verbose: ``fit``'s verbosity (``"auto"``: a progress bar on a terminal, one line per
+            epoch elsewhere; see `fit_verbosity`).
 
     Returns:
         a `TrainResult`.
@@ -362,7 +379,7 @@ def train(
             if trains:
                 fitted = net.fit(
                     train_data, epochs=epochs, initial_epoch=restored.epoch, validation_data=validation,
-                    callbacks=fit_callbacks, verbose=verbose, shuffle=False,
+                    callbacks=fit_callbacks, verbose=fit_verbosity(verbose), shuffle=False,
                 )
             test_metrics = None
             if test_split is not None:
