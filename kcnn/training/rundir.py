@@ -21,7 +21,7 @@ import socket
 from kcnn.files import jsonable, remove_temporaries, write_json
 from kcnn.training.distribute import cluster_spec
 from kcnn.training.callbacks import (
-    BACKUP, BEST, HISTORY, LAST, LOGS, Restored, restore_backup, truncate_history,
+    BACKUP, BACKUP_EPOCH, BEST, HISTORY, LAST, LOGS, Restored, restore_backup, truncate_history,
 )
 
 RUN_FILE = "run.json"
@@ -29,7 +29,6 @@ CURVES = "curves.png"
 SETTINGS = "settings.json"
 LOCK = "training.lock"
 RUN_CONTENTS = (BACKUP, LAST, BEST, HISTORY, LOGS, RUN_FILE, CURVES, SETTINGS, LOCK)
-RUN_MARKERS = (SETTINGS, RUN_FILE, BACKUP)  # a folder with one of them holds a kcnn run
 SAVED_ATOMICALLY = (LAST, BEST, RUN_FILE, CURVES, SETTINGS)
 _WORKER = re.compile(r"\.worker-\d+")
 _NOT_SETTINGS = ("data_dir", "out", "resume", "overwrite", "tensorboard", "callbacks", "verbose",
@@ -221,9 +220,7 @@ class RunDirectory:
         return False
 
     def _check_resumable(self):
-        if not os.path.isdir(self.path) or not any(
-            os.path.exists(os.path.join(self.path, name)) for name in (*RUN_MARKERS, LAST)
-        ):
+        if not holds_run(self.path) and not os.path.exists(os.path.join(self.path, LAST)):
             raise ValueError(f"nothing to resume in {self.path!r}: it holds no kcnn run")
 
     def _prepare(self):
@@ -250,15 +247,15 @@ class RunDirectory:
         entries = sorted(os.listdir(self.path))
         ours = [name for name in entries if _is_run_file(name)]
         foreign = [name for name in entries if name not in ours]
-        holds_run = any(name in entries for name in RUN_MARKERS)
-        if ours and not holds_run:
+        run = holds_run(self.path)
+        if ours and not run:
             foreign = entries
         foreign = [name for name in foreign if name != LOCK]
         if foreign:
             listed = ", ".join(foreign[:10]) + (f" and {len(foreign) - 10} more" if len(foreign) > 10 else "")
             raise ValueError(
                 f"overwrite deletes only a kcnn run's files, and {self.path!r} holds "
-                f"{'others' if holds_run else 'no kcnn run'}: {listed}; move them or choose "
+                f"{'others' if run else 'no kcnn run'}: {listed}; move them or choose "
                 "another folder"
             )
         for name in ours:
@@ -310,6 +307,23 @@ class RunDirectory:
         shutil.rmtree(os.path.join(self.path, BACKUP), ignore_errors=True)
         with contextlib.suppress(FileNotFoundError):
             os.remove(os.path.join(self.path, SETTINGS))
+
+
+def holds_run(folder) -> bool:
+    """Whether ``folder`` holds a kcnn run: its ``settings.json``, a ``run.json`` that
+    `kcnn.training.train` wrote, or a backup with its epoch file (a folder of the user's that
+    is merely called ``backup``, or a ``run.json`` of their own, is no run)."""
+    folder = os.fspath(folder)
+    if os.path.isfile(os.path.join(folder, SETTINGS)):
+        return True
+    if os.path.isfile(os.path.join(folder, BACKUP, BACKUP_EPOCH)):
+        return True
+    try:
+        with open(os.path.join(folder, RUN_FILE), encoding="utf-8") as file:
+            run = json.load(file)
+    except (OSError, ValueError):
+        return False
+    return isinstance(run, dict) and "model_name" in run and "epochs" in run
 
 
 def _is_run_file(name: str) -> bool:

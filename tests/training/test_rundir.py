@@ -35,10 +35,17 @@ def _interrupted_run(out, data, epoch=1, **kwargs):
 def test_overwrite_refuses_a_folder_that_holds_no_kcnn_run(tmp_path, pattern_data):
     (tmp_path / "notes.txt").write_text("my notes")
     (tmp_path / "history.csv").write_text("my own table")
-    with pytest.raises(ValueError, match=rf"'{tmp_path}' holds no kcnn run: history.csv, notes.txt"):
+    (tmp_path / "backup").mkdir()
+    (tmp_path / "backup" / "thesis.tex").write_text("my thesis")
+    with pytest.raises(ValueError, match=rf"'{tmp_path}' holds no kcnn run: backup, history.csv, "
+                                         "notes.txt"):
         train("tiny_cnn", pattern_data, epochs=1, out=tmp_path, overwrite=True, **FAST)
-    assert sorted(os.listdir(tmp_path)) == ["history.csv", "notes.txt"]
+    (tmp_path / "notes.txt").unlink()
+    with pytest.raises(ValueError, match=rf"'{tmp_path}' holds no kcnn run: backup, history.csv;"):
+        train("tiny_cnn", pattern_data, epochs=1, out=tmp_path, overwrite=True, **FAST)
+    assert sorted(os.listdir(tmp_path)) == ["backup", "history.csv"]
     assert (tmp_path / "history.csv").read_text() == "my own table"
+    assert (tmp_path / "backup" / "thesis.tex").read_text() == "my thesis"
 
 
 def test_overwrite_refuses_a_run_folder_that_holds_other_files(tmp_path, pattern_data):
