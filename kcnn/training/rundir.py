@@ -19,10 +19,10 @@ import shutil
 import socket
 
 from kcnn.files import jsonable, remove_temporaries, write_json
-from kcnn.training.distribute import cluster_spec
 from kcnn.training.callbacks import (
     BACKUP, BACKUP_EPOCH, BEST, HISTORY, LAST, LOGS, Restored, restore_backup, truncate_history,
 )
+from kcnn.training.distribute import cluster_spec
 
 RUN_FILE = "run.json"
 CURVES = "curves.png"
@@ -165,7 +165,8 @@ def locked(folder):
 class RunDirectory:
     """The run directory of one `kcnn.training.train` call, as a context: entering it checks
     the folder, locks it, clears what ``overwrite`` replaces and kcnn's temporary files, and
-    checks or records the settings; leaving it releases the lock.
+    checks the settings of a resumed run; `start` restores the run and records its settings,
+    `finish` writes ``run.json``; leaving the context releases the lock.
 
     Args:
         out: the run directory, or None (then nothing happens).
