@@ -146,33 +146,47 @@ def _same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[i
     return total // 2, total - total // 2
 
 
-def conv_params(kernel, c_in: int, c_out: int, bias: bool = True, groups: int = 1) -> int:
-    """Trainable parameters of a convolution layer (the course's eq. 4), with ``groups``.
+def conv_params(kernel, c_in: int, c_out: int, bias: bool = True, groups: int = 1,
+                conv: str = "standard") -> int:
+    """Trainable parameters of a convolution layer (the course's eq. 4), with ``groups``, or of
+    a depthwise separable one.
 
-    ``(kh * kw * c_in / groups + 1) * c_out``, the ``+ 1`` being the bias of each filter.
+    ``"standard"``: ``(kh * kw * c_in / groups + 1) * c_out``, the ``+ 1`` being the bias of each
+    filter. ``"separable"`` (a depthwise ``kh x kw`` convolution, one filter per input channel,
+    then a pointwise 1x1 one, as ``keras.layers.SeparableConv2D``): ``kh * kw * c_in + c_in *
+    c_out + c_out``, the biases on the pointwise output only.
 
     Args:
         kernel: kernel size, an int or ``(kh, kw)``.
         c_in: input channels.
         c_out: output channels (filters).
         bias: whether each filter has a bias.
-        groups: channel groups; each filter sees ``c_in / groups`` channels.
+        groups: channel groups of a standard convolution; each filter sees ``c_in / groups``
+            channels.
+        conv: ``"standard"`` or ``"separable"`` (see `kcnn.layers.convolution`).
 
     Raises:
-        ValueError: for non-positive sizes, or channels not divisible by ``groups``.
+        ValueError: for non-positive sizes, channels not divisible by ``groups``, an unknown
+            ``conv``, or ``groups`` with a separable convolution.
 
     Example:
         >>> conv_params(3, 3, 64)   # the course's Conv2D(3 -> 64, 3x3)
         1792
+        >>> conv_params(3, 32, 64, conv="separable")   # 9 * 32 + 32 * 64 + 64
+        2400
     """
+    from kcnn.layers.convolution import check_conv
+
+    conv, _, groups = check_conv(conv, 1, groups)
     kh, kw = _pair("kernel", kernel)
     c_in = checks.positive_int("c_in", c_in)
     c_out = checks.positive_int("c_out", c_out)
-    groups = checks.positive_int("groups", groups)
     if c_in % groups or c_out % groups:
         raise ValueError(
             f"groups={groups} must divide both c_in={c_in} and c_out={c_out}"
         )
+    if conv == "separable":
+        return kh * kw * c_in + c_in * c_out + int(bool(bias)) * c_out
     return (kh * kw * (c_in // groups) + int(bool(bias))) * c_out
 
 

@@ -52,6 +52,7 @@ class _ResidualUnit(layers.Layer):
         drop_path_rate: float = 0.0,
         norm: str | None = "batch",
         norm_groups: int = NORM_GROUPS,
+        conv: str = "standard",
         bn_epsilon: float = BN_EPSILON,
         bn_momentum: float = BN_MOMENTUM,
         **kwargs,
@@ -71,6 +72,7 @@ class _ResidualUnit(layers.Layer):
                 "residual branch, and without a shortcut it would drop the whole signal"
             )
         self.norm, self.norm_groups = check_norm(norm, norm_groups)
+        self.conv = check_conv(conv)[0]
         if not 0 < bn_epsilon < 1:
             raise ValueError(f"bn_epsilon must be in (0, 1), got {bn_epsilon!r}")
         self.bn_epsilon = float(bn_epsilon)
@@ -191,6 +193,7 @@ class _ResidualUnit(layers.Layer):
             "drop_path_rate": self.drop_path_rate,
             "norm": self.norm,
             "norm_groups": self.norm_groups,
+            "conv": self.conv,
             "bn_epsilon": self.bn_epsilon,
             "bn_momentum": self.bn_momentum,
         }
@@ -212,6 +215,8 @@ _SHARED_ARGS = """
             or ``None`` (see `kcnn.layers.normalization`); with ``None`` the convolutions
             have a bias.
         norm_groups: the groups of ``norm="group"`` (reduced to a divisor of the channels).
+        conv: ``"standard"`` or ``"separable"`` 3x3 convolutions (depthwise 3x3 then
+            pointwise 1x1, Howard et al. 2017); 1x1 convolutions stay standard.
         bn_epsilon: the normalization's epsilon (PyTorch's 1e-5 by default).
         bn_momentum: BatchNormalization momentum in Keras's convention (0.9 = PyTorch's 0.1).
 """
@@ -226,27 +231,18 @@ class ResidualBlock(_ResidualUnit):
     shortcut is the identity, or a 1x1 convolution with its normalization when ``stride`` or the
     width changes.
 
-    Args:{args}        conv: ``"standard"`` or ``"separable"`` 3x3 convolutions (depthwise 3x3 then
-            pointwise 1x1, Howard et al. 2017); the shortcut stays a standard 1x1.
-
+    Args:{args}
     Example:
         >>> y = ResidualBlock(128, stride=2, name="stage2_block1")(x)
     """
 
     expansion = 1
 
-    def __init__(self, filters: int, conv: str = "standard", **kwargs):
-        super().__init__(filters, **kwargs)
-        self.conv, _, _ = check_conv(conv)
-
     def _branch_convs(self, in_channels):
         return [
             self._conv(self.filters, 3, self.stride, "conv1", conv=self.conv),
             self._conv(self.filters, 3, 1, "conv2", conv=self.conv),
         ]
-
-    def get_config(self):
-        return {**super().get_config(), "conv": self.conv}
 
 
 ResidualBlock.__doc__ = ResidualBlock.__doc__.format(
@@ -266,7 +262,7 @@ class BottleneckBlock(_ResidualUnit):
     He, "Aggregated Residual Transformations for Deep Neural Networks", CVPR 2017), e.g.
     ``groups=32, width_per_group=4`` for ResNeXt-50 32x4d.
 
-    Args:{args}        groups: groups of the 3x3 convolution (cardinality).
+    Args:{args}        groups: groups of the 3x3 convolution (cardinality); standard convolutions only.
         width_per_group: channels of each group per 64 ``filters``.
     """
 
@@ -274,7 +270,7 @@ class BottleneckBlock(_ResidualUnit):
 
     def __init__(self, filters: int, groups: int = 1, width_per_group: int = 64, **kwargs):
         super().__init__(filters, **kwargs)
-        self.groups = checks.positive_int("groups", groups)
+        self.groups = check_conv(self.conv, groups=groups)[2]
         self.width_per_group = checks.positive_int("width_per_group", width_per_group)
         if self.inner_channels < 1:
             raise ValueError(
@@ -291,7 +287,7 @@ class BottleneckBlock(_ResidualUnit):
         inner = self.inner_channels
         return [
             self._conv(inner, 1, 1, "conv1"),
-            self._conv(inner, 3, self.stride, "conv2", groups=self.groups),
+            self._conv(inner, 3, self.stride, "conv2", conv=self.conv, groups=self.groups),
             self._conv(self.out_channels, 1, 1, "conv3"),
         ]
 

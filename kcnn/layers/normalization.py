@@ -90,7 +90,7 @@ def group_count(channels: int, norm_groups: int = NORM_GROUPS) -> int:
     Group normalization needs a number of groups that divides the channels. The rule: the
     largest divisor of ``channels`` that is at most ``norm_groups``. So 32 groups stay 32 over
     64 or 256 channels, become 24 over 48 channels and 16 over 16 channels (one channel per
-    group, instance normalization), and 1 group over 7 channels (layer normalization).
+    group: instance normalization); 4 groups over 7 channels become 1 (layer normalization).
     """
     channels = checks.positive_int("channels", channels)
     norm_groups = checks.positive_int("norm_groups", norm_groups)

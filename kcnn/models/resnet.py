@@ -74,26 +74,22 @@ class ResNetOptions:
         options set.
 
         Raises:
-            ValueError: for ``conv`` other than standard with bottleneck blocks, or ``groups``
-                / ``width_per_group`` other than the default with basic blocks.
+            ValueError: for ``groups`` or ``width_per_group`` other than the default with basic
+                blocks, which have no bottleneck to group.
         """
         shared = dict(
             skip=self.skip, preact=self.preact, attention=self.attention,
             attention_ratio=self.attention_ratio, norm=self.norm, norm_groups=self.norm_groups,
+            conv=self.conv,
         )
         if block is BottleneckBlock:
-            if self.conv != "standard":
-                raise ValueError(
-                    f"conv={self.conv!r} applies to basic blocks only; a bottleneck block's 3x3 "
-                    "convolution takes groups= and width_per_group= instead"
-                )
             return {**shared, "groups": self.groups, "width_per_group": self.width_per_group}
         if (self.groups, self.width_per_group) != (1, 64):
             raise ValueError(
                 f"groups={self.groups} and width_per_group={self.width_per_group} apply to "
                 "bottleneck blocks only (resnet50 and deeper, or block='bottleneck')"
             )
-        return {**shared, "conv": self.conv}
+        return shared
 
 
 def _scaled(channels, width):
@@ -188,7 +184,7 @@ _OPTIONS_DOC = """
             everywhere a ResNet normalizes (see `kcnn.layers.normalization`); with ``None``
             the convolutions have a bias.
         norm_groups: the groups of ``norm="group"`` (reduced to a divisor of the channels).
-        conv: ``"standard"`` or ``"separable"`` 3x3 convolutions in basic blocks.
+        conv: ``"standard"`` or ``"separable"`` 3x3 convolutions in the blocks.
         groups: groups of the bottleneck blocks' 3x3 convolution (ResNeXt's cardinality).
         width_per_group: channels per group of the bottleneck blocks, per 64 filters.
         (The other arguments are those of keras.applications.)
