@@ -652,9 +652,10 @@ def _add_tune_command(subparsers):
     parser = subparsers.add_parser(
         "tune", help="search a CNN or ResNet space's hyperparameters with keras-tuner",
         description="Search the hyperparameters of a kcnn search space (kcnn.tuning: cnn = "
-        "configurable_cnn's blocks, filters, kernel size, batch norm, dropout, dense width, "
-        "optimizer, learning rate, weight decay and augmentation; resnet = blocks per stage, "
-        "width, attention, drop-path rate and learning rate) on a dataset, with early stopping "
+        "configurable_cnn's blocks, filters, kernel size, normalization, convolution kind, "
+        "dropout, dense width, optimizer, learning rate, weight decay and augmentation; resnet = "
+        "blocks per stage, width, attention, drop-path rate, normalization, convolution kind and "
+        "learning rate) on a dataset, with early stopping "
         "in each trial. OUT/PROJECT gets results.csv and results.md (every trial), "
         "best_model.keras and best_hyperparameters.json. Run the same command again to resume "
         "an interrupted search. For a distributed search start it once per process with "
@@ -676,7 +677,7 @@ def _add_tune_command(subparsers):
     parser.add_argument("--objective", default="val_accuracy", help="default val_accuracy")
     parser.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
                         help="fix a hyperparameter of the space, e.g. conv_blocks=3, "
-                        "batch_norm=True, augment=light (repeatable)")
+                        "norm=batch, augment=light (repeatable)")
     parser.add_argument("--batch-size", type=int, default=128, help="default 128")
     parser.add_argument("--image-size", type=int, help="resize images to this height and width")
     parser.add_argument("--validation-split", type=float, default=0.1,

@@ -50,6 +50,9 @@ import keras_tuner
 
 from kcnn import checks
 from kcnn.files import save_model, write_json, write_text
+from kcnn.layers.attention import ATTENTION_KINDS
+from kcnn.layers.convolution import CONVS
+from kcnn.layers.normalization import NORMS
 from kcnn.models.resnet import BLOCKS, STEMS
 from kcnn.training import (
     build_model,
@@ -181,7 +184,8 @@ class CNNHyperModel(KcnnHyperModel):
     ``conv_blocks``           1 to ``max_blocks``                  2
     ``filters_<i>``           16, 32, 64, 128 (block i <= blocks)  32, 64, 128, 128
     ``kernel_size``           3, 5                                 3
-    ``batch_norm``            False, True                          False
+    ``norm``                  none, batch, group, layer, instance  none
+    ``conv``                  standard, separable                  standard
     ``dense_units``           0 (none), 64, 128, 256               128
     ``dropout``               0.0 to 0.5, step 0.1                 0.5
     ``optimizer``             adam, sgd (momentum 0.9)             adam
@@ -203,7 +207,7 @@ class CNNHyperModel(KcnnHyperModel):
 
     Example:
         >>> hp = keras_tuner.HyperParameters()
-        >>> hp.Fixed("batch_norm", True)
+        >>> hp.Fixed("norm", "batch")
         >>> model = CNNHyperModel(input_shape=(28, 28, 1), classes=10).build(hp)
     """
 
@@ -245,7 +249,8 @@ class CNNHyperModel(KcnnHyperModel):
         return {
             "filters": tuple(filters),
             "kernel_size": hp.Choice("kernel_size", (3, 5), default=3),
-            "batch_norm": hp.Boolean("batch_norm", default=False),
+            "norm": _kind(hp.Choice("norm", _choices(NORMS), default="none")),
+            "conv": hp.Choice("conv", CONVS, default="standard"),
             "fc_units": dense or None,
             "dropout": hp.Float("dropout", 0.0, 0.5, step=0.1, default=0.5),
         }
@@ -268,15 +273,19 @@ class ResNetHyperModel(KcnnHyperModel):
     ===========================  ===============================  ==========
     ``stage<i>_blocks``          1, 2, 3 (one per stage)          2
     ``width``                    0.25, 0.5, 1.0                   1.0
-    ``attention``                none, se, cbam                   none
+    ``attention``                none, se, spatial, cbam          none
+    ``norm``                     batch, group, layer, instance,   batch
+                                 none
+    ``conv``                     standard, separable              standard
     ``drop_path_rate``           0.0 to 0.3, step 0.1             0.0
     ``learning_rate``            1e-4 to 1e-2, log-uniform (Adam) 1e-3
     ===========================  ===============================  ==========
 
     With the defaults and four stages it builds `resnet18` with ``stem`` (default the CIFAR
     stem, for small images), trained with Adam at 1e-3. Attention is squeeze-and-excitation
-    (Hu et al., CVPR 2018) or CBAM (Woo et al., ECCV 2018); drop-path is stochastic depth
-    (Huang et al., ECCV 2016).
+    (Hu et al., CVPR 2018), CBAM's spatial attention or CBAM (Woo et al., ECCV 2018); drop-path
+    is stochastic depth (Huang et al., ECCV 2016); ``norm`` and ``conv`` are those of
+    `kcnn.layers.normalization` and `kcnn.layers.convolution`.
 
     Args:
         stem: ``"cifar"`` or ``"imagenet"`` (see `kcnn.models.resnet`).
@@ -304,14 +313,17 @@ class ResNetHyperModel(KcnnHyperModel):
         depths = tuple(
             hp.Int(f"stage{stage}_blocks", 1, 3, default=2) for stage in range(1, self.stages + 1)
         )
-        attention = hp.Choice("attention", ("none", "se", "cbam"), default="none")
+        attention = hp.Choice("attention", _choices(ATTENTION_KINDS), default="none")
+        norm = hp.Choice("norm", _choices((*NORMS[:-1], None)), default="batch")
         return {
             "depths": depths,
             "block": self.block,
             "stem": self.stem,
             "width": hp.Choice("width", (0.25, 0.5, 1.0), default=1.0),
-            "attention": None if attention == "none" else attention,
+            "attention": _kind(attention),
             "drop_path_rate": hp.Float("drop_path_rate", 0.0, 0.3, step=0.1, default=0.0),
+            "norm": _kind(norm),
+            "conv": hp.Choice("conv", CONVS, default="standard"),
         }
 
     def training_arguments(self, hp) -> dict:
@@ -325,6 +337,16 @@ class ResNetHyperModel(KcnnHyperModel):
 
 
 SPACES = {"cnn": CNNHyperModel, "resnet": ResNetHyperModel}
+
+
+def _choices(kinds) -> tuple:
+    """Layer kinds as keras-tuner choices, which cannot be None: None becomes ``"none"``."""
+    return tuple("none" if kind is None else kind for kind in kinds)
+
+
+def _kind(choice):
+    """The layer kind of a keras-tuner choice made by `_choices`."""
+    return None if choice == "none" else choice
 
 
 class SearchData:

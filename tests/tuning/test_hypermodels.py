@@ -27,7 +27,7 @@ def test_cnn_space_is_the_documented_one_with_its_defaults():
     hp = declared(CNNHyperModel(input_shape=(28, 28, 1), classes=10))
     assert hp.values == {
         "conv_blocks": 2, "filters_1": 32, "filters_2": 64, "dense_units": 128,
-        "kernel_size": 3, "batch_norm": False, "dropout": 0.5, "optimizer": "adam",
+        "kernel_size": 3, "norm": "none", "conv": "standard", "dropout": 0.5, "optimizer": "adam",
         "learning_rate": 1e-3, "weight_decay": 0.0, "l1": 0.0, "augment": "none",
     }
     names = [p.name for p in hp.space]
@@ -48,7 +48,8 @@ def test_resnet_defaults_build_resnet18_with_the_cifar_stem():
     hp = declared(ResNetHyperModel())
     assert hp.values == {
         "stage1_blocks": 2, "stage2_blocks": 2, "stage3_blocks": 2, "stage4_blocks": 2,
-        "attention": "none", "width": 1.0, "drop_path_rate": 0.0, "learning_rate": 1e-3,
+        "attention": "none", "width": 1.0, "drop_path_rate": 0.0, "norm": "batch",
+        "conv": "standard", "learning_rate": 1e-3,
     }
     model = ResNetHyperModel(precision="float32").build(keras_tuner.HyperParameters())
     reference = kcnn.create_model("resnet18", stem="cifar", input_shape=(32, 32, 3), classes=10)
@@ -59,7 +60,7 @@ def test_fixed_values_override_the_cnn_space():
     hp = keras_tuner.HyperParameters()
     hp.Fixed("conv_blocks", 3)
     hp.Fixed("filters_3", 16)
-    hp.Fixed("batch_norm", True)
+    hp.Fixed("norm", "batch")
     hp.Fixed("kernel_size", 5)
     hp.Fixed("dense_units", 0)
     hp.Fixed("optimizer", "sgd")
@@ -70,6 +71,18 @@ def test_fixed_values_override_the_cnn_space():
     assert model.get_layer("stage3_conv").kernel.shape == (5, 5, 64, 16)
     assert isinstance(model.optimizer, keras.optimizers.SGD)
     assert float(model.optimizer.learning_rate) == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize(("norm", "layer"), [("none", None), ("instance", "stage1_in")])
+def test_the_cnn_space_searches_the_norm_and_the_convolution(norm, layer):
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed("norm", norm)
+    hp.Fixed("conv", "separable")
+    model = CNNHyperModel(input_shape=(16, 16, 1), classes=3, precision="float32").build(hp)
+    names = [layer.name for layer in model.layers]
+    assert isinstance(model.get_layer("stage1_conv"), keras.layers.SeparableConv2D)
+    assert not any(name.endswith("_bn") for name in names)
+    assert layer is None or layer in names
 
 
 def test_l1_of_the_cnn_space_penalises_the_kernels():
@@ -88,8 +101,13 @@ def test_fixed_values_override_the_resnet_space():
     hp.Fixed("width", 0.25)
     hp.Fixed("attention", "se")
     hp.Fixed("drop_path_rate", 0.2)
+    hp.Fixed("norm", "group")
+    hp.Fixed("conv", "separable")
     model = ResNetHyperModel(input_shape=(16, 16, 1), classes=4, stages=2,
                              precision="float32").build(hp)
+    block = model.get_layer("stage2_block1")
+    assert (block.norm, block.conv) == ("group", "separable")
+    assert "stem_gn" in [layer.name for layer in model.layers]
     blocks = [layer.name for layer in model.layers if "_block" in layer.name]
     assert blocks == ["stage1_block1", "stage1_block2", "stage2_block1"]
     assert model.get_layer("stage2_block1").attention_layer.name == "stage2_block1_se"
