@@ -265,9 +265,9 @@ def registry_variants():
 def save_trained(variants, root, policy):
     """Build and train each variant one step under ``policy``, save it, and return its
     predictions on a fixed batch."""
-    keras.config.set_dtype_policy(policy)
     expected = {}
     for label, (name, kwargs) in variants.items():
+        keras.config.set_dtype_policy(policy)  # clear_session resets it
         model = kcnn.create_model(name, classes=3, **kwargs)
         x, y = random_batch(model, batch=2, seed=1)
         model.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy",
