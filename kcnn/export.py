@@ -17,6 +17,9 @@ channels)``, and read one probability row per image.
 - ``onnx``: ``model.export(format="onnx")`` (through tf2onnx), input named ``image``; it runs
   in ``onnxruntime.InferenceSession``. Needs ``pip install kcnn[export]``.
 
+A model trained in mixed precision is exported to TFLite and ONNX as its float32 copy (same
+weights; see `float32_copy`): neither converter handles its float16/bfloat16 convolutions.
+
 Writes are atomic (`kcnn.files.atomic_path`; a SavedModel folder is written beside its
 destination, then renamed) and an existing file or folder is replaced only with
 ``overwrite=True``.
@@ -96,14 +99,44 @@ def export(model, path, format: str = "saved_model", *, quantize: str | None = N
         if format == "saved_model":
             _write_folder(path, lambda folder: _write_saved_model(model, folder))
         elif format == "tflite":
-            _write_tflite(model, path, quantize, images)
+            _write_tflite(float32_copy(model), path, quantize, images)
         else:
-            _write_onnx(model, path)
+            _write_onnx(float32_copy(model), path)
     except ExportError:
         raise
     except Exception as error:  # the converters' own errors, many lines from deep inside
         raise ExportError(f"{format} export of {model.name} failed: {_first_line(error)}") from error
     return path
+
+
+def float32_copy(model):
+    """``model`` itself when it computes in float32, else a float32 copy with its weights.
+
+    A model trained in mixed precision (``precision="auto"`` on a GPU or an AMX CPU) computes
+    in bfloat16 or float16: TFLite's converter cannot translate its float16/bfloat16
+    convolutions, and onnxruntime refuses bfloat16 convolutions. Its weights are float32
+    (mixed precision keeps variables in float32), so the same layers rebuilt under the float32
+    policy take them unchanged, and compute what the model computes, more precisely.
+    """
+    import keras
+
+    if all(layer.compute_dtype == "float32" for layer in model.layers):
+        return model
+    copy = keras.Model.from_config(_float32_policies(model.get_config()))
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _float32_policies(config):
+    """A model's config with every mixed precision dtype policy replaced by float32."""
+    if isinstance(config, list):
+        return [_float32_policies(value) for value in config]
+    if not isinstance(config, dict):
+        return config
+    name = config.get("config", {}).get("name") if isinstance(config.get("config"), dict) else None
+    if config.get("class_name") == "DTypePolicy" and str(name).startswith("mixed_"):
+        return {**config, "config": {**config["config"], "name": "float32"}}
+    return {key: _float32_policies(value) for key, value in config.items()}
 
 
 def input_spec(model):

@@ -110,6 +110,24 @@ def test_every_registry_model_exports(name, format, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("format", ["tflite", "onnx"])
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_a_mixed_precision_model_exports_as_its_float32_copy(policy, format, tmp_path):
+    import keras
+
+    keras.config.set_dtype_policy(policy)
+    model = small_model("tiny_resnet")
+    keras.config.set_dtype_policy("float32")
+    images = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    path = kcnn.export(model, tmp_path / f"model.{format}", format=format)
+    copy = kcnn.export.float32_copy(model)
+    assert {layer.compute_dtype for layer in copy.layers} == {"float32"}
+    expected = copy.predict(images, verbose=0)
+    np.testing.assert_allclose(load_exported(path)(images), expected, atol=1e-4)
+    np.testing.assert_allclose(model.predict(images, verbose=0), expected, atol=2e-2)
+
+
+@pytest.mark.slow
 def test_an_existing_saved_model_is_replaced_with_overwrite_only(model_file, tmp_path):
     target = tmp_path / "served"
     kcnn.export(model_file, target, format="saved_model")
