@@ -55,11 +55,20 @@ def hold_out(labels, split: str, fraction: float, seed: int, source: str) -> tup
         ``(train_indices, validation_indices)``.
 
     Raises:
-        ValueError: when ``split="validation"`` is asked for with ``validation_split=0``.
+        ValueError: when ``split="validation"`` is asked for with ``validation_split=0``, or
+            when the split holds out no example at all (too few examples per class for the
+            fraction to round to one).
     """
     if split == "validation" and fraction == 0.0:
         raise ValueError(
             f"{source} has no validation split of its own and validation_split=0: pass "
             "validation_split > 0 to hold out part of the training split"
         )
-    return stratified_split(labels, fraction, seed)
+    train, validation = stratified_split(labels, fraction, seed)
+    if split == "validation" and len(validation) == 0:
+        raise ValueError(
+            f"validation_split={fraction} holds out no image of the {len(train)} training "
+            f"images of {source} (each class gives round(n * {fraction}) and keeps one): use "
+            "more images, a larger validation_split, or validation_split=0"
+        )
+    return train, validation

@@ -41,6 +41,14 @@ def test_validation_is_a_stratified_seeded_hold_out(image_folder):
     assert first != [image.tobytes() for image, _ in other.as_numpy_iterator()]
 
 
+def test_a_validation_split_that_holds_out_nothing_is_refused(image_folder):
+    root, _ = image_folder  # 6 images per class: round(6 * 0.05) = 0
+    with pytest.raises(ValueError, match=r"validation_split=0.05 holds out no image of the 18"):
+        load(root, split="validation", validation_split=0.05)
+    _, info = load(root, validation_split=0.05)
+    assert info.num_examples == 18
+
+
 def test_statistics_are_those_of_the_training_split(image_folder):
     root, _ = image_folder
     train, info = load(root, validation_split=0.5, seed=1)
