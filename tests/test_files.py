@@ -91,8 +91,13 @@ def test_new_files_get_the_mode_of_a_plain_open_under_the_umask(tmp_path, umask_
     with open(tmp_path / "plain.txt", "w") as file:
         file.write("x")
     model = kcnn.create_model("tiny_cnn", input_shape=(8, 8, 1), classes=3)
+    from matplotlib.figure import Figure
+
+    from kcnn.viz import save_figure
+
     written = [write_text(tmp_path / "a.md", "x"), write_json(tmp_path / "run.json", {}),
-               save_model(model, tmp_path / "m.keras"), save_weights(model, tmp_path / "m.weights.h5")]
+               save_model(model, tmp_path / "m.keras"), save_weights(model, tmp_path / "m.weights.h5"),
+               save_figure(Figure(figsize=(1, 1)), tmp_path / "curves.png")]
     assert _mode(tmp_path / "plain.txt") == 0o640
     assert {path: _mode(path) for path in written} == {path: 0o640 for path in written}
 
