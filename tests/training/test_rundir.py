@@ -49,15 +49,12 @@ def test_overwrite_refuses_a_folder_that_holds_no_kcnn_run(tmp_path, pattern_dat
 
 
 def test_overwrite_refuses_a_run_folder_that_holds_other_files(tmp_path, pattern_data):
-    out = tmp_path / "run"
-    train("tiny_cnn", pattern_data, epochs=1, out=out, **FAST)
-    (out / "notes.txt").write_text("my notes")
-    before = sorted(os.listdir(out))
-    with pytest.raises(ValueError, match=rf"'{out}' holds others: notes.txt"):
-        train("tiny_cnn", pattern_data, epochs=1, out=out, overwrite=True, **FAST)
-    assert sorted(os.listdir(out)) == before
-    (out / "notes.txt").unlink()
-    assert train("tiny_cnn", pattern_data, epochs=1, out=out, overwrite=True, **FAST).epochs == 1
+    (tmp_path / "run.json").write_text(json.dumps({"model_name": "tiny_cnn", "epochs": 1}))
+    for name in ("last.keras", "history.csv", "notes.txt"):
+        (tmp_path / name).write_text(name)
+    with pytest.raises(ValueError, match=rf"'{tmp_path}' holds others: notes.txt;"):
+        train("tiny_cnn", pattern_data, epochs=1, out=tmp_path, overwrite=True, **FAST)
+    assert sorted(os.listdir(tmp_path)) == ["history.csv", "last.keras", "notes.txt", "run.json"]
 
 
 def test_resume_without_a_run_says_there_is_nothing_to_resume(tmp_path, pattern_data):
