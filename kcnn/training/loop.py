@@ -326,7 +326,7 @@ def train(
         >>> result = train("simple_cnn", "fashion_mnist", epochs=10, out="saved_models/run1")
         >>> result.test_accuracy, result.images_per_second
     """
-    settings = run_settings(locals())
+    settings = run_settings(locals())  # first: locals() are the arguments only
     start = time.perf_counter()
     epochs = checks.positive_int("epochs", epochs)
     batch_size = checks.positive_int("batch_size", batch_size)
