@@ -49,7 +49,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="simple_cnn", help="registered model (random weights)")
     parser.add_argument("--keras", help="a trained .keras file instead of --model")
-    parser.add_argument("--image-size", type=int, help="input height and width (default the model's)")
+    parser.add_argument("--image-size", type=int,
+                        help="input height and width (default the model's)")
     parser.add_argument("--channels", type=int, help="input channels (default the model's)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 64])
     parser.add_argument("--seconds", type=float, default=2.0, help="length of one measurement")
@@ -77,6 +78,11 @@ def baseline_model(args):
                        num_classes=10, image_shape=shape, num_examples=0, source="random",
                        mean=(0.5,) * channels, std=(0.25,) * channels)
     return build_model(args.model, info)
+
+
+def random_images(rng, count: int, shape) -> np.ndarray:
+    """``count`` float32 images of ``shape`` with uniform 0-255 pixels."""
+    return rng.uniform(0, 255, (count, *shape)).astype("float32")
 
 
 def images_per_second(predict, images, seconds: float) -> float:
@@ -114,11 +120,12 @@ def main(argv=None) -> dict:
     model = baseline_model(args)
     shape = tuple(model.inputs[0].shape[1:])
     rng = np.random.default_rng(0)
-    batches = {size: rng.uniform(0, 255, (size, *shape)).astype("float32") for size in args.batch_sizes}
+    batches = {size: random_images(rng, size, shape) for size in args.batch_sizes}
+    largest = batches[max(batches)]
     with tempfile.TemporaryDirectory() as folder:
-        runtimes = exported_runtimes(model, folder, rng.uniform(0, 255, (64, *shape)).astype("float32"))
-        reference = np.asarray(model.predict_on_batch(batches[max(batches)]))
-        differences = {name: float(np.abs(np.asarray(predict(batches[max(batches)])) - reference).max())
+        runtimes = exported_runtimes(model, folder, random_images(rng, 64, shape))
+        reference = np.asarray(model.predict_on_batch(largest))
+        differences = {name: float(np.abs(np.asarray(predict(largest)) - reference).max())
                        for name, (predict, _) in runtimes.items()}
         best = {(name, size): 0.0 for name in runtimes for size in batches}
         for _ in range(args.rounds):
@@ -138,8 +145,8 @@ def main(argv=None) -> dict:
                 "bytes": size,
                 "max_abs_difference_from_keras": differences[name],
                 **{f"batch_{batch}_images_per_s": round(best[name, batch], 1) for batch in batches},
-                **{f"batch_{batch}_ratio_to_keras": round(best[name, batch] / best["keras", batch], 2)
-                   for batch in batches},
+                **{f"batch_{batch}_ratio_to_keras":
+                   round(best[name, batch] / best["keras", batch], 2) for batch in batches},
             }
             for name, (_, size) in runtimes.items()
         },
@@ -158,9 +165,10 @@ def report(results, batch_sizes) -> None:
     header = "".join(f"  batch {b:>3} img/s   x keras" for b in batch_sizes)
     print(f"  {'runtime':<16}{'size MB':>9}{header}   max |diff|")
     for name, row in results["runtimes"].items():
-        cells = "".join(f"{row[f'batch_{b}_images_per_s']:>17,.0f} {row[f'batch_{b}_ratio_to_keras']:>8.2f}x"
-                        for b in batch_sizes)
-        print(f"  {name:<16}{row['bytes'] / 1e6:>9.2f}{cells}   {row['max_abs_difference_from_keras']:.1e}")
+        cells = "".join(f"{row[f'batch_{b}_images_per_s']:>17,.0f}"
+                        f" {row[f'batch_{b}_ratio_to_keras']:>8.2f}x" for b in batch_sizes)
+        difference = row["max_abs_difference_from_keras"]
+        print(f"  {name:<16}{row['bytes'] / 1e6:>9.2f}{cells}   {difference:.1e}")
 
 
 if __name__ == "__main__":

@@ -86,10 +86,12 @@ def export(model, path, format: str = "saved_model", *, quantize: str | None = N
     if quantize is not None and format != "tflite":
         raise ValueError(f"quantize={quantize!r} applies to the tflite format only, not {format!r}")
     if quantize == "int8" and representative_data is None:
-        raise ValueError("quantize='int8' needs representative_data: training images to calibrate on")
+        raise ValueError("quantize='int8' needs representative_data: training images to "
+                         "calibrate on")
     path = os.fspath(path)
     if os.path.lexists(path) and not overwrite:
-        raise ValueError(f"{path!r} already exists; pass overwrite=True (--overwrite) to replace it")
+        raise ValueError(f"{path!r} already exists; pass overwrite=True (--overwrite) to "
+                         "replace it")
     if isinstance(model, (str, os.PathLike)):
         from kcnn.models.saving import load_model
 
@@ -105,7 +107,8 @@ def export(model, path, format: str = "saved_model", *, quantize: str | None = N
     except ExportError:
         raise
     except Exception as error:  # the converters' own errors, many lines from deep inside
-        raise ExportError(f"{format} export of {model.name} failed: {_first_line(error)}") from error
+        message = f"{format} export of {model.name} failed: {_first_line(error)}"
+        raise ExportError(message) from error
     return path
 
 
@@ -243,8 +246,8 @@ def _images_for(model, images) -> np.ndarray:
     images = np.asarray(list(images) if not hasattr(images, "shape") else images, dtype="float32")
     expected = tuple(model.inputs[0].shape[1:])
     if images.ndim != 4 or images.shape[1:] != expected or len(images) == 0:
-        raise ValueError(f"representative_data must be images of shape (N, {', '.join(map(str, expected))}), "
-                         f"got shape {images.shape}")
+        raise ValueError(f"representative_data must be images of shape "
+                         f"(N, {', '.join(map(str, expected))}), got shape {images.shape}")
     return images
 
 
@@ -261,8 +264,8 @@ def representative_images(model, dataset, count: int = REPRESENTATIVE_IMAGES, da
     from kcnn.data import make_dataset
 
     height, width, channels = model.inputs[0].shape[1:]
-    batches, _ = make_dataset(dataset, count, "train", image_size=(height, width), channels=channels,
-                              normalize=None, cache=False, data_dir=data_dir)
+    batches, _ = make_dataset(dataset, count, "train", image_size=(height, width),
+                              channels=channels, normalize=None, cache=False, data_dir=data_dir)
     images, _ = next(iter(batches))
     return np.asarray(images, dtype="float32")
 
@@ -304,7 +307,8 @@ def load_exported(path):
         import tensorflow as tf
 
         signature = tf.saved_model.load(path).signatures["serving_default"]
-        return lambda images: signature(**{INPUT_NAME: tf.constant(images, tf.float32)})[OUTPUT_NAME].numpy()
+        return lambda images: signature(
+            **{INPUT_NAME: tf.constant(images, tf.float32)})[OUTPUT_NAME].numpy()
     if path.endswith(".tflite"):
         try:
             from ai_edge_litert.interpreter import Interpreter
@@ -317,7 +321,8 @@ def load_exported(path):
 
         session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
         return lambda images: session.run(None, {INPUT_NAME: np.asarray(images, np.float32)})[0]
-    raise ValueError(f"{path!r} is not an exported model: a SavedModel folder, .tflite or .onnx file")
+    raise ValueError(f"{path!r} is not an exported model: a SavedModel folder, a .tflite or an "
+                     ".onnx file")
 
 
 def size_on_disk(path) -> int:

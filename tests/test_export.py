@@ -91,7 +91,8 @@ def test_the_saved_model_follows_tf_serving_conventions(trained_run, tmp_path):
 import sys, json
 import tensorflow as tf
 signature = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
-print(json.dumps([list(signature.structured_input_signature[1]), list(signature.structured_outputs)]))
+names = [list(signature.structured_input_signature[1]), list(signature.structured_outputs)]
+print(json.dumps(names))
 """
     process = run_python(code, str(tmp_path / "served"))
     assert json.loads(process.stdout.splitlines()[-1]) == [["image"], ["predictions"]]
@@ -161,7 +162,7 @@ def test_an_unknown_format_is_a_one_line_usage_error(model_file, capsys):
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["--format", "saved_model", "--quantize", "int8"], "--quantize applies to --format tflite only"),
+    (["--format", "saved_model", "--quantize", "int8"], "applies to --format tflite only"),
     (["--format", "tflite", "--quantize", "int8"], "pass --dataset"),
 ])
 def test_bad_export_flags_are_one_line(argv, message, model_file, tmp_path, capsys):

@@ -24,7 +24,9 @@ def test_a_verbosity_given_is_kept(verbose):
     assert fit_verbosity(verbose, io.StringIO()) == verbose
 
 
-def test_train_into_a_file_writes_one_line_per_epoch_and_no_progress_bar_frames(capsys, pattern_data):
+def test_train_into_a_file_writes_one_line_per_epoch_and_no_progress_bar_frames(
+    capsys, pattern_data
+):
     train("tiny_cnn", pattern_data, epochs=2, batch_size=30, tensorboard=False,
           precision="float32", validation_split=0, test=False)
     output = capsys.readouterr().out
