@@ -268,7 +268,7 @@ def save_trained(variants, root, policy):
     expected = {}
     for label, (name, kwargs) in variants.items():
         keras.config.set_dtype_policy(policy)  # clear_session resets it
-        model = kcnn.create_model(name, classes=3, **kwargs)
+        model = kcnn.create_model(name, **{"classes": 3, **kwargs})
         x, y = random_batch(model, batch=2, seed=1)
         model.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy",
                       run_eagerly=True)  # one step: tracing or XLA would cost more than it saves
