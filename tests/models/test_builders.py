@@ -38,6 +38,7 @@ PUBLISHED_COUNTS = [
     ("resnet50", {}, 25_557_032),
     ("resnet101", {}, 44_549_160),
     ("resnet152", {}, 60_192_808),
+    ("resnet50", {"groups": 32, "width_per_group": 4}, 25_028_904),  # resnext50_32x4d
     ("tiny_resnet", {}, 2_777_674),
 ]
 
