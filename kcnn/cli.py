@@ -52,9 +52,12 @@ def _add_models_command(subparsers):
         "models", help="list every registered model with its parameters and input shape",
         description="Build every registered model with its default arguments and print a table: "
         "name, family, trainable parameters, default input shape, multiply-accumulates per "
-        "image at that shape (kcnn.convmath.macs) and the Grad-CAM target layer.",
+        "image at that shape (kcnn.convmath.macs) and the Grad-CAM target layer. With "
+        "--model-option, the models that take every option, built with them.",
     )
     parser.add_argument("--family", help="only the models of this family (e.g. resnet, vgg)")
+    parser.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a builder argument, e.g. norm=group or conv=separable (repeatable)")
     parser.set_defaults(run=_run_models)
 
 
@@ -68,6 +71,10 @@ def _run_models(args):
     if not names:
         families = sorted({kcnn.model_info(n).family for n in kcnn.list_models()})
         raise CommandError(f"no models in family {args.family!r}; families: {', '.join(families)}")
+    options = parse_options(args.model_option)
+    names = [name for name in names if _takes_options(name, options)]
+    if not names:
+        raise CommandError(f"no model takes every option of {sorted(options)}")
     width = max(len(n) for n in names)
     header = (
         f"{'name':<{width}}  {'family':<11} {'parameters':>12} {'input shape':<14} {'MACs':>9}  "
@@ -77,7 +84,7 @@ def _run_models(args):
     print("-" * len(header))
     for name in names:
         info = kcnn.model_info(name)
-        model = kcnn.create_model(name)
+        model = kcnn.create_model(name, **options)
         params = sum(int(keras.ops.size(w)) for w in model.trainable_weights)
         shape = "x".join(str(d) for d in info.input_shape)
         print(
@@ -86,6 +93,17 @@ def _run_models(args):
             flush=True,
         )
         keras.utils.clear_session()
+
+
+def _takes_options(name, options) -> bool:
+    """Whether the builder of the registered model ``name`` takes every key of ``options``."""
+    from kcnn.registry import check_options, model_info
+
+    try:
+        check_options(model_info(name).builder, options, name)
+    except ValueError:
+        return False
+    return True
 
 
 _UNREADABLE_HELP = (
@@ -274,8 +292,13 @@ def _run_export(args):
             raise CommandError(f"--quantize int8 calibrates on training images: pass --dataset "
                                f"(no run.json beside {args.model} names the data)")
         images = export.representative_images(model, dataset, data_dir=data_dir)
-    export.export(model, out, args.format, quantize=args.quantize, representative_data=images,
-                  overwrite=args.overwrite)
+    try:
+        export.export(model, out, args.format, quantize=args.quantize,
+                      representative_data=images, overwrite=args.overwrite)
+    except OSError as error:  # a folder that cannot be written: atomic_path's message names it
+        if isinstance(error, FileNotFoundError):
+            raise
+        raise CommandError(str(error)) from error
     kind = args.format + (f", {args.quantize}" if args.quantize else "")
     print(f"{out} ({kind}, {export.size_on_disk(out) / 1e6:.2f} MB; takes raw 0-255 pixels)")
 

@@ -14,8 +14,9 @@ channels)``, and read one probability row per image.
   weights) or ``"int8"`` (int8 weights and activations, calibrated on ``representative_data``;
   input and output stay float32). It runs in ``ai_edge_litert.interpreter.Interpreter``
   (LiteRT, the maintained runtime) or ``tf.lite.Interpreter``.
-- ``onnx``: ``model.export(format="onnx")`` (through tf2onnx), input named ``image``; it runs
-  in ``onnxruntime.InferenceSession``. Needs ``pip install kcnn[export]``.
+- ``onnx``: tf2onnx, as ``model.export(format="onnx")`` uses it, but on the frozen forward pass
+  (see `_write_onnx`), input ``image``, output ``predictions``; it runs in
+  ``onnxruntime.InferenceSession``. Needs ``pip install 'kcnn[export]'``.
 
 A model trained in mixed precision is exported to TFLite and ONNX as its float32 copy (same
 weights; see `float32_copy`): neither converter handles its float16/bfloat16 convolutions.
