@@ -498,3 +498,16 @@ def test_models_command_prints_the_macs_column():
     header, _, row = output.getvalue().splitlines()
     assert header.index("MACs") > header.index("input shape")
     assert "32x32x1" in row and "416.52 K" in row
+
+
+def test_models_command_builds_the_models_that_take_the_options_with_them():
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        assert cli.main(["models", "--family", "simple_cnn", "--model-option", "conv=separable",
+                         "--model-option", "norm=group"]) == 0
+    header, _, *rows = output.getvalue().splitlines()
+    assert [row.split()[0] for row in rows] == ["configurable_cnn"]  # the others take no conv
+    separable = kcnn.create_model("configurable_cnn", conv="separable", norm="group")
+    assert f"{separable.count_params():,}" in rows[0]
+    assert convmath.format_count(convmath.macs(separable)) in rows[0]
+    assert convmath.macs(separable) < convmath.macs(kcnn.create_model("configurable_cnn"))
