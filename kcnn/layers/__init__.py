@@ -1,8 +1,12 @@
-"""kcnn's custom layers, one module per kind, each layer registered serialisable.
+"""kcnn's custom layers, one module per kind, each layer registered serialisable, and the
+factories that turn a kind's name into a layer (``normalization("group", ...)``,
+``convolution("separable", ...)``, ``attention_layer("cbam", ...)``, ``dropout("spatial", ...)``).
 
-- `kcnn.layers.attention`: `SqueezeExcite`, `SpatialAttention`, `CBAM`
+- `kcnn.layers.normalization`: batch, group, layer and instance normalization by name
+- `kcnn.layers.convolution`: standard and separable convolutions by name
+- `kcnn.layers.attention`: `SqueezeExcite`, `SpatialAttention`, `CBAM`, and the kinds by name
 - `kcnn.layers.blocks`: `ResidualBlock`, `BottleneckBlock`
-- `kcnn.layers.dropout`: `DropPath`
+- `kcnn.layers.dropout`: `DropPath`, and standard, spatial and targeted dropout by name
 - `kcnn.layers.preprocessing`: `RandomResizedCrop`, `ApplicationPreprocessing`
 - `kcnn.layers.targeted`: `TargetedDropout`
 

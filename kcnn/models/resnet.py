@@ -15,6 +15,7 @@ from kcnn.layers.blocks import BottleneckBlock, ResidualBlock
 from kcnn.layers.convolution import check_conv
 from kcnn.layers.normalization import NORM_GROUPS, check_norm, normalization, short_name
 from kcnn.models.common import check_arguments, classifier, finish, global_pool, model_input
+from kcnn.models.units import variant_signature
 from kcnn.registry import register_model
 
 PAPER = "He, Zhang, Ren & Sun, Deep Residual Learning for Image Recognition, CVPR 2016"
@@ -34,7 +35,8 @@ CONFIGS = {
 
 @dataclasses.dataclass(frozen=True)
 class ResNetOptions:
-    """The options every ResNet builder takes, checked once when made (see `_OPTIONS_DOC`)."""
+    """The options every ResNet builder takes, checked once when made; their meaning is in the
+    builders' ``Args``."""
 
     stem: str = "imagenet"
     skip: bool = True
@@ -317,6 +319,46 @@ resnet34 = _register_resnet("resnet34", "21,797,672")
 resnet50 = _register_resnet("resnet50", "25,557,032")
 resnet101 = _register_resnet("resnet101", "44,549,160")
 resnet152 = _register_resnet("resnet152", "60,192,808")
+
+RESNEXT_PAPER = (
+    "Xie, Girshick, Dollar, Tu & He, Aggregated Residual Transformations for Deep Neural "
+    "Networks, CVPR 2017"
+)
+WIDE_PAPER = "Zagoruyko & Komodakis, Wide Residual Networks, BMVC 2016"
+RESNEXT50_32X4D = {"name": "resnext50_32x4d", "groups": 32, "width_per_group": 4}
+WIDE_RESNET50_2 = {"name": "wide_resnet50_2", "width_per_group": 128}
+
+
+@register_model(
+    family="resnext", paper=RESNEXT_PAPER, input_shape=(224, 224, 3), min_input_size=32,
+    gradcam_layer="stage4_block3",
+)
+def resnext50_32x4d(**kwargs):
+    """ResNeXt-50 32x4d: `resnet50` whose bottleneck 3x3 convolutions have 32 groups of 4
+    channels per 64 filters (inner widths 128-256-512-1024).
+
+    25,028,904 parameters with 1000 classes, as torchvision's ``resnext50_32x4d``. The options
+    are those of `resnet50`, with ``groups=32, width_per_group=4`` as defaults.
+    """
+    return resnet50(**{**RESNEXT50_32X4D, **kwargs})
+
+
+@register_model(
+    family="wide_resnet", paper=WIDE_PAPER, input_shape=(224, 224, 3), min_input_size=32,
+    gradcam_layer="stage4_block3",
+)
+def wide_resnet50_2(**kwargs):
+    """Wide ResNet-50-2: `resnet50` with bottlenecks twice as wide (inner widths
+    128-256-512-1024, outputs unchanged), torchvision's form of Zagoruyko & Komodakis's widening.
+
+    68,883,240 parameters with 1000 classes, as torchvision's ``wide_resnet50_2``. The options
+    are those of `resnet50`, with ``width_per_group=128`` as default.
+    """
+    return resnet50(**{**WIDE_RESNET50_2, **kwargs})
+
+
+resnext50_32x4d.__signature__ = variant_signature(resnet50, RESNEXT50_32X4D)
+wide_resnet50_2.__signature__ = variant_signature(resnet50, WIDE_RESNET50_2)
 
 
 @register_model(

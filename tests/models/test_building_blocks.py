@@ -122,16 +122,18 @@ def test_dilation_widens_the_receptive_field_of_configurable_cnn():
 # Builders: which layers each option gives
 # ---------------------------------------------------------------------------------------------
 
-NORM_MODELS = [name for name in kcnn.list_models() if takes(name, "norm")]
+NARROW = {
+    "configurable_cnn": {},
+    "tiny_vgg": {},
+    "tiny_resnet": {"width": 0.125},
+    "resnet": {"width": 0.125, "block": "bottleneck", "depths": (1, 1)},
+}
 
 
 @pytest.mark.parametrize("norm", ["group", "layer", "instance", None])
-@pytest.mark.parametrize("name", ["configurable_cnn", "tiny_vgg", "tiny_resnet", "resnet"])
+@pytest.mark.parametrize("name", list(NARROW))
 def test_a_model_with_another_norm_holds_no_batch_normalization(name, norm):
-    extra = {"block": "bottleneck", "depths": (1, 1)} if name == "resnet" else {}
-    model = kcnn.create_model(name, **small_kwargs(name, norm=norm, width=0.125, **extra)
-                              if kcnn.model_info(name).family == "resnet"
-                              else small_kwargs(name, norm=norm))
+    model = kcnn.create_model(name, **small_kwargs(name, norm=norm, **NARROW[name]))
     kinds = {type(layer).__name__ for layer in all_layers(model)}
     assert "BatchNormalization" not in kinds
     assert ("GroupNormalization" in kinds) == (norm is not None)
