@@ -1,6 +1,7 @@
 """kcnn's custom layers, one module per kind, each layer registered serialisable, and the
 factories that turn a kind's name into a layer (``normalization("group", ...)``,
-``convolution("separable", ...)``, ``attention_layer("cbam", ...)``, ``dropout("spatial", ...)``).
+``convolution("separable", ...)``, ``attention_layer("cbam", ...)``,
+``dropout_layer("spatial", ...)``).
 
 - `kcnn.layers.normalization`: batch, group, layer and instance normalization by name
 - `kcnn.layers.convolution`: standard and separable convolutions by name

@@ -27,7 +27,7 @@ __all__ = [
     "DropPath",
     "check_dropout",
     "dense_with_dropout",
-    "dropout",
+    "dropout_layer",
 ]
 
 DROPOUTS = ("standard", "spatial", "targeted")
@@ -79,7 +79,7 @@ def check_dropout(name: str, rate, kind_name: str, kind, kinds=DROPOUTS):
     return checks.fraction(name, rate), checks.choice(kind_name, kind, kinds)
 
 
-def dropout(kind, rate: float, *, name: str, dtype=None):
+def dropout_layer(kind, rate: float, *, name: str, dtype=None):
     """The dropout layer of activations of kind ``"standard"`` or ``"spatial"``.
 
     Raises:

@@ -13,7 +13,7 @@ from keras import layers
 
 from kcnn import checks
 from kcnn.layers.convolution import convolution
-from kcnn.layers.dropout import dense_with_dropout, dropout
+from kcnn.layers.dropout import dense_with_dropout, dropout_layer
 from kcnn.layers.normalization import BN_MOMENTUM, NORM_GROUPS, normalization, short_name
 
 POOLINGS = (None, "avg", "max")
@@ -251,7 +251,7 @@ def spatial_dropout(x, rate: float, stage: int):
     It comes before the stage's pooling, which is the same as after it (whole channels are
     dropped, and pooling works channel by channel), and keeps the pooled map the stage's output.
     """
-    return dropout("spatial", rate, name=f"stage{stage}_spatial_dropout")(x) if rate else x
+    return dropout_layer("spatial", rate, name=f"stage{stage}_spatial_dropout")(x) if rate else x
 
 
 def global_pool(x, pooling):
