@@ -109,13 +109,13 @@ class _ResidualUnit(layers.Layer):
             momentum=self.bn_momentum, name=f"{self.name}_{suffix}", dtype=self.dtype_policy,
         )
 
-    def _branch_convs(self, in_channels):
+    def _branch_convs(self):
         """The convolutions of the residual branch, in order."""
         raise NotImplementedError
 
     def build(self, input_shape):
         in_channels = input_channels(input_shape, type(self).__name__)
-        convs = self._branch_convs(in_channels)
+        convs = self._branch_convs()
         short = short_name(self.norm)  # bn1, gn1, ...: the layer names say which norm it is
         self.branch = []
         shape = tuple(input_shape)
@@ -238,7 +238,7 @@ class ResidualBlock(_ResidualUnit):
 
     expansion = 1
 
-    def _branch_convs(self, in_channels):
+    def _branch_convs(self):
         return [
             self._conv(self.filters, 3, self.stride, "conv1", conv=self.conv),
             self._conv(self.filters, 3, 1, "conv2", conv=self.conv),
@@ -283,7 +283,7 @@ class BottleneckBlock(_ResidualUnit):
         """The width of the 1x1 reduction and the 3x3 convolution."""
         return int(self.filters * self.width_per_group / 64) * self.groups
 
-    def _branch_convs(self, in_channels):
+    def _branch_convs(self):
         inner = self.inner_channels
         return [
             self._conv(inner, 1, 1, "conv1"),
