@@ -66,6 +66,7 @@ def _run_models(args):
 
     import kcnn
     from kcnn.convmath import format_count, macs
+    from kcnn.models import gradcam_layer
 
     names = kcnn.list_models(args.family)
     if not names:
@@ -86,10 +87,10 @@ def _run_models(args):
         info = kcnn.model_info(name)
         model = kcnn.create_model(name, **options)
         params = sum(int(keras.ops.size(w)) for w in model.trainable_weights)
-        shape = "x".join(str(d) for d in info.input_shape)
+        shape = "x".join(str(d) for d in model.input_shape[1:])
         print(
             f"{name:<{width}}  {info.family:<11} {params:>12,} {shape:<14} "
-            f"{format_count(macs(model)):>9}  {info.gradcam_layer or '-'}",
+            f"{format_count(macs(model)):>9}  {gradcam_layer(model) or '-'}",
             flush=True,
         )
         keras.utils.clear_session()

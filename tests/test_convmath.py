@@ -504,10 +504,13 @@ def test_models_command_builds_the_models_that_take_the_options_with_them():
     output = io.StringIO()
     with contextlib.redirect_stdout(output):
         assert cli.main(["models", "--family", "simple_cnn", "--model-option", "conv=separable",
-                         "--model-option", "norm=group"]) == 0
+                         "--model-option", "norm=group",
+                         "--model-option", "input_shape=(16, 16, 1)"]) == 0
     header, _, *rows = output.getvalue().splitlines()
     assert [row.split()[0] for row in rows] == ["configurable_cnn"]  # the others take no conv
-    separable = kcnn.create_model("configurable_cnn", conv="separable", norm="group")
+    separable = kcnn.create_model("configurable_cnn", conv="separable", norm="group",
+                                  input_shape=(16, 16, 1))
     assert f"{separable.count_params():,}" in rows[0]
+    assert "16x16x1" in rows[0] and rows[0].endswith("stage2_relu")  # after the norm
     assert convmath.format_count(convmath.macs(separable)) in rows[0]
     assert convmath.macs(separable) < convmath.macs(kcnn.create_model("configurable_cnn"))
