@@ -37,11 +37,14 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import shutil
 import sys
 import tempfile
 import types
+import warnings
 
 import numpy as np
 
@@ -209,13 +212,28 @@ def _write_onnx(model, path):
     frozen = convert_variables_to_constants_v2(forward.get_concrete_function(input_spec(model)))
     (image,) = [t.name for t in frozen.inputs if t.dtype != tf.resource]
     (output,) = [t.name for t in frozen.outputs]
-    patch_tf2onnx()  # Keras's fix of tf2onnx for NumPy 2, as model.export applies it
-    with atomic_path(path, suffix=".onnx") as temporary:
+    with _quiet_converter(), atomic_path(path, suffix=".onnx") as temporary:
+        patch_tf2onnx()  # Keras's fix of tf2onnx for NumPy 2, as model.export applies it
         tf2onnx.convert.from_graph_def(
             frozen.graph.as_graph_def(), name=model.name, input_names=[image],
             output_names=[output], tensors_to_rename={image: INPUT_NAME, output: OUTPUT_NAME},
             output_path=temporary,
         )
+
+
+@contextlib.contextmanager
+def _quiet_converter():
+    """Silence, while tf2onnx runs, the deprecation notices of the TensorFlow 1 functions it
+    calls and the NumPy ``FutureWarning`` of its patch: nothing a user of kcnn can act on."""
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def _write_folder(path, write):

@@ -140,6 +140,18 @@ def test_an_existing_saved_model_is_replaced_with_overwrite_only(model_file, tmp
     assert sorted(os.listdir(tmp_path)) == ["served"]  # no temporary folder left beside
 
 
+def test_a_model_a_format_cannot_hold_is_one_line(tmp_path):
+    import keras
+
+    image, mask = keras.Input((8, 8, 1), name="image"), keras.Input((8, 8, 1), name="mask")
+    outputs = keras.layers.Dense(2)(keras.layers.Flatten()(image * mask))
+    model = keras.Model([image, mask], outputs, name="two_inputs")
+    with pytest.raises(kcnn.export.ExportError) as error:
+        kcnn.export(model, tmp_path / "model.onnx", format="onnx")
+    assert "two_inputs has 2 inputs" in str(error.value) and "\n" not in str(error.value)
+    assert not (tmp_path / "model.onnx").exists()
+
+
 def test_kcnn_export_is_the_module_and_its_function():
     assert callable(kcnn.export) and kcnn.export.FORMATS == ("saved_model", "tflite", "onnx")
 
