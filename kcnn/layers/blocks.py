@@ -124,7 +124,8 @@ class _ResidualUnit(layers.Layer):
             if self.preact and norm is not None:
                 norm.build(shape)
             pad = self._padding(conv)
-            conv.build((shape[0], *(None if d is None else d + 2 * pad for d in shape[1:3]), shape[3]))
+            padded = (None if d is None else d + 2 * pad for d in shape[1:3])
+            conv.build((shape[0], *padded, shape[3]))
             shape = (*downsample(shape, conv.strides[0])[:3], conv.filters)
             if not self.preact and norm is not None:
                 norm.build(shape)
@@ -262,7 +263,8 @@ class BottleneckBlock(_ResidualUnit):
     He, "Aggregated Residual Transformations for Deep Neural Networks", CVPR 2017), e.g.
     ``groups=32, width_per_group=4`` for ResNeXt-50 32x4d.
 
-    Args:{args}        groups: groups of the 3x3 convolution (cardinality); standard convolutions only.
+    Args:{args}        groups: groups of the 3x3 convolution (cardinality); standard
+            convolutions only.
         width_per_group: channels of each group per 64 ``filters``.
     """
 

@@ -18,7 +18,8 @@ def input_channels(input_shape, layer_name: str) -> int:
 
 
 def downsample(shape, stride):
-    """The shape after a padded convolution of stride 1 or 2: height and width halved, rounded up."""
+    """The shape after a padded convolution of stride 1 or 2: height and width halved, rounded
+    up."""
     if stride == 1:
         return tuple(shape)
     return (shape[0], *(None if d is None else (d + 1) // 2 for d in shape[1:3]), shape[3])

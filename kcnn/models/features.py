@@ -3,10 +3,10 @@
 kcnn builders name the layers of feature stage ``i`` ``stage{i}_...``; the output of a stage is
 the output of its last layer, and the Grad-CAM target is the last layer of the last stage that is
 neither pooling nor dropout (the last convolutional feature map at full resolution; a dropout
-layer is the identity at inference and would only hide the layer that made the map). For models that do
-not follow the convention (Sequential models, Keras Applications), the target is the last layer
-with a 4D output that is not pooling; nested sub-models (a backbone inside a transfer model) are
-searched too.
+layer is the identity at inference and would only hide the layer that made the map). For models
+that do not follow the convention (Sequential models, Keras Applications), the target is the last
+layer with a 4D output that is not pooling; nested sub-models (a backbone inside a transfer model)
+are searched too.
 """
 
 from __future__ import annotations

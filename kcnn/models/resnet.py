@@ -1,7 +1,8 @@
 """ResNets (He, Zhang, Ren & Sun, "Deep Residual Learning for Image Recognition", CVPR 2016),
 version 1.5 as torchvision ships them, with the options the experiments need: CIFAR stem,
 shortcuts off (plain networks), pre-activation, SE/CBAM attention, stochastic depth, a width
-multiplier, the normalization, separable convolutions and grouped bottlenecks. Every block is a `ResidualBlock` or `BottleneckBlock` from `kcnn.layers`."""
+multiplier, the normalization, separable convolutions and grouped bottlenecks. Every block is a
+`ResidualBlock` or `BottleneckBlock` from `kcnn.layers`."""
 
 from __future__ import annotations
 

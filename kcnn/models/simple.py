@@ -102,8 +102,8 @@ class CNNOptions:
 
     def __post_init__(self):
         filters = self.filters
-        if isinstance(filters, (str, bytes)) or not hasattr(filters, "__len__") or not filters or any(
-            not checks.is_integer(f) or f < 1 for f in filters
+        if isinstance(filters, (str, bytes)) or not hasattr(filters, "__len__") or not filters or (
+            any(not checks.is_integer(f) or f < 1 for f in filters)
         ):
             raise ValueError(
                 f"filters must be a non-empty sequence of positive integers, got {filters!r}"
