@@ -84,6 +84,7 @@ def export(model, path, format: str = "saved_model", *, quantize: str | None = N
         ExportError: the format cannot hold this model; the message says why in one line.
             Also when the onnx format's packages (tf2onnx, onnx) are not installed.
         FileNotFoundError: ``model`` is a path to no file.
+        OSError: ``path``'s folder cannot be written.
     """
     checks.choice("format", format, FORMATS)
     checks.choice("quantize", quantize, QUANTIZATIONS)
@@ -108,7 +109,7 @@ def export(model, path, format: str = "saved_model", *, quantize: str | None = N
             _write_tflite(float32_copy(model), path, quantize, images)
         else:
             _write_onnx(float32_copy(model), path)
-    except ExportError:
+    except (ExportError, OSError):  # OSError: a folder that cannot be written, named
         raise
     except Exception as error:  # the converters' own errors, many lines from deep inside
         message = f"{format} export of {model.name} failed: {_first_line(error)}"
