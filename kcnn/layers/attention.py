@@ -45,14 +45,23 @@ class SqueezeExcite(layers.Layer):
     Args:
         ratio: reduction ratio of the hidden layer; at most the number of input channels.
         squeeze: ``"avg"`` (SE) or ``"avg_max"`` (CBAM's channel attention).
+        activation: of the hidden layer: ReLU in the paper, swish in EfficientNet's SE.
     """
 
-    def __init__(self, ratio: int = 16, squeeze: str = "avg", **kwargs):
+    def __init__(self, ratio: int = 16, squeeze: str = "avg", activation: str = "relu",
+                 **kwargs):
         super().__init__(**kwargs)
         self.ratio = checks.positive_int("ratio", ratio)
         if squeeze not in ("avg", "avg_max"):
             raise ValueError(f"squeeze must be 'avg' or 'avg_max', got {squeeze!r}")
         self.squeeze = squeeze
+        try:
+            keras.activations.get(activation)
+        except (ValueError, TypeError) as error:
+            raise ValueError(
+                f"activation must be a Keras activation name, got {activation!r}"
+            ) from error
+        self.activation = activation
 
     def build(self, input_shape):
         channels = input_channels(input_shape, "SqueezeExcite")
@@ -62,7 +71,7 @@ class SqueezeExcite(layers.Layer):
                 f"{self.name!r}: the hidden layer would have no units"
             )
         self.reduce = layers.Dense(
-            channels // self.ratio, activation="relu", name=f"{self.name}_reduce",
+            channels // self.ratio, activation=self.activation, name=f"{self.name}_reduce",
             dtype=self.dtype_policy,
         )
         self.expand = layers.Dense(channels, name=f"{self.name}_expand", dtype=self.dtype_policy)
@@ -83,7 +92,8 @@ class SqueezeExcite(layers.Layer):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "ratio": self.ratio, "squeeze": self.squeeze}
+        return {**super().get_config(), "ratio": self.ratio, "squeeze": self.squeeze,
+                "activation": self.activation}
 
 
 @keras.saving.register_keras_serializable(package="kcnn")

@@ -98,7 +98,8 @@ def group_count(channels: int, norm_groups: int = NORM_GROUPS) -> int:
 
 
 def normalization(norm, channels: int, *, name: str, norm_groups: int = NORM_GROUPS,
-                  epsilon: float = BN_EPSILON, momentum: float = BN_MOMENTUM, dtype=None):
+                  epsilon: float = BN_EPSILON, momentum: float = BN_MOMENTUM,
+                  scale: bool = True, dtype=None):
     """The normalization layer of kind ``norm`` over ``channels`` channels, or None.
 
     Args:
@@ -108,6 +109,8 @@ def normalization(norm, channels: int, *, name: str, norm_groups: int = NORM_GRO
         norm_groups: the groups of ``"group"`` (see `group_count`).
         epsilon: added to the variance (all kinds).
         momentum: of the moving statistics (``"batch"`` only).
+        scale: whether it learns a scale per channel besides the offset (Keras's InceptionV3
+            has none: the ReLU after it makes a scale redundant with the next convolution).
         dtype: the layer's dtype policy (None: the global one).
 
     Raises:
@@ -118,11 +121,12 @@ def normalization(norm, channels: int, *, name: str, norm_groups: int = NORM_GRO
         return None
     if norm == "batch":
         return layers.BatchNormalization(
-            epsilon=epsilon, momentum=momentum, name=name, dtype=dtype
+            epsilon=epsilon, momentum=momentum, scale=scale, name=name, dtype=dtype
         )
     groups = {
         "group": group_count(channels, norm_groups),
         "layer": 1,
         "instance": channels,
     }[norm]
-    return layers.GroupNormalization(groups=groups, epsilon=epsilon, name=name, dtype=dtype)
+    return layers.GroupNormalization(groups=groups, epsilon=epsilon, scale=scale, name=name,
+                                     dtype=dtype)

@@ -10,6 +10,12 @@ SMALL = {
     "alexnet": dict(input_shape=(67, 67, 3), fc_units=32),
     "vgg": dict(input_shape=(32, 32, 3), fc_units=32),
     "resnet": dict(input_shape=(32, 32, 3), width=0.25),
+    "resnext": dict(input_shape=(32, 32, 3), width=0.25),
+    "wide_resnet": dict(input_shape=(32, 32, 3), width=0.125),
+    "mobilenet": dict(input_shape=(32, 32, 3), alpha=0.25),
+    "efficientnet": dict(input_shape=(32, 32, 3), width=0.25, depth=0.4),
+    "densenet": dict(input_shape=(32, 32, 3), growth_rate=4, blocks=(2, 2, 2, 2)),
+    "inception": dict(input_shape=(75, 75, 3), width=0.125),
 }
 SMALL_CLASSES = 7
 

@@ -143,9 +143,12 @@ def test_registered_default_input_shape_and_minimum_size_build(name):
 
 
 def _thin(info):
-    return {"vgg": {"fc_units": 8}, "alexnet": {"fc_units": 8}, "resnet": {"width": 0.125}}.get(
-        info.family, {}
-    )
+    return {
+        "vgg": {"fc_units": 8}, "alexnet": {"fc_units": 8}, "resnet": {"width": 0.125},
+        "resnext": {"width": 0.25}, "wide_resnet": {"width": 0.125},
+        "mobilenet": {"alpha": 0.25}, "efficientnet": {"width": 0.25, "depth": 0.1},
+        "densenet": {"growth_rate": 4, "blocks": (1, 1, 1, 1)}, "inception": {"width": 0.125},
+    }.get(info.family, {})
 
 
 @pytest.mark.slow
