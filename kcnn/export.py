@@ -198,7 +198,9 @@ def _write_onnx(model, path):
     Not ``model.export(format="onnx")``: Keras hands tf2onnx the function before freezing, and
     tf2onnx then makes every constant it captures -- the mean and variance of the
     ``normalize`` layer that each model kcnn trains starts with -- an extra input of the ONNX
-    graph that onnxruntime asks to be fed. Freezing first makes them constants.
+    graph that onnxruntime asks to be fed. Freezing first makes them constants. A node tf2onnx
+    leaves unconverted is an `ExportError` naming it (see `_unconverted_nodes`): the grouped
+    convolutions of ResNeXt or AlexNet with ``groups=2`` end there.
     """
     try:
         import tf2onnx
@@ -215,11 +217,33 @@ def _write_onnx(model, path):
     (output,) = [t.name for t in frozen.outputs]
     with _quiet_converter(), atomic_path(path, suffix=".onnx") as temporary:
         patch_tf2onnx()  # Keras's fix of tf2onnx for NumPy 2, as model.export applies it
-        tf2onnx.convert.from_graph_def(
+        converted, _ = tf2onnx.convert.from_graph_def(
             frozen.graph.as_graph_def(), name=model.name, input_names=[image],
             output_names=[output], tensors_to_rename={image: INPUT_NAME, output: OUTPUT_NAME},
             output_path=temporary,
         )
+        unconverted = _unconverted_nodes(converted)
+        if unconverted:
+            raise ExportError(f"onnx export of {model.name}: tf2onnx cannot convert "
+                              f"{len(unconverted)} node(s), the first {unconverted[0]}")
+
+
+GROUPED_CONVOLUTION_HINT = (
+    "a grouped convolution (groups > 1): Keras's TensorFlow backend runs it as an XLA-compiled "
+    "function call, which tf2onnx does not convert; export this model to saved_model or tflite"
+)
+
+
+def _unconverted_nodes(onnx_model) -> list[str]:
+    """``"OP (node NAME)"`` for each node of an ONNX model that is no ONNX operator: a
+    TensorFlow operation tf2onnx left as it was, which onnxruntime would refuse to load. A
+    function call says what puts one there in kcnn's models (`GROUPED_CONVOLUTION_HINT`)."""
+    import onnx
+
+    return [f"{node.op_type} (node {node.name}"
+            + (f", {GROUPED_CONVOLUTION_HINT})" if node.op_type.endswith("PartitionedCall") else ")")
+            for node in onnx_model.graph.node
+            if node.domain in ("", "ai.onnx") and not onnx.defs.has(node.op_type)]
 
 
 @contextlib.contextmanager
