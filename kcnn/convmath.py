@@ -718,7 +718,7 @@ def _children(layer):
     if isinstance(layer, _ResidualUnit):
         children = [sub for pair in layer.branch for sub in pair]
         if layer.projection:
-            children += [layer.shortcut_conv, layer.shortcut_norm]
+            children += [layer.shortcut_conv, layer.shortcut_bn]
         children += [layer.attention_layer, layer.drop_path]
         return [(child, 1) for child in children if child is not None]
     if isinstance(layer, SqueezeExcite):

@@ -134,11 +134,13 @@ class _ResidualUnit(layers.Layer):
         if self.projection:
             self.shortcut_conv = self._conv(self.out_channels, 1, self.stride, "shortcut_conv")
             self.shortcut_conv.build(tuple(input_shape))
-            self.shortcut_norm = (
+            # Named shortcut_bn whatever the norm: Keras saves a sublayer's weights under its
+            # attribute name, and .keras files saved before norms were choosable use this one.
+            self.shortcut_bn = (
                 None if self.preact else self._norm(self.out_channels, f"shortcut_{short}")
             )
-            if self.shortcut_norm is not None:
-                self.shortcut_norm.build(shape)
+            if self.shortcut_bn is not None:
+                self.shortcut_bn.build(shape)
         self.attention_layer = attention_layer(
             self.attention, ratio=self.attention_ratio, name=self.name, dtype=self.dtype_policy
         )
@@ -171,7 +173,7 @@ class _ResidualUnit(layers.Layer):
         if self.projection:
             shortcut = self.shortcut_conv(shortcut)
             if not self.preact:
-                shortcut = self._normalize(self.shortcut_norm, shortcut, training)
+                shortcut = self._normalize(self.shortcut_bn, shortcut, training)
         if self.attention_layer is not None:
             x = self.attention_layer(x)
         if self.drop_path is not None:

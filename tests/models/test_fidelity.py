@@ -153,7 +153,7 @@ def port_weights(state, model) -> int:
             if has_shortcut:
                 assignments += [
                     (layer.shortcut_conv, [_keras_kernel(state[f"{prefix}.shortcut.0.weight"])]),
-                    (layer.shortcut_norm, _bn_weights(state, f"{prefix}.shortcut.1")),
+                    (layer.shortcut_bn, _bn_weights(state, f"{prefix}.shortcut.1")),
                 ]
     for keras_layer, weights in assignments:
         keras_layer.set_weights([w.astype("float32") for w in weights])

@@ -1,10 +1,13 @@
 """kcnn's custom layers: numbers against NumPy, serialisation, mixed precision, argument checks."""
 
 import inspect
+import io
 import os
 import subprocess
 import sys
+import zipfile
 
+import h5py
 import keras
 import numpy as np
 import pytest
@@ -262,3 +265,24 @@ def test_models_and_layers_import_no_tensorflow():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
                             timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr[-2000:]
+
+
+def test_weights_are_saved_under_the_paths_of_files_saved_before_norms_were_choosable(tmp_path):
+    # Keras stores a sublayer's weights under its attribute path; these are the paths a
+    # projection block had in .keras files saved by kcnn 0.1.0 (before norm= existed), which
+    # must still load.
+    inputs = keras.Input((8, 8, 4))
+    keras.Model(inputs, ResidualBlock(8, stride=2)(inputs)).save(tmp_path / "block.keras")
+    with zipfile.ZipFile(tmp_path / "block.keras") as archive:
+        weights = h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r")
+        paths = []
+        weights.visititems(lambda path, item: paths.append(path)
+                           if isinstance(item, h5py.Dataset) else None)
+    block = "layers/residual_block/"
+    expected = [f"{block}branch/container{suffix}/{layer}/vars/{i}"
+                for suffix in ("", "_1")
+                for layer, count in (("batch_normalization", 4), ("conv2d", 1))
+                for i in range(count)]
+    expected += [f"{block}shortcut_bn/vars/{i}" for i in range(4)]
+    expected += [f"{block}shortcut_conv/vars/0"]
+    assert sorted(paths) == sorted(expected)
