@@ -120,7 +120,7 @@ def densenet121(
             x = _dense_layer(x, growth_rate, options, f"stage{stage}_layer{layer}")
     last = f"stage{len(BLOCKS)}"
     norm_layer = normalization(norm, x.shape[-1], norm_groups=norm_groups,
-                               name=f"{last}_{short_name(norm)}")
+                               epsilon=options.epsilon, name=f"{last}_{short_name(norm)}")
     if norm_layer is not None:
         x = norm_layer(x)
     x = layers.Activation("relu", name=f"{last}_act")(x)
