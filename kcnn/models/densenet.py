@@ -11,7 +11,10 @@ from kcnn.models.common import check_arguments, classifier, finish, global_pool,
 from kcnn.models.units import UnitOptions, conv_unit
 from kcnn.registry import register_model
 
-PAPER = "Huang, Liu, van der Maaten & Weinberger, Densely Connected Convolutional Networks, CVPR 2017"
+PAPER = (
+    "Huang, Liu, van der Maaten & Weinberger, Densely Connected Convolutional Networks, "
+    "CVPR 2017"
+)
 STEMS = ("imagenet", "cifar")
 BLOCKS = (6, 12, 24, 16)  # dense layers per block of DenseNet-121
 BOTTLENECK = 4  # the 1x1 convolution of a dense layer gives 4 * growth_rate channels (DenseNet-B)

@@ -222,7 +222,7 @@ def efficientnet_b3(**kwargs):
 
 
 for _variant in (efficientnet_b0, efficientnet_b1, efficientnet_b2, efficientnet_b3):
+    _key = _variant.__name__
     _variant.__signature__ = variant_signature(
-        efficientnet, {"name": _variant.__name__, "dropout": VARIANTS[_variant.__name__]["dropout"]},
-        fixed=FIXED,
+        efficientnet, {"name": _key, "dropout": VARIANTS[_key]["dropout"]}, fixed=FIXED
     )
