@@ -59,7 +59,8 @@ def trainable_gradients(model, x, y):
             y_pred, _ = model.stateless_call(trainable, non_trainable, x, training=True)
             return keras.ops.mean(keras.losses.sparse_categorical_crossentropy(y, y_pred))
 
-        grads = jax.grad(loss_fn)(
+        # Compiled once: op-by-op gradients cost about three times as long on the CPU.
+        grads = jax.jit(jax.grad(loss_fn))(
             [v.value for v in model.trainable_variables],
             [v.value for v in model.non_trainable_variables],
         )
