@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install test test-fast run
+.PHONY: install test test-fast run docs
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,3 +34,7 @@ run: install
 		echo "dataset-fashion-mnist package), or put the four IDX files (train-images-idx3-ubyte.gz ...)"; \
 		echo "in a folder and set KCNN_DATA_DIR to it."; exit 1; }
 	$(VENV)/bin/kcnn train --preset fashion-fast --out saved_models/main-job --overwrite
+
+# The API reference, generated from the docstrings by pdoc into docs/api/ (fails on any warning).
+docs: install
+	$(PY) docs/build.py docs/api
