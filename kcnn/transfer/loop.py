@@ -1,0 +1,154 @@
+"""`train`: a transfer model trained phase by phase with `kcnn.training.train`.
+
+Between phases the trainable layers change (`kcnn.transfer.freezing`) and the model is
+recompiled with the phase's learning rate; the histories are joined into one `TransferResult`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from kcnn.transfer.freezing import (
+    batchnorm_trains,
+    check_unfreeze,
+    set_trainable,
+    trainable_parameters,
+)
+from kcnn.transfer.parts import backbone_of
+from kcnn.transfer.result import TransferResult
+from kcnn.transfer.schedules import phases_of
+
+
+def _datasets(model, data, batch_size, validation_split, augment, data_dir, seed, test):
+    """Batches of raw 0-255 pixels at the model's input size, from a kcnn.data source."""
+    from kcnn.data import make_dataset
+
+    height, width, channels = model.inputs[0].shape[1:]
+    options = dict(
+        image_size=(height, width), channels=channels, normalize=None, seed=seed,
+        data_dir=data_dir, validation_split=validation_split,
+    )
+    train_data, _ = make_dataset(data, batch_size, "train", augment=augment, **options)
+    validation = None
+    if validation_split:
+        validation, _ = make_dataset(data, batch_size, "validation", **options)
+    test_data = make_dataset(data, batch_size, "test", **options)[0] if test else None
+    return train_data, validation, test_data
+
+
+def train(
+    model,
+    data,
+    schedule="progressive",
+    epochs: int | None = None,
+    *,
+    validation_data=None,
+    test_data=None,
+    batch_size: int = 32,
+    validation_split: float = 0.1,
+    test: bool = True,
+    augment=None,
+    data_dir=None,
+    seed: int | None = 0,
+    out=None,
+    train_batchnorm: bool | None = None,
+    **training_options,
+) -> TransferResult:
+    """Train a transfer model phase by phase with `kcnn.training.train`.
+
+    Before each phase, `set_trainable` makes the head and the phase's blocks trainable (the
+    backbone's BatchNormalization layers stay in inference mode, see `set_trainable`) and
+    `kcnn.training.train` recompiles the model with the phase's learning rate (a fresh Adam:
+    the new trainable weights get their own moments), then fits it for the phase's epochs.
+
+    Args:
+        model: a model made by `build` (under ``kcnn.training.precision_policy(...)`` for mixed
+            precision: its head stays float32).
+        data: a batched ``tf.data.Dataset`` of ``(images, labels)`` with pixels in [0, 255]
+            (then pass ``validation_data``/``test_data`` yourself), or anything
+            `kcnn.data.make_dataset` takes (``"tfds:tf_flowers"``, a folder, arrays), read at
+            the model's input size and channels, without normalisation (the model has its own).
+        schedule: ``"frozen"``, ``"finetune"``, ``"progressive"`` (see `schedule`, with its
+            defaults; ``epochs`` needed) or a sequence of `Phase`.
+        epochs: the epochs of the whole schedule, for a strategy name.
+        validation_data, test_data: batched datasets, with ``tf.data`` ``data`` only.
+        batch_size, validation_split, test, augment, data_dir: how a data source is read
+            (see `kcnn.data.make_dataset`); ``test`` evaluates on its test split at the end.
+        seed: seeds weights, shuffling, augmentation and dropout (see `kcnn.training.train`).
+        out: a folder for the run: each phase writes its checkpoints and logs in
+            ``out/phase<i>`` (see `kcnn.training.train`); None writes nothing.
+        train_batchnorm: whether the backbone's BatchNormalization layers learn (see
+            `set_trainable`); default: as `build` left them, which is only when the backbone
+            is trained from scratch.
+        **training_options: more arguments of `kcnn.training.train` (``optimizer``,
+            ``jit_compile``, ``early_stopping``, ``callbacks``, ``verbose``...), the same for
+            every phase.
+
+    Returns:
+        A `TransferResult`.
+
+    Raises:
+        ValueError: for a bad schedule, a model that is not a transfer model, a ``unfreeze``
+            larger than the backbone's number of blocks, and what `kcnn.training.train` raises.
+
+    Example:
+        >>> model = build("MobileNetV2", 5, "progressive", input_shape=(160, 160, 3))
+        >>> result = train(model, "tfds:tf_flowers", "progressive", epochs=10)
+        >>> result.test_accuracy
+    """
+    import tensorflow as tf
+
+    from kcnn.training import train as fit
+    from kcnn.training.rundir import locked
+
+    start = time.perf_counter()
+    phases = phases_of(schedule, epochs)
+    backbone = backbone_of(model)
+    for phase in phases:
+        check_unfreeze(backbone, phase.unfreeze)
+    if train_batchnorm is None:
+        train_batchnorm = batchnorm_trains(model)
+    if isinstance(data, tf.data.Dataset):
+        train_data, validation = data, validation_data
+    elif validation_data is not None or test_data is not None:
+        raise ValueError(
+            "validation_data and test_data go with tf.data input; for a data source use "
+            "validation_split and test"
+        )
+    else:
+        train_data, validation, test_data = _datasets(
+            model, data, batch_size, validation_split, augment, data_dir,
+            0 if seed is None else seed, test,
+        )
+    history: dict = {}
+    counts, results = [], []
+    with locked(out):  # one process at a time in out, across the phases
+        for index, phase in enumerate(phases):
+            set_trainable(model, phase.unfreeze, train_batchnorm)
+            counts.append(trainable_parameters(model))
+            last = index == len(phases) - 1
+            phase_out = None if out is None else os.path.join(os.fspath(out), f"phase{index + 1}")
+            result = fit(
+                model, train_data, phase.epochs, validation_data=validation,
+                test_data=test_data if last else None, learning_rate=phase.learning_rate,
+                seed=seed, out=phase_out,
+                **training_options,
+            )
+            results.append(result)
+            ran = len(result.history.get("loss", []))
+            for key, values in result.history.items():
+                history.setdefault(key, []).extend(values)
+            history.setdefault("phase", []).extend([index] * ran)
+            history.setdefault("learning_rate", []).extend([phase.learning_rate] * ran)
+            history.setdefault("trainable_parameters", []).extend([counts[-1]] * ran)
+    return TransferResult(
+        model=model,
+        phases=phases,
+        history=history,
+        test_metrics=results[-1].test_metrics,
+        seconds=time.perf_counter() - start,
+        train_seconds=sum(result.train_seconds for result in results),
+        trainable_parameters=counts,
+        phase_results=results,
+    )
