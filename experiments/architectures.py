@@ -37,8 +37,8 @@ import time
 import numpy as np
 
 from common import (
-    ACCURACY_FLOOR, dataset_splits, fill_from_plan, mean_curve, open_report, parser, pct,
-    positive, run, values, write_report,
+    ACCURACY_FLOOR, dataset_splits, fill_from_plan, mean_curve, open_report, parser, pct, positive,
+    run, run_progress, values, write_report,
 )
 
 SIZE = 32
@@ -117,8 +117,10 @@ def train_all(args, splits) -> dict:
     of load on the shared CPU hits them alike."""
     records = {name: [] for name, *_ in ARCHITECTURES}
     start = time.perf_counter()
+    progress = run_progress(args.seeds, ARCHITECTURES)
     for seed in range(args.seeds):
         for name, registry_name, kwargs, _ in ARCHITECTURES:
+            progress.step(f"seed {seed}, {name}")
             record = run(registry_name, splits, args.epochs, seed, model_kwargs=kwargs or None,
                          precision=args.precision, time_inference=True)
             record["train_seconds"] = sum(record["epoch_seconds"])

@@ -37,8 +37,8 @@ import sys
 import time
 
 from common import (
-    ACCURACY_FLOOR, dataset_splits, fill_from_plan, mean_curve, open_report, parser, pct,
-    positive, run, values, write_report,
+    ACCURACY_FLOOR, dataset_splits, fill_from_plan, mean_curve, open_report, parser, pct, positive,
+    run, run_progress, values, write_report,
 )
 
 MODEL = "tiny_resnet"
@@ -248,8 +248,10 @@ def main(argv=None) -> int:
                             args.data_dir)
     records = {label(kind): [] for kind in KINDS}
     start = time.perf_counter()
+    progress = run_progress(args.seeds, KINDS)
     for seed in range(args.seeds):
         for kind in KINDS:
+            progress.step(f"seed {seed}, {label(kind)}")
             record = run(MODEL, splits, args.epochs, seed, model_kwargs=model_kwargs(args, kind),
                          precision=args.precision)
             records[label(kind)].append({"seed": seed, **record})

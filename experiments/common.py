@@ -172,6 +172,17 @@ def dataset_splits(name: str = "fashion_mnist", train_size: int | None = None,
     )
 
 
+def run_progress(seeds: int, configurations):
+    """A `kcnn.progress.Progress` over the ``seeds`` x ``len(configurations)`` runs of an
+    experiment. Call its ``step(f"seed {seed}, {name}")`` before each `run`: standard error then
+    says which run of how many is going, the time elapsed and about how much is left
+    (``run 3/12 (seed 0, vgg11), 1 min 20 s elapsed, about 4 min left``).
+    """
+    from kcnn.progress import Progress
+
+    return Progress(seeds * len(configurations), "run")
+
+
 def run(model: str, splits: Splits, epochs: int, seed: int, *, model_kwargs=None,
         augment=None, batch_size: int = 128, precision: str = "auto",
         time_inference: bool = False, callbacks=(), keep_model: bool = False,

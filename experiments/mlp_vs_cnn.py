@@ -36,8 +36,8 @@ import time
 import numpy as np
 
 from common import (
-    ACCURACY_FLOOR, dataset_splits, fill_from_plan, mean_curve, open_report, parser, pct,
-    positive, run, values, write_report,
+    ACCURACY_FLOOR, dataset_splits, fill_from_plan, mean_curve, open_report, parser, pct, positive,
+    run, run_progress, values, write_report,
 )
 
 MODELS = ("mlp", "tiny_cnn", "simple_cnn")
@@ -119,8 +119,10 @@ def train_all(args, splits) -> dict:
 
     records = {name: [] for name in MODELS}
     start = time.perf_counter()
+    progress = run_progress(args.seeds, MODELS)
     for seed in range(args.seeds):
         for name in MODELS:
+            progress.step(f"seed {seed}, {name}")
             record = run(name, splits, args.epochs, seed, precision=args.precision,
                          keep_model=True)
             model = record.pop("model")

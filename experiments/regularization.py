@@ -36,8 +36,8 @@ import sys
 import time
 
 from common import (
-    ACCURACY_FLOOR, dataset_splits, epochs_to, fill_from_plan, mean_curve, open_report, parser,
-    pct, positive, run, values, write_report,
+    ACCURACY_FLOOR, dataset_splits, epochs_to, fill_from_plan, mean_curve, open_report, parser, pct,
+    positive, run, run_progress, values, write_report,
 )
 
 CNN = "configurable_cnn"
@@ -315,8 +315,10 @@ def main(argv=None) -> int:
         configs = [c for c in configs if c.group in args.only or c.group == "baseline"]
     records = {c.name: [] for c in configs}
     start = time.perf_counter()
+    progress = run_progress(args.seeds, configs)
     for seed in range(args.seeds):
         for config in configs:
+            progress.step(f"seed {seed}, {config.name}")
             epochs = args.resnet_epochs if config.model == RESNET else args.epochs
             record = run(
                 config.model, splits, epochs, seed, model_kwargs=config.model_kwargs,

@@ -40,8 +40,8 @@ import time
 import numpy as np
 
 from common import (
-    ACCURACY_FLOOR, dataset_splits, fill_from_plan, mean_curve, open_report, parser, pct,
-    positive, run, values, write_report,
+    ACCURACY_FLOOR, dataset_splits, fill_from_plan, mean_curve, open_report, parser, pct, positive,
+    run, run_progress, values, write_report,
 )
 
 SIZE = 32
@@ -131,8 +131,10 @@ def train_all(args, splits) -> dict:
     of load on the shared CPU hits them alike."""
     records = {label: [] for label, *_ in NETWORKS}
     start = time.perf_counter()
+    progress = run_progress(args.seeds, NETWORKS)
     for seed in range(args.seeds):
         for label, name, skip in NETWORKS:
+            progress.step(f"seed {seed}, {label}")
             curve = training_error_curve(args.every)
             record = run(name, splits, args.epochs, seed, precision=args.precision,
                          model_kwargs={"stem": "cifar", "width": args.width, "skip": skip},

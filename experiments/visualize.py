@@ -49,7 +49,7 @@ import numpy as np
 
 from common import (
     ACCURACY_FLOOR, dataset_splits, fill_from_plan, open_report, parser, pct, positive, run,
-    values, write_report,
+    run_progress, values, write_report,
 )
 
 MODEL = "configurable_cnn"
@@ -519,7 +519,9 @@ def main(argv=None) -> int:
     model_kwargs = {"filters": tuple(args.filters), "fc_units": 128, "dropout": 0.5}
     probe_train = (splits.train[0][:args.probe_size], splits.train[1][:args.probe_size])
     records, start, figures = [], time.perf_counter(), []
+    progress = run_progress(args.seeds, [MODEL])
     for seed in range(args.seeds):
+        progress.step(f"seed {seed}")
         snapshot = initial_kernel(layers[0])
         record = run(MODEL, splits, args.epochs, seed, model_kwargs=model_kwargs,
                      precision=args.precision, callbacks=[snapshot], keep_model=True)

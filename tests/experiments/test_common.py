@@ -27,3 +27,15 @@ def test_bad_sizes_and_datasets_are_value_errors(option, value):
         dataset_splits("fashion_mnist", **{option: value})
     with pytest.raises(ValueError, match="dataset must be one of"):
         dataset_splits("imagenet")
+
+
+def test_run_progress_counts_every_seed_of_every_configuration(capsys):
+    from common import run_progress
+
+    progress = run_progress(2, ("mlp", "simple_cnn", "vgg11"))
+    for seed in range(2):
+        for name in ("mlp", "simple_cnn", "vgg11"):
+            progress.step(f"seed {seed}, {name}")
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "run 1/6 (seed 0, mlp)"
+    assert lines[-1].startswith("run 6/6 (seed 1, vgg11), ") and "left" in lines[-1]
