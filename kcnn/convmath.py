@@ -536,34 +536,60 @@ def avg_pool2d_backward(image, grad_output, pool_size=2, stride=None, padding=0)
 class ReceptiveField:
     """The receptive field of one layer's output, in input pixels.
 
+    Two sizes, because attention makes them differ. Channel attention (squeeze-and-excitation,
+    CBAM's channel half) multiplies each channel by a gate computed from the whole feature map:
+    every input pixel can then change every output, so the receptive field proper is global,
+    yet what an output sees in detail is still the window of the convolutions beneath it, and
+    that window is what papers quote (SE-ResNet-50's is ResNet-50's). Spatial attention (CBAM's
+    spatial half, ``attention="spatial"``) gates each position by a 7x7 convolution of the
+    channel-pooled map: a local window, which widens both sizes like any 7x7 convolution. So
+    CBAM makes ``size`` global and widens ``local`` by its 7x7 window; SE makes ``size`` global
+    and leaves ``local`` as it was.
+
     Attributes:
         size: ``(height, width)`` of the input region one output position depends on (it can
             exceed the image: the rest is padding); ``None`` when every output depends on the
-            whole input (after global pooling, flattening, or squeeze-and-excitation).
+            whole input (after global pooling, flattening, or channel attention).
         jump: ``(height, width)`` distance in input pixels between two neighbouring outputs
             (the product of the strides so far).
+        local: ``(height, width)`` of the window seen through the local operations only, the
+            global gates of channel attention left out (equal to ``size`` without attention;
+            defaults to it); ``None`` once the positions are pooled or flattened away.
     """
 
     size: tuple[int, int] | None
     jump: tuple[int, int]
+    local: tuple[int, int] | None = None
+
+    def __post_init__(self):
+        if self.local is None and self.size is not None:
+            object.__setattr__(self, "local", self.size)
+
+
+def _largest(sizes):
+    """The largest of several ``(height, width)`` sizes per axis, ``None`` if any is."""
+    if any(size is None for size in sizes):
+        return None
+    return tuple(max(size[i] for size in sizes) for i in range(2))
 
 
 def _merge_fields(fields):
-    if any(f.size is None for f in fields):
-        size = None
-    else:
-        size = tuple(max(f.size[i] for f in fields) for i in range(2))
-    return ReceptiveField(size, tuple(max(f.jump[i] for f in fields) for i in range(2)))
+    return ReceptiveField(
+        _largest([f.size for f in fields]), _largest([f.jump for f in fields]),
+        _largest([f.local for f in fields]),
+    )
 
 
 def _window_field(field, kernel, stride, dilation=(1, 1)):
-    """``r' = r + d (k - 1) j`` and ``j' = j s``, per axis."""
-    if field.size is None:
-        return field
-    size = tuple(
-        r + d * (k - 1) * j for r, k, d, j in zip(field.size, kernel, dilation, field.jump)
-    )
-    return ReceptiveField(size, tuple(j * s for j, s in zip(field.jump, stride)))
+    """``r' = r + d (k - 1) j`` and ``j' = j s``, per axis (for ``size`` and ``local``)."""
+
+    def grow(size):
+        if size is None:
+            return None
+        return tuple(r + d * (k - 1) * j for r, k, d, j in zip(size, kernel, dilation, field.jump))
+
+    jump = tuple(j * s for j, s in zip(field.jump, stride))
+    return ReceptiveField(grow(field.size), jump, grow(field.local))
 
 
 def _pointwise_layers():
@@ -583,12 +609,11 @@ def _pointwise_layers():
 
 
 def _global_layers():
+    """Layers after which no position is left: every output depends on the whole input."""
     import keras
 
-    from kcnn.layers.attention import CBAM, SqueezeExcite
-
     return (
-        SqueezeExcite, CBAM, keras.layers.Flatten, keras.layers.Reshape,
+        keras.layers.Flatten, keras.layers.Reshape,
         keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D,
         keras.layers.GlobalAveragePooling1D, keras.layers.GlobalMaxPooling1D,
     )
@@ -597,8 +622,8 @@ def _global_layers():
 def _layer_field(layer, field: ReceptiveField) -> ReceptiveField:
     import keras
 
-    from kcnn.layers.attention import SpatialAttention
-    from kcnn.layers.blocks import _ResidualUnit
+    from kcnn.layers.attention import CBAM, SpatialAttention, SqueezeExcite
+    from kcnn.layers.blocks import BottleneckBlock, ResidualBlock
 
     if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D,
                           keras.layers.SeparableConv2D)):
@@ -607,7 +632,11 @@ def _layer_field(layer, field: ReceptiveField) -> ReceptiveField:
         return _window_field(field, layer.pool_size, layer.strides)
     if isinstance(layer, SpatialAttention):
         return _window_field(field, (layer.kernel_size,) * 2, (1, 1))
-    if isinstance(layer, _ResidualUnit):
+    if isinstance(layer, SqueezeExcite):  # a global gate per channel (see ReceptiveField)
+        return ReceptiveField(None, field.jump, field.local)
+    if isinstance(layer, CBAM):
+        return _layer_field(layer.spatial, _layer_field(layer.channel, field))
+    if isinstance(layer, (ResidualBlock, BottleneckBlock)):
         branch = field
         for conv, _ in layer.branch:
             branch = _window_field(branch, conv.kernel_size, conv.strides, conv.dilation_rate)
@@ -615,10 +644,12 @@ def _layer_field(layer, field: ReceptiveField) -> ReceptiveField:
             branch = _layer_field(layer.attention_layer, branch)
         if not layer.skip:
             return branch
-        shortcut = ReceptiveField(field.size, tuple(j * layer.stride for j in field.jump))
+        shortcut = ReceptiveField(
+            field.size, tuple(j * layer.stride for j in field.jump), field.local
+        )
         return _merge_fields([branch, shortcut])
     if isinstance(layer, _global_layers()):
-        return ReceptiveField(None, field.jump)
+        return ReceptiveField(None, field.jump, None)
     if isinstance(layer, _pointwise_layers()):
         return field
     raise ValueError(
@@ -627,30 +658,16 @@ def _layer_field(layer, field: ReceptiveField) -> ReceptiveField:
     )
 
 
-def _call_tensors(layer, known):
-    """The input and output tensors of the call of ``layer`` whose inputs are all in ``known``.
-
-    Keras's public ``layer.input`` is that of the layer's first call, and for a nested
-    Functional model its own inputs rather than the tensors it was called on, so the call nodes
-    are read instead (a backbone may also be called in several models).
-    """
-    import keras
-
-    for node in layer._inbound_nodes:
-        inputs = keras.tree.flatten(node.input_tensors)
-        if all(id(t) in known for t in inputs):
-            return inputs, keras.tree.flatten(node.output_tensors)
-    raise ValueError(f"layer {layer.name!r} is not connected to the inputs of the model")
-
-
 def _propagate_fields(model, input_fields, table) -> list:
     import keras
+
+    from kcnn.models.introspect import call_tensors
 
     fields = {id(t): f for t, f in zip(model.inputs, input_fields)}
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
             continue
-        input_tensors, outputs = _call_tensors(layer, fields)
+        input_tensors, outputs = call_tensors(layer, fields)
         inputs = [fields[id(t)] for t in input_tensors]
         if isinstance(layer, keras.Model):
             results = _propagate_fields(layer, inputs, table)
@@ -710,25 +727,16 @@ class LayerCost:
 
 
 def _children(layer):
-    """The sublayers of kcnn's composite layers with how many times each runs per call, or
-    ``None`` for a leaf."""
-    from kcnn.layers.attention import CBAM, SpatialAttention, SqueezeExcite
-    from kcnn.layers.blocks import _ResidualUnit
+    """The parts of kcnn's composite layers (`kcnn.models.introspect.parts`) with how many times
+    each runs per call, or ``None`` for a leaf."""
+    from kcnn.layers.attention import SqueezeExcite
 
-    if isinstance(layer, _ResidualUnit):
-        children = [sub for pair in layer.branch for sub in pair]
-        if layer.projection:
-            children += [layer.shortcut_conv, layer.shortcut_bn]
-        children += [layer.attention_layer, layer.drop_path]
-        return [(child, 1) for child in children if child is not None]
-    if isinstance(layer, SqueezeExcite):
-        calls = 2 if layer.squeeze == "avg_max" else 1  # CBAM: the same MLP on avg and max
-        return [(layer.reduce, calls), (layer.expand, calls)]
-    if isinstance(layer, SpatialAttention):
-        return [(layer.conv, 1)]
-    if isinstance(layer, CBAM):
-        return [(layer.channel, 1), (layer.spatial, 1)]
-    return None
+    if not callable(getattr(layer, "parts", None)):
+        return None
+    children = layer.parts()
+    # CBAM's channel attention runs the same MLP on the average and on the maximum.
+    calls = 2 if isinstance(layer, SqueezeExcite) and layer.squeeze == "avg_max" else 1
+    return [(child, calls) for child in children]
 
 
 def _weightless_cost_layers():

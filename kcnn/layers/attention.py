@@ -78,6 +78,10 @@ class SqueezeExcite(layers.Layer):
         self.reduce.build((None, channels))
         self.expand.build((None, channels // self.ratio))
 
+    def parts(self) -> list:
+        """The sublayers: the reducing and the expanding Dense layers (none before ``build``)."""
+        return [self.reduce, self.expand] if self.built else []
+
     def channel_weights(self, inputs):
         """The per-channel attention weights in (0, 1), shaped (batch, 1, 1, channels)."""
         logits = self.expand(self.reduce(ops.mean(inputs, axis=(1, 2))))
@@ -121,6 +125,10 @@ class SpatialAttention(layers.Layer):
             1, self.kernel_size, padding="same", name=f"{self.name}_conv", dtype=self.dtype_policy
         )
         self.conv.build((*input_shape[:3], 2))
+
+    def parts(self) -> list:
+        """The sublayers: the convolution (none before ``build``)."""
+        return [self.conv] if self.built else []
 
     def attention_map(self, inputs):
         """The attention weights in (0, 1), shaped (batch, height, width, 1)."""
@@ -169,6 +177,11 @@ class CBAM(layers.Layer):
         )
         self.channel.build(input_shape)
         self.spatial.build(input_shape)
+
+    def parts(self) -> list:
+        """The sublayers, in the order they run: the channel attention, then the spatial one
+        (none before ``build``)."""
+        return [self.channel, self.spatial] if self.built else []
 
     def call(self, inputs):
         return self.spatial(self.channel(inputs))

@@ -152,6 +152,17 @@ class _ResidualUnit(layers.Layer):
                 self.drop_path_rate, name=f"{self.name}_drop_path", dtype=self.dtype_policy
             )
 
+    def parts(self) -> list:
+        """The sublayers, in the order they run: the branch's convolutions and norms, the
+        projection shortcut's, the attention and the stochastic depth (none before ``build``)."""
+        if not self.built:
+            return []
+        found = [sub for pair in self.branch for sub in pair]
+        if self.projection:
+            found += [self.shortcut_conv, self.shortcut_bn]
+        found += [self.attention_layer, self.drop_path]
+        return [sub for sub in found if sub is not None]
+
     @staticmethod
     def _normalize(norm, x, training):
         return x if norm is None else norm(x, training=training)

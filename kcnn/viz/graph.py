@@ -23,7 +23,14 @@ import keras
 import numpy as np
 
 from kcnn import checks
-from kcnn.models import find_layer, gradcam_layer
+from kcnn.models.introspect import (
+    feature_map_layers,
+    find_layer,
+    gradcam_layer,
+    has_feature_map,
+    holds,
+    producer,
+)
 
 _PROBABILITY_ACTIVATIONS = ("softmax", "sigmoid", "log_softmax")
 _TAPPED = weakref.WeakKeyDictionary()
@@ -48,25 +55,6 @@ class ScoreSource:
         return logits
 
 
-def _is_feature_map(layer) -> bool:
-    try:
-        return len(layer.output.shape) == 4
-    except (AttributeError, ValueError):
-        return False
-
-
-def feature_map_layers(model) -> list[str]:
-    """Names of the layers with a 4D (batch, height, width, channels) output, in order, those of
-    nested sub-models included: the layers an explanation or a feature-map plot can use."""
-    names = []
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            names.extend(feature_map_layers(layer))
-        elif not isinstance(layer, keras.layers.InputLayer) and _is_feature_map(layer):
-            names.append(layer.name)
-    return names
-
-
 def feature_layer(model, name: str | None = None):
     """The layer called ``name`` (default: the model's Grad-CAM target), nested models searched.
 
@@ -85,7 +73,7 @@ def feature_layer(model, name: str | None = None):
         layer = find_layer(model, name)
     except ValueError:
         layer = None
-    if layer is None or not _is_feature_map(layer):
+    if layer is None or not has_feature_map(layer):
         raise ValueError(
             f"layer={name!r}: model {model.name!r} has no convolutional layer of that name; its "
             f"convolutional layers (4D outputs) are: {', '.join(feature_map_layers(model))}"
@@ -98,7 +86,7 @@ def _output_layer(model):
         raise ValueError(
             f"model {model.name!r} has {len(model.outputs)} outputs; kcnn.viz needs one"
         )
-    layer = model.outputs[0]._keras_history.operation
+    layer = producer(model.outputs[0])
     if isinstance(layer, keras.Model):
         return _output_layer(layer)
     return layer
@@ -128,13 +116,6 @@ def score_source(model) -> ScoreSource:
     return ScoreSource(tap=(layer, "output"))
 
 
-def _holds(model, layer) -> bool:
-    return any(
-        inner is layer or (isinstance(inner, keras.Model) and _holds(inner, layer))
-        for inner in model.layers
-    )
-
-
 def tapped_model(model, taps) -> keras.Model:
     """A model from ``model``'s input to ``[model output, *tapped values]`` sharing its weights.
 
@@ -162,7 +143,7 @@ def _build_tapped_model(model, taps) -> keras.Model:
     captured = {}
 
     def call(layer, *args, **kwargs):
-        inner = [tap for tap in taps if isinstance(layer, keras.Model) and _holds(layer, tap[0])]
+        inner = [tap for tap in taps if isinstance(layer, keras.Model) and holds(layer, tap[0])]
         if inner:
             outputs = _build_tapped_model(layer, inner)(*args, **kwargs)
             captured.update(zip(inner, outputs[1:]))

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from kcnn import checks
 from kcnn.files import atomic_path
-from kcnn.models import stage_outputs
+from kcnn.models import introspect
 from kcnn.viz.graph import feature_map_layers, feature_maps, to_numpy
 
 _TILE_INCHES = 1.2
@@ -149,28 +149,10 @@ def plot_explanations(images, heatmaps, titles=None, alpha: float = 0.4) -> Figu
     return figure
 
 
-def _kernel(layer):
-    for attribute in ("kernel", "depthwise_kernel"):
-        kernel = getattr(layer, attribute, None)
-        if kernel is not None and len(kernel.shape) == 4:
-            return kernel
-    return None
-
-
-def _conv_layers(model) -> list:
-    found = []
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            found.extend(_conv_layers(layer))
-        elif _kernel(layer) is not None:
-            found.append(layer)
-    return found
-
-
 def conv_layers(model) -> list[str]:
     """Names of the layers with a convolution kernel, in order, nested models included: the
     layers `plot_filters` can draw."""
-    return [layer.name for layer in _conv_layers(model)]
+    return [layer.name for layer in introspect.conv_layers(model)]
 
 
 def plot_filters(model, layer=None, max_filters: int = 32, max_channels: int = 8) -> Figure:
@@ -190,7 +172,7 @@ def plot_filters(model, layer=None, max_filters: int = 32, max_channels: int = 8
     Raises:
         ValueError: if the model has no such convolutional layer (the message lists them).
     """
-    convs = _conv_layers(model)
+    convs = introspect.conv_layers(model)
     if not convs:
         raise ValueError(f"model {model.name!r} has no convolutional layer")
     chosen = convs[0] if layer is None else next((c for c in convs if c.name == layer), None)
@@ -201,7 +183,7 @@ def plot_filters(model, layer=None, max_filters: int = 32, max_channels: int = 8
         )
     max_filters = checks.positive_int("max_filters", max_filters)
     max_channels = checks.positive_int("max_channels", max_channels)
-    kernel = to_numpy(_kernel(chosen))
+    kernel = to_numpy(introspect.kernel(chosen))
     height, width, channels, filters = kernel.shape
     shown = min(filters, max_filters)
     title = f"{chosen.name}: {filters} filters of {height}x{width}x{channels}"
@@ -238,9 +220,9 @@ def plot_filters(model, layer=None, max_filters: int = 32, max_channels: int = 8
 def _default_feature_layers(model) -> list[str]:
     """kcnn models: the output of each stage. Others: up to four layers evenly spread over the
     convolutional layers, first and last included."""
-    stages = stage_outputs(model)
+    stages = introspect.stage_output_layers(model)
     if stages:
-        return [tensor._keras_history.operation.name for tensor in stages.values()]
+        return stages
     names = feature_map_layers(model)
     if len(names) <= 4:
         return names
