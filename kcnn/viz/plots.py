@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 
-import keras
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
