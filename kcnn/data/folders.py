@@ -31,12 +31,19 @@ import numpy as np
 import tensorflow as tf
 
 from kcnn.data.images import (
-    ImageFileError, check_image_file, decode_image, max_image_pixels, read_image,
+    ImageFileError,
+    check_image_file,
+    decode_image,
+    max_image_pixels,
+    read_image,
 )
 from kcnn.data.info import DatasetInfo, statistics_from_sums
 from kcnn.data.splits import hold_out
+from kcnn.progress import Progress
 
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+PROGRESS_MIN_FILES = 5000  # folders with fewer files decode in seconds: no progress shown
+PROGRESS_PARTS = 20  # a larger folder is decoded in this many parts, one progress line each
 SPLIT_FOLDERS = {"train": ("train",), "validation": ("validation", "val"), "test": ("test",)}
 
 
@@ -98,8 +105,10 @@ def load_folder(folder: str, split: str, fraction: float, seed: int):
         train_indices, validation_indices = hold_out(train_labels, split, fraction, seed, folder)
     if split != "train" and own_folder is not None:
         paths, labels, scan = _readable(
-            own_folder, class_names,
-            *list_images(own_folder, class_names, allow_missing_classes=True), every_class=False,
+            own_folder,
+            class_names,
+            *list_images(own_folder, class_names, allow_missing_classes=True),
+            every_class=False,
         )
         skipped += tuple(scan.problems)
     else:
@@ -182,8 +191,7 @@ def list_images(folder: str, class_names, allow_missing_classes: bool = False) -
         found = _image_files(class_folder, read) if os.path.isdir(class_folder) else []
         if not found and not allow_missing_classes:
             raise ValueError(
-                f"class folder {class_folder!r} has no image files "
-                f"({', '.join(IMAGE_EXTENSIONS)})"
+                f"class folder {class_folder!r} has no image files ({', '.join(IMAGE_EXTENSIONS)})"
             )
         paths += found
         labels += [label] * len(found)
@@ -208,7 +216,8 @@ def decode_dataset(paths, labels, image_shape) -> tf.data.Dataset:
 def scan_images(paths: tuple) -> ImageScan:
     """Decode every file of ``paths`` once; warn once about each one that does not decode or
     whose header declares more pixels than `kcnn.data.images.max_image_pixels` (those are not
-    decoded).
+    decoded). From `PROGRESS_MIN_FILES` files on, standard error shows how many are decoded,
+    the time elapsed and about how much is left (`kcnn.progress`).
 
     Remembered for the same files with the same sizes and modification times, and limit.
     """
@@ -233,6 +242,24 @@ def _scan_cached(stamped: tuple, max_pixels: int) -> ImageScan:
     with ThreadPoolExecutor(max_workers=8) as pool:
         refusals = list(pool.map(lambda path: _header_problem(path, max_pixels), paths))
     checked = [i for i in range(count) if refusals[i] is None]
+    for index, shape, sum_, square in _measure(paths, checked):
+        readable[index] = True
+        heights[index], widths[index], channels[index] = shape[:, 0], shape[:, 1], shape[:, 2]
+        sums[index], squares[index] = sum_, square
+    problems = {
+        paths[i]: refusals[i] or _decode_problem(paths[i], max_pixels)
+        for i in np.flatnonzero(~readable)
+    }
+    for path, reason in problems.items():
+        warnings.warn(f"skipping image file {path}: {reason}", SkippedImageWarning, stacklevel=2)
+    return ImageScan(readable, heights, widths, channels, sums, squares, problems)
+
+
+def _measure(paths, checked):
+    """Decode ``paths[i]`` for each ``i`` of ``checked`` and yield, batch by batch, the indices
+    of those that decoded, their shapes, per-channel sums and sums of squares (padded to four
+    channels). A folder of `PROGRESS_MIN_FILES` files or more is decoded in `PROGRESS_PARTS`
+    parts, with a progress line before each."""
 
     def measure(index, path):
         image = decode_image(tf.io.read_file(path))
@@ -245,25 +272,27 @@ def _scan_cached(stamped: tuple, max_pixels: int) -> ImageScan:
             tf.pad(tf.reduce_sum(tf.square(pixels), axis=[0, 1]), padding),
         )
 
-    dataset = (
-        tf.data.Dataset.from_tensor_slices(
-            (np.asarray(checked, np.int64), tf.constant([paths[i] for i in checked], tf.string))
+    if len(checked) < PROGRESS_MIN_FILES:
+        parts, progress = [checked], None
+    else:
+        size = -(-len(checked) // PROGRESS_PARTS)
+        parts = [checked[start : start + size] for start in range(0, len(checked), size)]
+        progress = Progress(len(checked), "image")
+        where = os.path.commonpath([paths[i] for i in checked])
+    for part in parts:
+        if progress is not None:
+            progress.step(f"decoding {where}", size=len(part))
+        dataset = (
+            tf.data.Dataset.from_tensor_slices(
+                (np.asarray(part, np.int64), tf.constant([paths[i] for i in part], tf.string))
+            )
+            .map(measure, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+            .ignore_errors()
+            .batch(256)
         )
-        .map(measure, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
-        .ignore_errors()
-        .batch(256)
-    )
-    for index, shape, sum_, square in dataset.as_numpy_iterator():
-        readable[index] = True
-        heights[index], widths[index], channels[index] = shape[:, 0], shape[:, 1], shape[:, 2]
-        sums[index], squares[index] = sum_, square
-    problems = {
-        paths[i]: refusals[i] or _decode_problem(paths[i], max_pixels)
-        for i in np.flatnonzero(~readable)
-    }
-    for path, reason in problems.items():
-        warnings.warn(f"skipping image file {path}: {reason}", SkippedImageWarning, stacklevel=2)
-    return ImageScan(readable, heights, widths, channels, sums, squares, problems)
+        yield from dataset.as_numpy_iterator()
+    if progress is not None:
+        progress.close()
 
 
 def _header_problem(path: str, max_pixels: int) -> str | None:
@@ -348,7 +377,8 @@ def _folders_to_enter(root: str, names, top: str, read: set) -> list[str]:
             where = "a folder read already" if real in read else "a folder that holds it"
             warnings.warn(
                 f"not following the link {path}: it leads to {real}, {where}",
-                SkippedLinkWarning, stacklevel=2,
+                SkippedLinkWarning,
+                stacklevel=2,
             )
             continue
         read.add(real)
@@ -358,7 +388,8 @@ def _folders_to_enter(root: str, names, top: str, read: set) -> list[str]:
 
 def _visible_subfolders(folder: str) -> list[str]:
     return sorted(
-        name for name in os.listdir(folder)
+        name
+        for name in os.listdir(folder)
         if not name.startswith(".") and os.path.isdir(os.path.join(folder, name))
     )
 
@@ -372,7 +403,8 @@ def _image_files(folder: str, read: set) -> list[str]:
     for root, dirs, files in os.walk(folder, followlinks=True):
         dirs[:] = _folders_to_enter(root, dirs, folder, read)
         found += [
-            os.path.join(root, f) for f in sorted(files)
+            os.path.join(root, f)
+            for f in sorted(files)
             if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)
         ]
     return found

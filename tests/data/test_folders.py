@@ -228,3 +228,26 @@ def test_a_grey_bmp_in_a_grey_folder_decodes(tmp_path, rng):
     images = [image for image, _ in dataset.as_numpy_iterator()]
     bmp = np.asarray(Image.open(tmp_path / "g" / "x" / "0.bmp"))
     np.testing.assert_array_equal(images[0][..., 0], bmp)
+
+
+def test_a_large_folder_decodes_in_parts_with_progress(image_folder, monkeypatch, capsys):
+    from kcnn.data import folders
+
+    root, pixels = image_folder
+    broken = add_broken_files(root)
+    paths = tuple(sorted(pixels) + broken)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkippedImageWarning)
+        whole = folders.scan_images(paths)
+        assert "image" not in capsys.readouterr().err  # 22 files: no progress
+        folders._scan_cached.cache_clear()
+        monkeypatch.setattr(folders, "PROGRESS_MIN_FILES", 10)
+        monkeypatch.setattr(folders, "PROGRESS_PARTS", 4)
+        parts = folders.scan_images(paths)
+    for field in ("readable", "heights", "widths", "channels", "sums", "squares"):
+        np.testing.assert_array_equal(getattr(parts, field), getattr(whole, field))
+    lines = [line for line in capsys.readouterr().err.splitlines() if "image" in line]
+    checked = len(paths) - 2  # the empty and the text file are refused before decoding
+    assert lines[0] == f"image 5/{checked} (decoding {root})"
+    assert lines[3].startswith(f"image {checked}/{checked} (decoding {root}), ")
+    assert lines[4].startswith(f"{checked} images in ") and len(lines) == 5
