@@ -106,6 +106,59 @@ def load(
     )
 
 
+def training_datasets(
+    data,
+    batch_size: int,
+    *,
+    validation_data=None,
+    test_data=None,
+    validation_split: float = 0.1,
+    test: bool = True,
+    **options,
+):
+    """The batched datasets of a training run, from a data source or as given.
+
+    `kcnn.training.train` and `kcnn.transfer.train` read their data through this one function:
+    kcnn models take raw 0-255 pixels (they normalise in their first layers), so every split is
+    made with ``normalize=None``; augmentation and MixUp/CutMix reach the training split only
+    (`make_dataset` applies them there alone).
+
+    Args:
+        data: a batched ``tf.data.Dataset`` of ``(images, labels)`` (returned as it is, with
+            ``validation_data`` and ``test_data``), or anything `load` takes.
+        batch_size: the batch size of every split.
+        validation_data, test_data: batched datasets, with ``tf.data`` ``data`` only.
+        validation_split: share of the training split held out for validation (0: none).
+        test: whether to make the source's test split.
+        **options: more arguments of `kcnn.data.make_dataset` (``image_size``, ``channels``,
+            ``augment``, ``seed``, ``data_dir``, ``label_mode``, ``mixup``, ``cutmix``...).
+
+    Returns:
+        ``(train, validation, test, info)``: ``validation`` and ``test`` are None when not asked
+        for; ``info`` is the source's `DatasetInfo`, None for ``tf.data`` input.
+
+    Raises:
+        ValueError: for ``validation_data`` or ``test_data`` with a data source, and what
+            `make_dataset` raises.
+    """
+    if isinstance(data, tf.data.Dataset):
+        return data, validation_data, test_data, None
+    if validation_data is not None or test_data is not None:
+        raise ValueError(
+            "validation_data and test_data go with tf.data input; for a data source use "
+            "validation_split and test"
+        )
+    from kcnn.data.pipeline import make_dataset  # pipeline imports this module
+
+    options = dict(options, normalize=None, validation_split=validation_split)
+    train, info = make_dataset(data, batch_size, "train", **options)
+    validation = None
+    if validation_split:
+        validation, _ = make_dataset(data, batch_size, "validation", **options)
+    test_split = make_dataset(data, batch_size, "test", **options)[0] if test else None
+    return train, validation, test_split, info
+
+
 def from_arrays(train, test, split, fraction, seed, *, name, source, class_names=None):
     """The ``split`` of training arrays ``train`` and test arrays ``test`` (or ``None``).
 

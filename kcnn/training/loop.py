@@ -10,9 +10,9 @@ import sys
 import time
 
 import keras
-import tensorflow as tf
 
 from kcnn import checks
+from kcnn.data.sources import training_datasets
 from kcnn.files import jsonable
 from kcnn.training.callbacks import BEST, HISTORY, LAST, read_history, run_callbacks
 from kcnn.training.distribute import make_strategy, multi_worker_fit, strategy_name, worker_role
@@ -192,26 +192,6 @@ def build_model(name: str, info=None, model_kwargs=None):
     return kcnn.create_model(name, input_tensor=x, **kwargs)
 
 
-def _datasets(data, validation_data, test_data, batch_size, *, validation_split, augment,
-              image_size, data_dir, seed, one_hot, mixup, cutmix, test):
-    """``(train, validation, test, info)``: kcnn.data pipelines for a data source, or the
-    ``tf.data`` datasets given."""
-    if isinstance(data, tf.data.Dataset):
-        return data, validation_data, test_data, None
-    from kcnn.data import make_dataset
-
-    options = dict(
-        image_size=image_size, augment=augment, normalize=None, seed=seed, data_dir=data_dir,
-        validation_split=validation_split, label_mode="categorical" if one_hot else "int",
-    )
-    train_data, info = make_dataset(data, batch_size, "train", mixup=mixup, cutmix=cutmix, **options)
-    validation = None
-    if validation_split:
-        validation, _ = make_dataset(data, batch_size, "validation", **options)
-    test_split = make_dataset(data, batch_size, "test", **options)[0] if test else None
-    return train_data, validation, test_split, info
-
-
 def _examples_per_epoch(dataset, info) -> int | None:
     if info is not None:
         return info.num_examples
@@ -337,19 +317,17 @@ def train(
             "the model given was not built under the strategy's scope: pass a registry name or "
             "a function that builds the model, or build it inside strategy.scope()"
         )
-    if not isinstance(data, tf.data.Dataset) and (validation_data is not None or test_data is not None):
-        raise ValueError("validation_data and test_data go with tf.data input; for a data source "
-                         "use validation_split and test")
     chief, worker = worker_role(distribution)
     run = RunDirectory(out, resume=resume, overwrite=overwrite, settings=settings,
                        worker=None if chief else worker)
     run_dir = run.path
     with run:  # locked: no other process trains in run_dir meanwhile
         one_hot = bool(label_smoothing or mixup or cutmix)
-        train_data, validation, test_split, info = _datasets(
-            data, validation_data, test_data, batch_size, validation_split=validation_split,
-            augment=augment, image_size=image_size, data_dir=data_dir, seed=0 if seed is None else seed,
-            one_hot=one_hot, mixup=mixup, cutmix=cutmix, test=test,
+        train_data, validation, test_split, info = training_datasets(
+            data, batch_size, validation_data=validation_data, test_data=test_data,
+            validation_split=validation_split, test=test, image_size=image_size,
+            augment=augment, data_dir=data_dir, seed=0 if seed is None else seed,
+            label_mode="categorical" if one_hot else "int", mixup=mixup, cutmix=cutmix,
         )
         examples = _examples_per_epoch(train_data, info)
         steps = _steps_per_epoch(examples, batch_size, train_data)

@@ -20,23 +20,6 @@ from kcnn.transfer.result import TransferResult
 from kcnn.transfer.schedules import phases_of
 
 
-def _datasets(model, data, batch_size, validation_split, augment, data_dir, seed, test):
-    """Batches of raw 0-255 pixels at the model's input size, from a kcnn.data source."""
-    from kcnn.data import make_dataset
-
-    height, width, channels = model.inputs[0].shape[1:]
-    options = dict(
-        image_size=(height, width), channels=channels, normalize=None, seed=seed,
-        data_dir=data_dir, validation_split=validation_split,
-    )
-    train_data, _ = make_dataset(data, batch_size, "train", augment=augment, **options)
-    validation = None
-    if validation_split:
-        validation, _ = make_dataset(data, batch_size, "validation", **options)
-    test_data = make_dataset(data, batch_size, "test", **options)[0] if test else None
-    return train_data, validation, test_data
-
-
 def train(
     model,
     data,
@@ -97,8 +80,7 @@ def train(
         >>> result = train(model, "tfds:tf_flowers", "progressive", epochs=10)
         >>> result.test_accuracy
     """
-    import tensorflow as tf
-
+    from kcnn.data.sources import training_datasets
     from kcnn.training import train as fit
     from kcnn.training.rundir import locked
 
@@ -109,18 +91,12 @@ def train(
         check_unfreeze(backbone, phase.unfreeze)
     if train_batchnorm is None:
         train_batchnorm = batchnorm_trains(model)
-    if isinstance(data, tf.data.Dataset):
-        train_data, validation = data, validation_data
-    elif validation_data is not None or test_data is not None:
-        raise ValueError(
-            "validation_data and test_data go with tf.data input; for a data source use "
-            "validation_split and test"
-        )
-    else:
-        train_data, validation, test_data = _datasets(
-            model, data, batch_size, validation_split, augment, data_dir,
-            0 if seed is None else seed, test,
-        )
+    height, width, channels = model.inputs[0].shape[1:]
+    train_data, validation, test_data, _ = training_datasets(
+        data, batch_size, validation_data=validation_data, test_data=test_data,
+        validation_split=validation_split, test=test, image_size=(height, width),
+        channels=channels, augment=augment, data_dir=data_dir, seed=0 if seed is None else seed,
+    )
     history: dict = {}
     counts, results = [], []
     with locked(out):  # one process at a time in out, across the phases
