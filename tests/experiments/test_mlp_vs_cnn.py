@@ -75,3 +75,26 @@ def test_quick_mode_writes_the_figures(results, quick_out):
     for name in ("mlp_vs_cnn.png", "translation.png", "shifts.png"):
         assert_png(os.path.join(quick_out, name))
         assert f"]({name})" in results["markdown"]
+
+
+def _records(unshifted, shifted, max_shift=6):
+    """Two seeds of every model, shift accuracy falling linearly from unshifted to shifted."""
+    runs = {}
+    for name, params in zip(MODELS, (101_770, 9_098, 421_642)):
+        runs[name] = [{"params": params, "test_accuracy": a,
+                       "shift_accuracy": list(np.linspace(a, b, max_shift + 1))}
+                      for a, b in zip(unshifted, shifted)]
+    return {"fashion_mnist": runs}
+
+
+def _invariance_verdicts(unshifted, shifted):
+    from mlp_vs_cnn import claims
+
+    found = claims(_records(unshifted, shifted), {"mnist": "absent"}, 6)
+    return {verdict for claim, verdict, _ in found if "invariant to translation" in claim}
+
+
+def test_invariance_is_inconclusive_within_the_noise_and_fails_beyond_it():
+    assert _invariance_verdicts([0.90, 0.90], [0.90, 0.90]) == {True}
+    assert _invariance_verdicts([0.90, 0.80], [0.88, 0.78]) == {None}  # 2 points, spread 10
+    assert _invariance_verdicts([0.90, 0.90], [0.50, 0.52]) == {False}

@@ -1,0 +1,43 @@
+"""experiments/dropout_variants.py: its configurations, and a quick mode that reports the gap of
+each variant and the pruned accuracy of targeted against standard dropout."""
+
+import os
+
+import pytest
+
+from tests.experiments.conftest import assert_png, assert_report, run_quick
+
+
+@pytest.fixture(scope="module")
+def results(quick_out):
+    return run_quick("dropout_variants.py", quick_out)
+
+
+def test_configurations_cover_every_variant_once():
+    import dropout_variants
+
+    args = dropout_variants.parse_args([])
+    configs = dropout_variants.configurations(args)
+    assert list(configs) == ["no dropout", "dropout 0.2", "dropout 0.5", "dropout 0.8",
+                             "spatial dropout 0.2", "targeted dropout 0.5", "ResNet",
+                             "ResNet, DropPath 0.2"]
+    assert configs["targeted dropout 0.5"][1]["dropout_kind"] == "targeted"
+    assert dropout_variants.standard_at_targeted_rate(args) == "dropout 0.5"
+    quick = dropout_variants.parse_args(["--quick", "--rates", "0.3"])
+    assert "dropout 0.5 (for pruning)" in dropout_variants.configurations(quick)
+    with pytest.raises(ValueError, match="--rates"):
+        dropout_variants.parse_args(["--rates", "1"])
+
+
+@pytest.mark.slow
+def test_quick_mode_reports_gaps_and_pruning(results, quick_out):
+    assert_report(results, "experiments/dropout_variants.py")
+    rows = {r["configuration"]: r for r in results["results"]["Accuracy, gap and pruning"]}
+    assert rows["targeted dropout 0.5"]["acc. 90% pruned %"] != "-"
+    assert rows["no dropout"]["acc. 90% pruned %"] == "-"
+    claims = " ".join(c["claim"] for c in results["claims"])
+    for part in ("Dropout 0.5", "Spatial dropout", "DropPath", "Targeted dropout"):
+        assert part in claims
+    for name in ("curves.png", "pruning.png"):
+        assert_png(os.path.join(quick_out, name))
+        assert f"]({name})" in results["markdown"]
