@@ -17,6 +17,7 @@ from kcnn.models.efficientnet import (
 from kcnn.models.features import feature_extractor, find_layer, gradcam_layer, stage_outputs
 from kcnn.models.filters import CLASSIC_FILTERS, classic_kernel, fixed_conv2d
 from kcnn.models.inception import inception_v3
+from kcnn.models.keras_applications import from_keras_application
 from kcnn.models.lenet import lenet5
 from kcnn.models.mobilenet import mobilenet_v2
 from kcnn.models.resnet import (
@@ -32,6 +33,7 @@ from kcnn.models.resnet import (
 )
 from kcnn.models.saving import load_model
 from kcnn.models.simple import configurable_cnn, mlp, simple_cnn, tiny_cnn
+from kcnn.models.torchvision_weights import load_torchvision_weights
 from kcnn.models.vgg import tiny_vgg, vgg11, vgg13, vgg16, vgg19
 
 __all__ = [
@@ -48,11 +50,13 @@ __all__ = [
     "feature_extractor",
     "find_layer",
     "fixed_conv2d",
+    "from_keras_application",
     "gradcam_layer",
     "inception_v3",
     "layers",
     "lenet5",
     "load_model",
+    "load_torchvision_weights",
     "mlp",
     "mobilenet_v2",
     "resnet",

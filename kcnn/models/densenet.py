@@ -6,7 +6,13 @@ from __future__ import annotations
 from keras import layers
 
 from kcnn import checks
-from kcnn.layers.normalization import NORM_GROUPS, check_norm, normalization, short_name
+from kcnn.layers.normalization import (
+    BN_EPSILON,
+    NORM_GROUPS,
+    check_norm,
+    normalization,
+    short_name,
+)
 from kcnn.models.common import check_arguments, classifier, finish, global_pool, model_input
 from kcnn.models.units import UnitOptions, conv_unit
 from kcnn.registry import register_model
@@ -65,6 +71,7 @@ def densenet121(
     stem="imagenet",
     norm="batch",
     norm_groups=NORM_GROUPS,
+    bn_epsilon=BN_EPSILON,
 ):
     """DenseNet-121 (DenseNet-BC, k=32): a 7x7/2 stem of ``2 * growth_rate`` channels and a
     3x3/2 max-pool, four dense blocks of 6, 12, 24 and 16 layers (each a 1x1 bottleneck and a
@@ -86,6 +93,8 @@ def densenet121(
             convolution, no pooling: output stride 8, for 28-32 px images).
         norm: ``"batch"`` or another kind of `kcnn.layers.normalization` (``None``: biases).
         norm_groups: the groups of ``norm="group"``.
+        bn_epsilon: the normalizations' epsilon: 1e-5 as torchvision, 1.001e-5 as Keras
+            Applications (`kcnn.models.from_keras_application` sets it).
         (The other arguments are those of keras.applications.)
 
     Raises:
@@ -100,7 +109,8 @@ def densenet121(
     growth_rate = checks.positive_int("growth_rate", growth_rate)
     checks.choice("stem", stem, STEMS)
     norm, norm_groups = check_norm(norm, norm_groups)
-    options = UnitOptions(norm=norm, norm_groups=norm_groups)
+    options = UnitOptions(norm=norm, norm_groups=norm_groups,
+                          epsilon=checks.positive_number("bn_epsilon", bn_epsilon))
     shape = check_arguments(
         include_top=include_top, weights=weights, input_tensor=input_tensor,
         input_shape=input_shape, pooling=pooling, classes=classes,

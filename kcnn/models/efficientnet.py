@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from keras import layers
 
 from kcnn import checks
 from kcnn.layers.attention import check_attention
-from kcnn.layers.normalization import NORM_GROUPS, check_norm
+from kcnn.layers.normalization import BN_EPSILON, NORM_GROUPS, check_norm
 from kcnn.models.common import check_arguments, classifier, finish, global_pool, model_input
 from kcnn.models.units import (
     InvertedResidual,
@@ -48,6 +49,10 @@ VARIANTS = {
                             dropout=0.3),
 }
 FIXED = ("width_coefficient", "depth_coefficient", "resolution")
+# ImageNet's per-channel statistics of pixels in [0, 1] (RGB), with which torchvision and Keras
+# Applications standardize EfficientNet's input.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def efficientnet(
@@ -72,6 +77,8 @@ def efficientnet(
     drop_path_rate=0.2,
     dropout=0.2,
     strided_padding="symmetric",
+    bn_epsilon=BN_EPSILON,
+    include_preprocessing=False,
 ):
     """An EfficientNet of any compound coefficients; the registered variants are
     `efficientnet_b0` to `efficientnet_b3`.
@@ -102,6 +109,13 @@ def efficientnet(
         dropout: rate of the dropout before the classifier.
         strided_padding: ``"symmetric"`` (torchvision) or ``"asymmetric"`` (Keras
             Applications) padding of the stride-2 convolutions.
+        bn_epsilon: the normalizations' epsilon: 1e-5 as torchvision, 1e-3 as Keras
+            Applications (`kcnn.models.from_keras_application` sets it).
+        include_preprocessing: ``True`` takes pixels in [0, 255] and standardizes them inside
+            the model as Keras Applications' EfficientNet does: ``rescaling`` (1/255) then a
+            ``normalization`` layer holding ImageNet's mean and variance as weights (a
+            converted Keras model brings its own); RGB input only. ``False``: the model
+            takes inputs already standardized, as torchvision's.
         (The other arguments are those of keras.applications.)
 
     Raises:
@@ -121,15 +135,26 @@ def efficientnet(
     drop_path_rate = checks.fraction("drop_path_rate", drop_path_rate)
     dropout = checks.fraction("dropout", dropout)
     options = UnitOptions(norm=norm, norm_groups=norm_groups,
+                          epsilon=checks.positive_number("bn_epsilon", bn_epsilon),
                           strided_padding=strided_padding_option(strided_padding))
+    if not isinstance(include_preprocessing, bool):
+        raise ValueError(
+            f"include_preprocessing must be True or False, got {include_preprocessing!r}"
+        )
     shape = check_arguments(
         include_top=include_top, weights=weights, input_tensor=input_tensor,
         input_shape=input_shape, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation, name=name,
         default_shape=(resolution, resolution, 3), min_size=32 if stem == "imagenet" else 8,
     )
+    if include_preprocessing and shape[-1] != len(IMAGENET_MEAN):
+        raise ValueError(
+            f"include_preprocessing=True standardizes RGB images with ImageNet's statistics: "
+            f"input_shape must have 3 channels, got {shape}"
+        )
     inputs = model_input(input_tensor, shape)
-    x = conv_unit(inputs, stem_channels, 3, options, prefix="stem",
+    x = _preprocessing(inputs) if include_preprocessing else inputs
+    x = conv_unit(x, stem_channels, 3, options, prefix="stem",
                   strides=2 if stem == "imagenet" else 1, activation="swish")
     stages = [
         [(e, k, s, c, math.ceil(n * repeat)) for e, k, s, c, n in rows]
@@ -159,6 +184,19 @@ def efficientnet(
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     x = classifier(x, classes, classifier_activation, dropout=dropout)
     return finish(inputs, x, name, weights)
+
+
+def _preprocessing(x):
+    """Keras Applications' EfficientNet input layers: ``rescaling`` of [0, 255] to [0, 1], then
+    ``normalization`` by ImageNet's mean and standard deviation (its variance a weight, as in
+    Keras, so that converted models keep theirs)."""
+    x = layers.Rescaling(1 / 255, name="rescaling")(x)
+    normalize = layers.Normalization(axis=-1, name="normalization")
+    x = normalize(x)
+    normalize.adapt_mean.assign(np.array(IMAGENET_MEAN))
+    normalize.adapt_variance.assign(np.square(IMAGENET_STD))
+    normalize.finalize_state()
+    return x
 
 
 def _build(key, kwargs):

@@ -7,7 +7,7 @@ from keras import layers
 
 from kcnn import checks
 from kcnn.layers.attention import check_attention
-from kcnn.layers.normalization import NORM_GROUPS, check_norm
+from kcnn.layers.normalization import BN_EPSILON, NORM_GROUPS, check_norm
 from kcnn.models.common import check_arguments, classifier, finish, global_pool, model_input
 from kcnn.models.units import (
     InvertedResidual,
@@ -54,6 +54,7 @@ def mobilenet_v2(
     drop_path_rate=0.0,
     dropout=0.2,
     strided_padding="symmetric",
+    bn_epsilon=BN_EPSILON,
 ):
     """MobileNetV2: a 3x3/2 stem of 32 channels, 17 inverted residual blocks (1x1 expansion,
     3x3 depthwise convolution, linear 1x1 projection, ReLU6, a shortcut where the shape allows)
@@ -80,6 +81,8 @@ def mobilenet_v2(
         dropout: rate of the dropout before the classifier (0.2 in torchvision).
         strided_padding: ``"symmetric"`` (torchvision) or ``"asymmetric"`` (Keras
             Applications) padding of the stride-2 convolutions.
+        bn_epsilon: the normalizations' epsilon: 1e-5 as torchvision, 1e-3 as Keras
+            Applications (`kcnn.models.from_keras_application` sets it).
         (The other arguments are those of keras.applications.)
 
     Raises:
@@ -94,6 +97,7 @@ def mobilenet_v2(
     drop_path_rate = checks.fraction("drop_path_rate", drop_path_rate)
     dropout = checks.fraction("dropout", dropout)
     options = UnitOptions(norm=norm, norm_groups=norm_groups,
+                          epsilon=checks.positive_number("bn_epsilon", bn_epsilon),
                           strided_padding=strided_padding_option(strided_padding))
     shape = check_arguments(
         include_top=include_top, weights=weights, input_tensor=input_tensor,

@@ -153,6 +153,20 @@ class InvertedResidual:
         return layers.Add(name=f"{prefix}_add")([inputs, x])
 
 
+def inverted_residual_prefixes(model, stages: int = 5) -> list[str]:
+    """The names ``stage{s}_block{b}`` of a built model's inverted residual blocks, in the
+    order the input goes through them (what converters walk to map them to other checkpoints).
+    """
+    names = {layer.name for layer in model.layers}
+    prefixes = []
+    for stage in range(1, stages + 1):
+        block = 1
+        while f"stage{stage}_block{block}_dw_conv" in names:
+            prefixes.append(f"stage{stage}_block{block}")
+            block += 1
+    return prefixes
+
+
 def make_divisible(value: float, divisor: int = 8) -> int:
     """``value`` rounded to the nearest multiple of ``divisor``, at least ``divisor`` and never
     more than 10 % below ``value``: the channel rounding of MobileNetV2 and EfficientNet (their
