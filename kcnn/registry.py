@@ -117,6 +117,8 @@ def create_model(name: str, **kwargs):
 
     Every way of passing builder arguments (``--model-option``, ``train(model_kwargs=...)``,
     ``kcnn tune``, ``--backbone-option``) ends here, so a mistyped option is caught here once.
+    ``weights="imagenet"`` or a torchvision ``.safetensors`` state dict are loaded as
+    `kcnn.models.pretrained` says (from Keras Applications or torchvision).
 
     Raises:
         ValueError: for an unknown ``name`` (see `model_info`), or a keyword argument the builder
@@ -127,7 +129,9 @@ def create_model(name: str, **kwargs):
     """
     info = model_info(name)
     check_options(info.builder, kwargs, f"model {info.name!r}")
-    return info.builder(**kwargs)
+    from kcnn.models import pretrained  # loaded with the builders by model_info
+
+    return pretrained.build(info.name, info.builder, kwargs)
 
 
 def check_options(builder: Callable, kwargs: dict, owner: str) -> None:

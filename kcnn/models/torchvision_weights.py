@@ -28,6 +28,7 @@ from kcnn.layers.blocks import BottleneckBlock, ResidualBlock
 from kcnn.models.units import inverted_residual_prefixes
 
 IGNORED_SUFFIX = ".num_batches_tracked"  # BatchNorm2d's counter of training steps
+HEAD_PREFIXES = ("fc.", "classifier.")  # torchvision's classifier heads
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +83,8 @@ def load_torchvision_weights(model, source) -> None:
 
     Every tensor is used exactly once, every kcnn variable is filled, and everything is checked
     before anything is assigned, so a state dict that does not fit leaves the model unchanged.
+    A model built with ``include_top=False`` takes the state dict of the whole network and
+    leaves out its classifier (``fc.*`` or ``classifier.*``).
 
     Args:
         model: a kcnn ResNet (`resnet18` to `resnet152`, `resnext50_32x4d`, `wide_resnet50_2`),
@@ -107,7 +110,10 @@ def load_torchvision_weights(model, source) -> None:
     state = read_state_dict(source)
     entries = torchvision_entries(model)
     values = [(entry.variable, _converted(entry, state)) for entry in entries]
-    extra = sorted(set(state) - {entry.key for entry in entries} - ignored_keys(state))
+    unused = ignored_keys(state)
+    if not _has(model, "logits"):
+        unused |= {key for key in state if key.startswith(HEAD_PREFIXES)}
+    extra = sorted(set(state) - {entry.key for entry in entries} - unused)
     if extra:
         raise ValueError(
             f"state dict tensor {extra[0]!r} has no place in {model.name!r} "

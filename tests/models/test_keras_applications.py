@@ -118,3 +118,8 @@ def test_a_model_of_another_topology_is_refused():
     model = keras.Model(inputs, keras.layers.Conv2D(4, 3, name="conv1")(inputs))
     with pytest.raises(ValueError, match="ResNets are v1"):
         from_keras_application(model)
+
+
+def test_imagenet_weights_from_keras_applications_take_only_its_arguments():
+    with pytest.raises(ValueError, match="no option alpha, norm"):
+        kcnn.create_model("mobilenet_v2", weights="imagenet", alpha=0.5, norm="group")

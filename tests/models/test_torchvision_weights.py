@@ -561,3 +561,42 @@ def test_a_bad_source_is_refused(source):
     model, _ = small_resnet()
     with pytest.raises(ValueError, match="source"):
         kcnn.models.load_torchvision_weights(model, source)
+
+
+def test_without_top_the_classifier_of_the_state_dict_is_left_out():
+    model = kcnn.create_model("resnet18", width=0.25, input_shape=(32, 32, 3), include_top=False,
+                              pooling="avg")
+    state = resnet_state(0, False, (2, 2, 2, 2), 16)
+    kcnn.models.load_torchvision_weights(model, state)
+    np.testing.assert_allclose(numpy(model.get_layer("stem_conv").kernel),
+                               state["conv1.weight"].transpose(2, 3, 1, 0), rtol=1e-6)
+
+
+def save_state(state, path):
+    from safetensors.numpy import save_file
+
+    save_file({k: np.asarray(v, dtype="float32") for k, v in state.items()}, str(path))
+
+
+def test_create_model_takes_a_safetensors_file_or_imagenet_from_the_weights_folder(
+    tmp_path, monkeypatch
+):
+    state = resnet_state(0, False, (2, 2, 2, 2), 16)
+    save_state(state, tmp_path / "resnet18.safetensors")
+    monkeypatch.setenv("KCNN_WEIGHTS_DIR", str(tmp_path))
+    small = dict(width=0.25, input_shape=(32, 32, 3), classes=CLASSES)
+    for weights in ("imagenet", tmp_path / "resnet18.safetensors"):
+        model = kcnn.create_model("resnet18", weights=weights, **small)
+        np.testing.assert_allclose(numpy(model.get_layer("logits").bias), state["fc.bias"],
+                                   rtol=1e-6)
+
+
+def test_imagenet_weights_neither_at_hand_nor_downloadable_say_which_file_to_put_where(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("KCNN_WEIGHTS_DIR", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(ValueError, match=r"put vgg11\.safetensors .* in \$KCNN_WEIGHTS_DIR"):
+        kcnn.create_model("vgg11", weights="imagenet", fc_units=8, input_shape=(32, 32, 3))
+    with pytest.raises(ValueError, match="has no ImageNet weights"):
+        kcnn.create_model("tiny_cnn", weights="imagenet")
