@@ -15,7 +15,14 @@ Example:
 import importlib
 
 from kcnn.keras_hook import register_layers_with_keras
-from kcnn.registry import ModelInfo, create_model, list_models, model_info, register_model
+from kcnn.registry import (
+    ModelInfo,
+    create_model,
+    list_models,
+    model_facts,
+    model_info,
+    register_model,
+)
 
 __version__ = "0.1.0"
 
@@ -39,6 +46,7 @@ __all__ = [
     "create_model",
     "list_models",
     "load_model",
+    "model_facts",
     "model_info",
     "register_model",
     *_SUBMODULES,

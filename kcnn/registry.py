@@ -1,4 +1,5 @@
-"""One table of model builders: `register_model`, `create_model`, `list_models`, `model_info`.
+"""One table of model builders: `register_model`, `create_model`, `list_models`, `model_info`,
+`model_facts`.
 
 The registry itself imports nothing heavy; the built-in builders in `kcnn.models` (which import
 Keras) are loaded the first time the table is read, so `import kcnn` stays fast.
@@ -28,6 +29,9 @@ class ModelInfo:
         min_input_size: the smallest height/width the default configuration accepts.
         gradcam_layer: name of the layer whose feature maps Grad-CAM uses (``None`` for models
             without convolutional feature maps, such as the MLP).
+
+    These three are the facts of the default options, checked against the built model by the
+    tests; `model_facts` reads them from the model built with any options.
         builder: the function that builds the model.
     """
 
@@ -110,6 +114,39 @@ def model_info(name: str) -> ModelInfo:
             f"unknown model name {name!r}.{hint} Known models: {', '.join(sorted(_REGISTRY))}."
         )
     return _REGISTRY[name]
+
+
+def model_facts(name: str, **options) -> ModelInfo:
+    """The registry entry for ``name`` with the facts of the model built with ``options``.
+
+    The registered ``input_shape``, ``min_input_size`` and ``gradcam_layer`` are those of the
+    default options; options change them (``vgg16(batch_norm=True)``'s Grad-CAM layer is
+    ``stage5_relu3``, ``resnet18(stem="cifar")`` takes 8 px inputs). Here they are read from
+    what the builder does: the input shape and the Grad-CAM target
+    (`kcnn.models.introspect.gradcam_layer`) of the model built with ``options``, and the
+    smallest height and width the builder accepts with them. `kcnn models` prints these.
+
+    Raises:
+        ValueError: for an unknown ``name`` or an option the builder refuses.
+
+    Example:
+        >>> model_facts("resnet18", stem="cifar").min_input_size
+        8
+    """
+    from kcnn.models.common import InputTooSmall
+    from kcnn.models.introspect import gradcam_layer
+
+    info = model_info(name)
+    model = create_model(name, **options)
+    shape = tuple(model.input_shape[1:])
+    try:
+        create_model(name, **{**options, "input_tensor": None, "input_shape": (1, 1, shape[2])})
+        smallest = 1
+    except InputTooSmall as error:
+        smallest = error.smallest
+    return dataclasses.replace(
+        info, input_shape=shape, min_input_size=smallest, gradcam_layer=gradcam_layer(model)
+    )
 
 
 def create_model(name: str, **kwargs):

@@ -124,13 +124,23 @@ def _resolve_shape(input_tensor, input_shape, default_shape) -> tuple:
     return tuple(None if dim is None else int(dim) for dim in shape)
 
 
+class InputTooSmall(ValueError):
+    """An input height or width below what the builder accepts; ``smallest`` is the smallest
+    it accepts with these arguments (`kcnn.registry.model_facts` reads it)."""
+
+    def __init__(self, message: str, smallest: int):
+        super().__init__(message)
+        self.smallest = smallest
+
+
 def _check_size(shape, min_size, include_top, head: Head) -> None:
     height, width = shape[:2]
     for dim in (height, width):
         if dim is not None and dim < min_size:
-            raise ValueError(
+            raise InputTooSmall(
                 f"input_shape={shape} is too small for this network: height and width must be "
-                f"at least {min_size}"
+                f"at least {min_size}",
+                head.exact_size if include_top and head.exact_size is not None else min_size,
             )
     if not include_top:
         return

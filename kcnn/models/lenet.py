@@ -9,8 +9,9 @@ from kcnn.models.common import Head, check_arguments, classifier, finish, global
 from kcnn.registry import register_model
 
 PAPER = "LeCun et al., Gradient-based learning applied to document recognition, Proc. IEEE 1998"
-# 14 is the smallest input whose C3 output is at least 1x1 after S4: 14-4=10 -> 5 -> 1 -> ...
-MIN_FEATURE_SIZE = 14
+# 16 is the smallest input S4 can pool: C1 16 -> 12, S2 -> 6, C3 -> 2, S4 -> 1 (at 14, C3's
+# 1x1 output is too small for S4's 2x2 window).
+MIN_FEATURE_SIZE = 16
 
 
 @register_model(
