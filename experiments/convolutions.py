@@ -105,7 +105,8 @@ def model_kwargs(args, kind) -> dict:
 def parse_args(argv=None):
     result = parser(__doc__.split("\n\n")[0], "convolutions")
     result.add_argument("--train-size", type=int,
-                        help=f"training images (quick {QUICK['train_size']}, full {FULL['train_size']})")
+                        help=f"training images (quick {QUICK['train_size']}, "
+                        f"full {FULL['train_size']})")
     result.add_argument("--epochs", type=int,
                         help=f"epochs (quick {QUICK['epochs']}, full {FULL['epochs']})")
     result.add_argument("--channels", type=int,

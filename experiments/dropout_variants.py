@@ -11,9 +11,9 @@ networks it trains lose less accuracy when their smallest weights are pruned aft
 Every run trains, Adam 1e-3, on the same fixed subsets: `configurable_cnn` (Listing 1's stages,
 Dense 128) without dropout, with dropout ``--rates`` before the classifier, with
 ``spatial_dropout=`` after every convolution stage, and with ``dropout_kind="targeted"`` (a
-`kcnn.layers.TargetedDropout` classifier, half of each unit's weights targeted); and a ResNet (kcnn's
-generic `resnet`, CIFAR stem; the full mode's is the course's TinyResNet, width 0.25) with and
-without ``drop_path_rate=``. Measured: the
+`kcnn.layers.TargetedDropout` classifier, half of each unit's weights targeted); and a
+ResNet (kcnn's generic `resnet`, CIFAR stem; the full mode's is the course's TinyResNet, width
+0.25) with and without ``drop_path_rate=``. Measured: the
 training curves, the test accuracy, the generalisation gap (train accuracy in inference mode -
 test accuracy), and for targeted against standard dropout at the same rate, the test accuracy
 after setting 50 %, 75 % and 90 % of the classifier's weights (the layer targeted dropout acts
@@ -58,7 +58,8 @@ FULL = dict(train_size=4000, validation_size=1000, test_size=None, epochs=12, se
 def parse_args(argv=None):
     result = parser(__doc__.split("\n\n")[0], "dropout_variants")
     result.add_argument("--train-size", type=int,
-                        help=f"training images (quick {QUICK['train_size']}, full {FULL['train_size']})")
+                        help=f"training images (quick {QUICK['train_size']}, "
+                        f"full {FULL['train_size']})")
     result.add_argument("--epochs", type=int,
                         help=f"epochs (quick {QUICK['epochs']}, full {FULL['epochs']})")
     result.add_argument("--rates", type=float, nargs="+",

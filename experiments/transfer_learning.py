@@ -14,7 +14,7 @@ The course's claims, checked against measured numbers:
 
 Offline (the default) it is a real transfer experiment on data that is here: a backbone
 (TinyResNet, course Listing 4, narrowed) is pre-trained on a source task -- Fashion-MNIST classes
-0-4 (T-shirt, trouser, pullover, dress, coat) -- and its weights saved under ``saved_models/``;
+0-4 (T-shirt, trouser, pullover, dress, coat) -- and its weights saved in ``--out``;
 the target task is a different one -- classes 5-9 (sandal, shirt, sneaker, bag, ankle boot) --
 with few labels (``--sizes`` examples per class). For each size and seed, four models train on
 the same examples for the same number of epochs: ``scratch`` (same architecture, random
@@ -28,9 +28,10 @@ With ``--weights imagenet`` and a tfds or folder dataset (e.g. ``--target tfds:t
 --target-classes all --backbone MobileNetV2 --image-size 160``) the backbone is the ImageNet one
 and there is no pre-training step: the real thing, for a machine with a network.
 
-Writes ``report.md`` (command, hardware, time, table, one verdict per claim),
-``results.json``, ``val_accuracy.png`` (validation accuracy per epoch, one panel per size) and
-``test_accuracy.png`` (test accuracy against the number of labelled examples) in ``--out``.
+Writes ``report.md`` (command, hardware, the precision the models were built with, time,
+table, one verdict per claim; `kcnn.report`), ``results.json``, ``val_accuracy.png``
+(validation accuracy per epoch, one panel per size) and ``test_accuracy.png`` (test accuracy
+against the number of labelled examples) in ``--out``.
 
 Example:
     python experiments/transfer_learning.py --quick
@@ -39,7 +40,6 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import sys
@@ -47,47 +47,61 @@ import time
 
 import numpy as np
 
+from common import (
+    ACCURACY_FLOOR, fill_from_plan, open_report, parser, pct, positive, run_progress,
+    write_report,
+)
+from measures import no_worse
+
 METHODS = ("scratch", "frozen", "finetune", "progressive")
 # Budgets: every run of a size trains for the same epochs; an epoch is the labelled examples
 # repeated until it has at least ``epoch_steps`` steps, and a run has at least ``min_steps``
 # steps and ``min_epochs`` epochs.
-QUICK = dict(sizes=(20, 200), seeds=1, source_per_class=1000, source_epochs=2,
-             val_per_class=30, test_per_class=200, epoch_steps=10, min_steps=150, min_epochs=3)
+QUICK = dict(sizes=(5, 20), seeds=1, source_per_class=40, source_epochs=1, val_per_class=10,
+             test_per_class=20, epoch_steps=2, min_steps=4, min_epochs=2)
 FULL = dict(sizes=(10, 50, 200, 1000), seeds=3, source_per_class=None, source_epochs=3,
             val_per_class=100, test_per_class=None, epoch_steps=25, min_steps=500, min_epochs=5)
-NOISE_FLOOR = 0.005  # differences of accuracy below half a point are never called a win
+FEW, MEDIUM = 1000, (1000, 10000)  # the course's "few data (< 1000)", "medium (1K-10K)" images
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true",
-                        help="small sizes, one seed, short pre-training: a few minutes on 2 cores")
-    parser.add_argument("--seeds", type=int, help="seeds per size (mean ± std); 1 quick, 3 full")
-    parser.add_argument("--sizes", help="labelled examples per class, comma-separated "
+    result = parser(__doc__.split("\n\n")[0], "transfer_learning")
+    result.add_argument("--sizes", type=int, nargs="+",
+                        help="labelled examples per class "
                         f"(quick {QUICK['sizes']}, full {FULL['sizes']})")
-    parser.add_argument("--backbone", default="tiny_resnet",
+    result.add_argument("--backbone", default="tiny_resnet",
                         help="kcnn registry or Keras Applications name (default tiny_resnet)")
-    parser.add_argument("--backbone-option", action="append", default=[], metavar="KEY=VALUE",
+    result.add_argument("--backbone-option", action="append", default=[], metavar="KEY=VALUE",
                         help="backbone builder argument (default for tiny_resnet: width=0.25)")
-    parser.add_argument("--weights", default="pretrain",
-                        help="pretrain (on --source, saved under saved_models/), imagenet, or a "
-                        "weights file of the backbone")
-    parser.add_argument("--source", default="fashion_mnist", help="pre-training dataset")
-    parser.add_argument("--source-classes", default="0-4", help="its classes (default 0-4)")
-    parser.add_argument("--target", default="fashion_mnist", help="target dataset")
-    parser.add_argument("--target-classes", default="5-9", help="its classes (default 5-9; all)")
-    parser.add_argument("--image-size", type=int,
+    result.add_argument("--weights", default="pretrain",
+                        help="pretrain (on --source, saved in --out), imagenet, or a weights "
+                        "file of the backbone")
+    result.add_argument("--source", help="pre-training dataset (default: --dataset)")
+    result.add_argument("--source-classes", default="0-4", help="its classes (default 0-4)")
+    result.add_argument("--target", help="target dataset (default: --dataset; tfds:NAME or a "
+                        "folder too)")
+    result.add_argument("--target-classes", default="5-9", help="its classes (default 5-9; all)")
+    result.add_argument("--image-size", type=int,
                         help="model input height and width (default: the target's own size)")
-    parser.add_argument("--unfreeze", default="2",
+    result.add_argument("--unfreeze", default="2",
                         help="progressive: top blocks unfrozen after the head phase, or all")
-    parser.add_argument("--finetune-lr", type=float, default=1e-4,
+    result.add_argument("--finetune-lr", type=float, default=1e-4,
                         help="progressive: learning rate after the switch (default 1e-4)")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--precision", default="auto", help="kcnn.training precision (auto)")
-    parser.add_argument("--data-dir", help="folder searched first for the datasets")
-    parser.add_argument("--out", default=os.path.join("results", "transfer_learning"))
-    return parser.parse_args(argv)
+    result.add_argument("--batch-size", type=int, default=32)
+    args = result.parse_args(argv)
+    fill_from_plan(args, QUICK, FULL)
+    for key in ("seeds", "batch_size"):
+        positive(f"--{key.replace('_', '-')}", getattr(args, key))
+    for size in args.sizes:
+        positive("--sizes", size)
+    args.source = args.source or args.dataset
+    args.target = args.target or args.dataset
+    return args
+
+
+def plan_of(args) -> dict:
+    """The budget of this run: the quick or full plan with the command line's choices."""
+    return {key: getattr(args, key) for key in QUICK}
 
 
 def class_list(text: str, count: int) -> list[int]:
@@ -236,8 +250,7 @@ def pretrain(args, source: dict, plan: dict) -> dict:
     source_name = args.source.replace(":", "_").replace(os.sep, "_")
     name = (f"transfer_{args.backbone}{options}_{source_name}_{args.source_classes}_"
             f"{len(y)}x{epochs}")
-    path = transfer.save_backbone_weights(model, os.path.join("saved_models",
-                                                              f"{name}.weights.h5"))
+    path = transfer.save_backbone_weights(model, os.path.join(args.out, f"{name}.weights.h5"))
     keras.utils.clear_session(free_memory=True)
     return {"weights": path, "examples": int(len(y)), "epochs": epochs,
             "test_accuracy": result.test_accuracy, "seconds": result.seconds}
@@ -267,204 +280,182 @@ def run(args, method, target, indices, validation, test, plan, weights, seed) ->
         "test_accuracy": result.test_accuracy, "train_seconds": result.train_seconds,
         "trainable_parameters": result.trainable_parameters,
         "val_accuracy": result.history["val_accuracy"],
+        "precision": model.dtype_policy.name,
     }
 
 
+def accuracies(records, size, method) -> list[float]:
+    """Per seed: the test accuracy of ``method`` trained on ``size`` examples per class."""
+    return [r["test_accuracy"] for r in records
+            if r["per_class"] == size and r["method"] == method]
+
+
+def seconds(records, size, method) -> list[float]:
+    return [r["train_seconds"] for r in records
+            if r["per_class"] == size and r["method"] == method]
+
+
 def summarise(records) -> list[dict]:
-    """One row per (size, method): mean and std over seeds."""
+    """One row per (size, method): mean ± std over seeds."""
+    from kcnn.report import mean_std
+
     rows = []
     for size in sorted({r["per_class"] for r in records}):
         for method in METHODS:
             runs = [r for r in records if r["per_class"] == size and r["method"] == method]
-            if not runs:
-                continue
-            accuracy = np.array([r["test_accuracy"] for r in runs])
-            seconds = np.array([r["train_seconds"] for r in runs])
-            rows.append({
-                "per_class": size, "examples": runs[0]["examples"], "method": method,
-                "epochs": runs[0]["epochs"], "steps": runs[0]["steps"], "seeds": len(runs),
-                "accuracy": float(accuracy.mean()), "accuracy_std": float(accuracy.std()),
-                "seconds": float(seconds.mean()), "seconds_std": float(seconds.std()),
-                "trainable": runs[0]["trainable_parameters"],
-            })
+            if runs:
+                rows.append({
+                    "examples per class (total)": f"{size} ({runs[0]['examples']})",
+                    "method": method, "epochs (steps)": f"{runs[0]['epochs']} ({runs[0]['steps']})",
+                    "test accuracy %": pct(accuracies(records, size, method)),
+                    "training s": mean_std(seconds(records, size, method), digits=1),
+                    "trainable parameters": " → ".join(
+                        f"{n:,}" for n in runs[0]["trainable_parameters"]),
+                })
     return rows
 
 
-def _row(rows, size, method):
-    return next(r for r in rows if r["per_class"] == size and r["method"] == method)
+def _evidence(records, size, methods) -> str:
+    return ", ".join(f"{m} {pct(accuracies(records, size, m))} %" for m in methods)
 
 
-def better(a: dict, b: dict) -> str:
-    """``"yes"`` when row ``a`` is more accurate than ``b`` by more than the noise (the sum of
-    their standard deviations over seeds, at least half a point), ``"no"`` when it is less
-    accurate by that much, ``"tie"`` otherwise."""
-    margin = max(NOISE_FLOOR, a["accuracy_std"] + b["accuracy_std"])
-    difference = a["accuracy"] - b["accuracy"]
-    return "yes" if difference > margin else "no" if difference < -margin else "tie"
+def best_of(records, size, methods) -> str:
+    """The method of ``methods`` with the highest mean test accuracy at ``size``."""
+    return max(methods, key=lambda m: np.mean(accuracies(records, size, m)))
 
 
-def _points(row) -> str:
-    return f"{100 * row['accuracy']:.1f}%"
+def claims(records) -> list[tuple[str, bool | None, str]]:
+    """``(claim, verdict, evidence)`` for the course's five claims, from the runs."""
+    from kcnn.report import compare, mean_std
 
-
-def verdicts(rows) -> list[str]:
-    """One line per claim, from the measured rows."""
-    sizes = sorted({r["per_class"] for r in rows})
+    sizes = sorted({r["per_class"] for r in records})
+    examples = {size: next(r["examples"] for r in records if r["per_class"] == size)
+                for size in sizes}
     small, large = sizes[0], sizes[-1]
-    lines = []
-
-    best = max((_row(rows, small, m) for m in METHODS[1:]), key=lambda r: r["accuracy"])
-    scratch = _row(rows, small, "scratch")
-    outcome = {"yes": "holds", "tie": "not shown (within noise)", "no": "does not hold"}
-    lines.append(
-        f"1. Transfer beats scratch with little data: {outcome[better(best, scratch)]} -- at "
-        f"{small} per class, {best['method']} {_points(best)} vs scratch {_points(scratch)}."
-    )
-
-    few = [s for s in sizes if _row(rows, s, "frozen")["examples"] < 1000]
-    if few:
-        parts, holds = [], []
-        for size in few:
-            frozen = _row(rows, size, "frozen")
-            others = [_row(rows, size, m) for m in METHODS if m != "frozen"]
-            beaten = [o["method"] for o in others if better(o, frozen) == "yes"]
-            holds.append(not beaten)
-            parts.append(f"{size}/class: frozen {_points(frozen)}"
-                         + (f", beaten by {', '.join(beaten)}" if beaten else ", not beaten"))
-        verdict = "holds" if all(holds) else "does not hold" if not any(holds) else "holds in part"
-        lines.append(f"2. Few data (< 1000 images): feature extraction is best: {verdict} -- "
-                     + "; ".join(parts) + ".")
-    else:
-        lines.append("2. Few data (< 1000 images): not tested (no size below 1000 images).")
-
-    frozen, finetune = _row(rows, large, "frozen"), _row(rows, large, "finetune")
-    lines.append(
-        f"3. With more data, fine-tuning beats feature extraction: "
-        f"{outcome[better(finetune, frozen)]} -- at {large} per class "
-        f"({finetune['examples']} images), finetune {_points(finetune)} vs frozen "
-        f"{_points(frozen)}."
-    )
-
-    medium = [s for s in sizes if 1000 <= _row(rows, s, "frozen")["examples"] <= 10000]
-    if medium:
-        parts, holds = [], []
-        for size in medium:
-            progressive = _row(rows, size, "progressive")
-            ok = all(better(progressive, _row(rows, size, m)) != "no"
-                     for m in ("frozen", "finetune"))
-            holds.append(ok)
-            parts.append(f"{size}/class: progressive {_points(progressive)}, frozen "
-                         f"{_points(_row(rows, size, 'frozen'))}, finetune "
-                         f"{_points(_row(rows, size, 'finetune'))}")
-        verdict = "holds" if all(holds) else "does not hold" if not any(holds) else "holds in part"
-        lines.append("4. Medium data (1K-10K images): fine-tuning the last layers is at least as "
-                     f"good as either extreme: {verdict} -- " + "; ".join(parts) + ".")
-    else:
-        lines.append("4. Medium data (1K-10K images): not tested (no size in that range).")
-
-    ratio = finetune["seconds"] / frozen["seconds"]
-    lines.append(
-        f"5. Feature extraction trains faster: {'holds' if ratio > 1.5 else 'does not hold'} -- "
-        f"at {large} per class, frozen {frozen['seconds']:.1f} s vs finetune "
-        f"{finetune['seconds']:.1f} s of training ({ratio:.1f}x)."
-    )
-    return lines
-
-
-def table(rows) -> str:
-    lines = [
-        "| examples per class (total) | method | epochs (steps) | test accuracy "
-        "| training time (s) | trainable parameters |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        trainable = " → ".join(f"{n:,}" for n in r["trainable"])
-        lines.append(
-            f"| {r['per_class']} ({r['examples']}) | {r['method']} | {r['epochs']} "
-            f"({r['steps']}) | "
-            f"{100 * r['accuracy']:.1f}% ± {100 * r['accuracy_std']:.1f} | "
-            f"{r['seconds']:.1f} ± {r['seconds_std']:.1f} | {trainable} |"
-        )
-    return "\n".join(lines)
+    transferred = best_of(records, small, METHODS[1:])
+    found = [(
+        f"Transfer beats training from scratch with little data ({small} per class)",
+        compare(accuracies(records, small, transferred), accuracies(records, small, "scratch"),
+                ACCURACY_FLOOR),
+        _evidence(records, small, (transferred, "scratch")),
+    )]
+    for size in (s for s in sizes if examples[s] < FEW):
+        others = [compare(accuracies(records, size, m), accuracies(records, size, "frozen"),
+                          ACCURACY_FLOOR) for m in METHODS if m != "frozen"]
+        verdict = False if True in others else True if all(v is False for v in others) else None
+        found.append((
+            f"Few data (< {FEW} images): feature extraction is best ({size} per class, "
+            f"{examples[size]} images)", verdict, _evidence(records, size, METHODS),
+        ))
+    found.append((
+        f"With more data, fine-tuning beats feature extraction ({large} per class)",
+        compare(accuracies(records, large, "finetune"), accuracies(records, large, "frozen"),
+                ACCURACY_FLOOR),
+        _evidence(records, large, ("finetune", "frozen")),
+    ))
+    for size in (s for s in sizes if MEDIUM[0] <= examples[s] <= MEDIUM[1]):
+        each = [no_worse(accuracies(records, size, "progressive"), accuracies(records, size, m),
+                         ACCURACY_FLOOR) for m in ("frozen", "finetune")]
+        verdict = False if False in each else True if all(each) else None
+        found.append((
+            f"Medium data ({MEDIUM[0]:,}-{MEDIUM[1]:,} images): fine-tuning the last blocks "
+            f"(progressive) is at least as good as either extreme ({size} per class)", verdict,
+            _evidence(records, size, ("progressive", "frozen", "finetune")),
+        ))
+    frozen, finetune = seconds(records, large, "frozen"), seconds(records, large, "finetune")
+    found.append((
+        f"Feature extraction trains faster than fine-tuning ({large} per class)",
+        compare(finetune, frozen),
+        f"frozen {mean_std(frozen, digits=1)} s vs finetune {mean_std(finetune, digits=1)} s "
+        "of training",
+    ))
+    return found
 
 
 def plot_validation(records, path) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Validation accuracy per epoch, one panel per size (mean and spread over seeds)."""
+    from matplotlib.figure import Figure
 
     from kcnn.viz import save_figure
 
     sizes = sorted({r["per_class"] for r in records})
-    figure, axes = plt.subplots(1, len(sizes), figsize=(4.2 * len(sizes), 3.6), squeeze=False)
-    for ax, size in zip(axes[0], sizes):
+    figure = Figure(figsize=(4.2 * len(sizes), 3.6))
+    for index, size in enumerate(sizes):
+        axis = figure.add_subplot(1, len(sizes), index + 1)
         for method in METHODS:
             curves = np.array([r["val_accuracy"] for r in records
                                if r["per_class"] == size and r["method"] == method])
-            if not len(curves):
-                continue
             epochs = np.arange(1, curves.shape[1] + 1)
             mean = curves.mean(axis=0)
-            ax.plot(epochs, mean, label=method)
-            ax.fill_between(epochs, mean - curves.std(axis=0), mean + curves.std(axis=0),
-                            alpha=0.2)
-        ax.set_title(f"{size} labelled examples per class")
+            axis.plot(epochs, mean, label=method)
+            axis.fill_between(epochs, mean - curves.std(axis=0), mean + curves.std(axis=0),
+                              alpha=0.2)
         steps = next(r["steps"] // r["epochs"] for r in records if r["per_class"] == size)
-        ax.set_xlabel(f"epoch ({steps} steps)")
-        ax.set_ylabel("validation accuracy")
-        ax.grid(alpha=0.3)
-    axes[0][0].legend()
+        axis.set_title(f"{size} labelled examples per class")
+        axis.set_xlabel(f"epoch ({steps} steps)")
+        axis.set_ylabel("validation accuracy")
+        axis.grid(alpha=0.3)
+        if index == 0:
+            axis.legend()
     figure.tight_layout()
     return save_figure(figure, path)
 
 
-def plot_sizes(rows, path) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def plot_sizes(records, path) -> str:
+    """Test accuracy (mean ± std over seeds) against the labelled examples per class."""
+    from matplotlib.figure import Figure
 
     from kcnn.viz import save_figure
 
-    figure, ax = plt.subplots(figsize=(5.5, 4))
+    sizes = sorted({r["per_class"] for r in records})
+    figure = Figure(figsize=(5.5, 4))
+    axis = figure.add_subplot(1, 1, 1)
     for method in METHODS:
-        selected = [r for r in rows if r["method"] == method]
-        ax.errorbar([r["per_class"] for r in selected],
-                    [100 * r["accuracy"] for r in selected],
-                    yerr=[100 * r["accuracy_std"] for r in selected], marker="o", capsize=3,
-                    label=method)
-    ax.set_xscale("log")
-    ax.set_xlabel("labelled examples per class")
-    ax.set_ylabel("test accuracy (%)")
-    ax.grid(alpha=0.3)
-    ax.legend()
+        found = [100 * np.array(accuracies(records, size, method)) for size in sizes]
+        axis.errorbar(sizes, [a.mean() for a in found], yerr=[a.std() for a in found],
+                      marker="o", capsize=3, label=method)
+    axis.set_xscale("log")
+    axis.set_xlabel("labelled examples per class")
+    axis.set_ylabel("test accuracy (%)")
+    axis.grid(alpha=0.3)
+    axis.legend()
     figure.tight_layout()
     return save_figure(figure, path)
 
 
+def split_target(target, plan) -> tuple:
+    """``(validation, used indices)``: the fixed validation examples from the target's
+    training split, and the test split (taken from the training split too when the dataset
+    has none) put in ``target["test"]``."""
+    rng = np.random.default_rng(1000)
+    x, y = target["train"]
+    validation_indices = per_class(y, plan["val_per_class"], rng)
+    validation = (x[validation_indices], y[validation_indices])
+    if target["test"] is None:
+        test_indices = per_class(y, max(plan["test_per_class"] or 100, 100), rng,
+                                 exclude=validation_indices)
+        target["test"] = (x[test_indices], y[test_indices])
+        return validation, np.concatenate([validation_indices, test_indices])
+    test_x, test_y = target["test"]
+    keep = per_class(test_y, plan["test_per_class"], rng)
+    target["test"] = (test_x[keep], test_y[keep])
+    return validation, validation_indices
+
+
 def main(argv=None) -> int:
-    start = time.perf_counter()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = parse_args(argv)
-    plan = dict(QUICK if args.quick else FULL)
-    if args.seeds is not None:
-        plan["seeds"] = args.seeds
-    if args.sizes:
-        plan["sizes"] = tuple(int(s) for s in args.sizes.split(","))
-    from kcnn.cli import parse_options
-    from kcnn.files import write_json, write_text
+    report = open_report(args, "Transfer learning: scratch vs frozen vs fine-tuned vs "
+                         "progressive")
+    plan = plan_of(args)
+    from kcnn import registry
+    from kcnn.options import parse_options
 
     args.options = parse_options(args.backbone_option, "--backbone-option")
     if not args.backbone_option and args.backbone == "tiny_resnet":
         args.options = {"width": 0.25}
     args.unfreeze = args.unfreeze if args.unfreeze == "all" else int(args.unfreeze)
-    os.makedirs(args.out, exist_ok=True)
 
-    from kcnn import registry
-
-    kcnn_backbone = args.backbone in registry.list_models()
-    channels = None if kcnn_backbone else 3
+    channels = None if args.backbone in registry.list_models() else 3
     size = (args.image_size, args.image_size) if args.image_size else None
     target = class_arrays(args.target, args.target_classes, size, channels, args.data_dir)
     if args.weights == "pretrain":
@@ -476,27 +467,16 @@ def main(argv=None) -> int:
               f"{pretraining['seconds']:.0f} s; weights in {weights}", flush=True)
     else:
         pretraining, weights = None, args.weights
+    validation, used = split_target(target, plan)
 
-    rng = np.random.default_rng(1000)
     x, y = target["train"]
-    validation_indices = per_class(y, plan["val_per_class"], rng)
-    validation = (x[validation_indices], y[validation_indices])
-    if target["test"] is None:
-        test_indices = per_class(y, max(plan["test_per_class"] or 100, 100), rng,
-                                 exclude=validation_indices)
-        target["test"] = (x[test_indices], y[test_indices])
-        used = np.concatenate([validation_indices, test_indices])
-    else:
-        used = validation_indices
-        test_x, test_y = target["test"]
-        keep = per_class(test_y, plan["test_per_class"], rng)
-        target["test"] = (test_x[keep], test_y[keep])
-
     records = []
+    progress = run_progress(plan["seeds"], [(s, m) for s in plan["sizes"] for m in METHODS])
     for per_class_count in plan["sizes"]:
         for seed in range(plan["seeds"]):
             indices = per_class(y, per_class_count, np.random.default_rng(seed), exclude=used)
             for method in METHODS:
+                progress.step(f"{per_class_count}/class, seed {seed}, {method}")
                 record = run(args, method, target, indices, validation, target["test"], plan,
                              weights, seed)
                 records.append(record)
@@ -504,84 +484,54 @@ def main(argv=None) -> int:
                       f"test {record['test_accuracy']:.4f}  {record['train_seconds']:6.1f} s  "
                       f"{record['epochs']} epochs, {record['steps']} steps", flush=True)
 
-    rows = summarise(records)
-    lines = verdicts(rows)
-    val_plot = plot_validation(records, os.path.join(args.out, "val_accuracy.png"))
-    size_plot = plot_sizes(rows, os.path.join(args.out, "test_accuracy.png"))
-    elapsed = time.perf_counter() - start
-    arguments = sys.argv[1:] if argv is None else argv
-    command = " ".join(["python experiments/transfer_learning.py", *arguments])
-    write_json(os.path.join(args.out, "results.json"), {
-        "command": command, "plan": plan, "pretraining": pretraining, "records": records,
-        "rows": rows, "verdicts": lines, "seconds": elapsed})
-    report = render_report(args, plan, target, pretraining, weights, rows, lines, command,
-                           elapsed, val_plot, size_plot)
-    write_text(os.path.join(args.out, "report.md"), report)
-    print()
-    print(table(rows))
-    print()
-    print("\n".join(lines))
-    print(f"\nreport: {os.path.join(args.out, 'report.md')} ({elapsed / 60:.1f} min)")
-    return 0
+    for claim, verdict, evidence in claims(records):
+        report.claim(claim, verdict, evidence)
+    report.text(describe_setup(args, plan, target, pretraining, weights, records))
+    if args.quick:
+        report.text("Quick mode: a smoke test of the script on tiny subsets, few epochs and one "
+                    "seed; its verdicts say nothing about the course. Run without `--quick`.")
+    report.table("Test accuracy and training time", summarise(records))
+    report.figure(plot_validation(records, os.path.join(args.out, "val_accuracy.png")),
+                  "validation accuracy per epoch, one panel per size (mean and spread over "
+                  "seeds)")
+    report.figure(plot_sizes(records, os.path.join(args.out, "test_accuracy.png")),
+                  "test accuracy against the labelled examples per class")
+    report.results.update({"plan": plan, "pretraining": pretraining, "runs": records})
+    return write_report(report, args.out)
 
 
-def render_report(args, plan, target, pretraining, weights, rows, lines, command, elapsed,
-                  val_plot, size_plot) -> str:
-    from kcnn.report import describe_hardware
-    from kcnn.training import resolve_precision
-
+def describe_setup(args, plan, target, pretraining, weights, records) -> str:
+    """The report's paragraph on the backbone, the data, the budget and the precision."""
     options = ", ".join(f"{k}={v}" for k, v in args.options.items()) or "defaults"
     if pretraining:
         origin = (
             f"pre-trained from scratch on `{args.source}` classes {args.source_classes} "
             f"({pretraining['examples']} images, {pretraining['epochs']} epochs, source test "
-            f"accuracy {100 * pretraining['test_accuracy']:.1f}%, {pretraining['seconds']:.0f} s), "
-            f"weights saved to `{weights}`"
+            f"accuracy {100 * pretraining['test_accuracy']:.1f} %, {pretraining['seconds']:.0f} "
+            f"s), weights saved to `{weights}`"
         )
     else:
         origin = f"weights `{weights}`"
     unfreeze = "all blocks" if args.unfreeze == "all" else f"the top {args.unfreeze} blocks"
-    return f"""# Transfer learning: scratch vs frozen vs fine-tuned vs progressive
-
-Command: `{command}`
-
-Hardware: {describe_hardware()}; precision {resolve_precision('auto')}; load average (1 min) at
-the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (above the core count, other processes
-shared the CPU and slowed the times). Time taken: {elapsed / 60:.1f} min.
-
-## Set-up
-
-- Backbone: `{args.backbone}` ({options}), {origin}.
-- Target task: `{args.target}` classes {args.target_classes} ({', '.join(target['class_names'])}),
-  {'x'.join(map(str, target['shape']))} images; for each size, that many labelled training
-  examples per class drawn with the seed; validation: {plan['val_per_class']} per class from the
-  other training images (curves only, no model selection); test: {len(target['test'][1])}
-  images of the test split.
-- Same examples and epochs for every method of a size: an epoch is the labelled examples,
-  repeated until it has at least {plan['epoch_steps']} steps; at least {plan['min_steps']} steps
-  and {plan['min_epochs']} epochs in all; batch {args.batch_size}, Adam, constant learning rates.
-  scratch: random weights, everything at 1e-3. frozen: head only at 1e-3. finetune: everything
-  at 1e-4. progressive: head at 1e-3 for half the epochs, then {unfreeze} at
-  {args.finetune_lr:g}. BatchNormalization of pretrained backbones in inference mode.
-- {plan['seeds']} seed(s) per size: mean ± standard deviation. Training time is the time of the
-  training steps (validation excluded, graph tracing of the first step included). Trainable
-  parameters: per phase.
-
-## Results
-
-{table(rows)}
-
-![validation accuracy per epoch]({os.path.basename(val_plot)})
-
-![test accuracy against labelled examples]({os.path.basename(size_plot)})
-
-## The course's claims in these numbers
-
-A difference counts when it is larger than the sum of the two standard deviations over seeds,
-and at least {100 * NOISE_FLOOR:.1f} point.
-
-{chr(10).join('- ' + line for line in lines)}
-"""
+    built = ", ".join(sorted({r["precision"] for r in records}))
+    return (
+        f"Backbone: `{args.backbone}` ({options}), {origin}. Precision the models were built "
+        f"with: `{built}` (asked: `{args.precision}`).\n\n"
+        f"Target task: `{args.target}` classes {args.target_classes} "
+        f"({', '.join(target['class_names'])}), {'x'.join(map(str, target['shape']))} images; "
+        "for each size, that many labelled training examples per class drawn with the seed; "
+        f"validation: {plan['val_per_class']} per class from the other training images (curves "
+        f"only, no model selection); test: {len(target['test'][1])} images.\n\n"
+        "Same examples and epochs for every method of a size: an epoch is the labelled "
+        f"examples, repeated until it has at least {plan['epoch_steps']} steps; at least "
+        f"{plan['min_steps']} steps and {plan['min_epochs']} epochs in all; batch "
+        f"{args.batch_size}, Adam, constant learning rates. scratch: random weights, everything "
+        "at 1e-3. frozen: head only at 1e-3. finetune: everything at 1e-4. progressive: head at "
+        f"1e-3 for half the epochs, then {unfreeze} at {args.finetune_lr:g}. BatchNormalization "
+        f"of pretrained backbones in inference mode. Seeds 0-{plan['seeds'] - 1} per size "
+        "(mean ± std). Training time: the training steps (validation excluded, tracing of the "
+        "first step included). Trainable parameters: per phase."
+    )
 
 
 if __name__ == "__main__":

@@ -447,7 +447,8 @@ def summary_rows(records, layers, receptive) -> dict:
                 "random 10 %": pct([r["random fall"] for r in runs]),
                 "map mass on the object %": pct([r["object mass"] for r in runs]),
                 "uniform map %": pct([r["uniform object mass"] for r in runs]),
-                "ms per image": round(1000 * statistics.mean(r["seconds per image"] for r in runs), 1),
+                "ms per image": round(
+                    1000 * statistics.mean(r["seconds per image"] for r in runs), 1),
             })
     return {"model": model_rows, "filters": filter_rows, "depths": depth_rows,
             "explanations": explanation_rows}

@@ -45,7 +45,8 @@ FULL = dict(train_size=5000, validation_size=1000, test_size=None, epochs=10, se
 def parse_args(argv=None):
     result = parser(__doc__.split("\n\n")[0], "weight_decay")
     result.add_argument("--train-size", type=int,
-                        help=f"training images (quick {QUICK['train_size']}, full {FULL['train_size']})")
+                        help=f"training images (quick {QUICK['train_size']}, "
+                        f"full {FULL['train_size']})")
     result.add_argument("--epochs", type=int,
                         help=f"epochs (quick {QUICK['epochs']}, full {FULL['epochs']})")
     result.add_argument("--l2", type=float, nargs="+",

@@ -1,17 +1,20 @@
-"""experiments/transfer_learning.py: its budget, sampling and verdict logic, and --quick end to end."""
+"""experiments/transfer_learning.py: its budget, sampling and claims, and --quick end to end."""
 
 import importlib.util
-import json
 import os
+import sys
 
 import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+EXPERIMENTS = os.path.join(ROOT, "experiments")
 
 
 def _experiment():
-    path = os.path.join(ROOT, "experiments", "transfer_learning.py")
+    if EXPERIMENTS not in sys.path:  # the script imports its shared modules as `common`...
+        sys.path.insert(0, EXPERIMENTS)
+    path = os.path.join(EXPERIMENTS, "transfer_learning.py")
     spec = importlib.util.spec_from_file_location("transfer_learning_experiment", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -49,67 +52,84 @@ def test_budget_gives_every_size_enough_steps():
     assert experiment.budget(5000, 32, plan) == (1, 5, 785)
 
 
-def _rows(accuracies, seconds=None, std=0.0):
-    """Summary rows for sizes {10: (scratch, frozen, finetune, progressive), ...}."""
-    rows = []
-    for size, values in accuracies.items():
-        for method, accuracy in zip(experiment.METHODS, values):
-            rows.append({
-                "per_class": size, "examples": 5 * size, "method": method, "epochs": 5,
-                "steps": 100, "seeds": 3, "accuracy": accuracy, "accuracy_std": std,
-                "seconds": (seconds or {}).get(method, 10.0), "seconds_std": 0.0,
-                "trainable": [100],
-            })
-    return rows
+def test_options_come_from_the_shared_parser_and_plans():
+    args = experiment.parse_args(["--quick", "--seeds", "2", "--dataset", "mnist"])
+    assert experiment.plan_of(args) == {**experiment.QUICK, "seeds": 2}
+    assert (args.source, args.target) == ("mnist", "mnist")
+    assert experiment.parse_args(["--sizes", "10", "400"]).sizes == [10, 400]
+    with pytest.raises(ValueError, match="--sizes"):
+        experiment.parse_args(["--sizes", "0"])
 
 
-def test_verdicts_when_the_course_is_right():
-    lines = experiment.verdicts(_rows(
-        {10: (0.50, 0.80, 0.70, 0.75), 400: (0.85, 0.80, 0.90, 0.90)},
-        seconds={"frozen": 2.0, "finetune": 10.0},
-    ))
-    assert lines[0].startswith("1. Transfer beats scratch with little data: holds")
-    assert lines[1].startswith("2. Few data (< 1000 images): feature extraction is best: holds")
-    assert lines[2].startswith("3. With more data, fine-tuning beats feature extraction: holds")
-    assert ": holds -- 400/class" in lines[3]
-    assert lines[4].startswith("5. Feature extraction trains faster: holds")
+def _records(accuracies, seconds=None, examples_per_size=None):
+    """Runs for sizes {size: {method: [accuracy per seed]}}."""
+    records = []
+    for size, methods in accuracies.items():
+        for method, values in methods.items():
+            for seed, accuracy in enumerate(values):
+                records.append({
+                    "per_class": size, "method": method, "seed": seed,
+                    "examples": (examples_per_size or {}).get(size, 5 * size),
+                    "test_accuracy": accuracy,
+                    "train_seconds": (seconds or {}).get(method, 10.0) + seed,
+                })
+    return records
 
 
-def test_verdicts_when_it_is_not_and_within_noise():
-    lines = experiment.verdicts(_rows(
-        {10: (0.80, 0.60, 0.803, 0.70), 400: (0.95, 0.70, 0.80, 0.75)}, std=0.0,
-    ))
-    assert "little data: not shown (within noise)" in lines[0]
-    assert "feature extraction is best: does not hold -- 10/class: frozen 60.0%, beaten by " \
-           "scratch, finetune, progressive" in lines[1]
-    assert ": does not hold -- 400/class: progressive 75.0%" in lines[3]
-    assert lines[4].startswith("5. Feature extraction trains faster: does not hold")
-    noisy = experiment.verdicts(_rows({10: (0.5, 0.8, 0.7, 0.7), 40: (0.8, 0.8, 0.9, 0.9)},
-                                      std=0.06))
-    assert "fine-tuning beats feature extraction: not shown (within noise)" in noisy[2]
-    assert "4. Medium data (1K-10K images): not tested" in noisy[3]
+def _verdicts(records):
+    return {claim.split(" (")[0]: verdict for claim, verdict, _ in experiment.claims(records)}
+
+
+def test_claims_when_the_course_is_right():
+    verdicts = _verdicts(_records(
+        {10: {"scratch": [0.50, 0.52], "frozen": [0.80, 0.81], "finetune": [0.70, 0.71],
+              "progressive": [0.75, 0.74]},
+         400: {"scratch": [0.85, 0.85], "frozen": [0.80, 0.80], "finetune": [0.90, 0.90],
+               "progressive": [0.90, 0.91]}},
+        seconds={"frozen": 2.0, "finetune": 10.0}))
+    assert set(verdicts.values()) == {True}
+    assert len(verdicts) == 5  # 50 and 2,000 images: one "few data", one "medium data" claim
+
+
+def test_claims_when_it_is_not_and_within_noise():
+    verdicts = _verdicts(_records(
+        {10: {"scratch": [0.80, 0.80], "frozen": [0.60, 0.61], "finetune": [0.803, 0.80],
+              "progressive": [0.70, 0.70]},
+         400: {"scratch": [0.95, 0.95], "frozen": [0.70, 0.70], "finetune": [0.80, 0.80],
+               "progressive": [0.75, 0.75]}}))
+    assert verdicts["Transfer beats training from scratch with little data"] is None
+    assert verdicts["Few data"] is False
+    assert verdicts["Medium data"] is False
+    assert verdicts["Feature extraction trains faster than fine-tuning"] is None
+    noisy = _verdicts(_records(
+        {10: {m: [0.6, 0.8] for m in experiment.METHODS},
+         40: {"scratch": [0.8, 0.8], "frozen": [0.7, 0.9], "finetune": [0.75, 0.95],
+              "progressive": [0.8, 0.8]}}))
+    assert noisy["With more data, fine-tuning beats feature extraction"] is None
+    assert not any(claim.startswith("Medium data") for claim in noisy)  # 200 images: none
 
 
 @pytest.mark.slow
-def test_quick_mode_writes_the_report(tmp_path, monkeypatch):
+def test_quick_mode_writes_the_report(tmp_path):
     from kcnn.data import load
+    from tests.experiments.conftest import assert_png, assert_report, run_quick
 
     try:
         load("fashion_mnist", "test", download=False)
     except FileNotFoundError:
         pytest.skip("Fashion-MNIST is not on this machine")
-    monkeypatch.chdir(tmp_path)
-    out = tmp_path / "report"
-    assert experiment.main(["--quick", "--out", str(out)]) == 0
-    report = (out / "report.md").read_text()
-    assert "Command: `python experiments/transfer_learning.py --quick --out" in report
-    for method in experiment.METHODS:
-        assert f"| 20 (100) | {method} |" in report and f"| 200 (1000) | {method} |" in report
-    for claim in range(1, 6):
-        assert f"\n- {claim}. " in report
-    results = json.loads((out / "results.json").read_text())
-    assert len(results["records"]) == 8
-    assert os.path.isfile(results["pretraining"]["weights"])
-    assert all(0.0 <= r["test_accuracy"] <= 1.0 for r in results["records"])
-    assert (out / "val_accuracy.png").stat().st_size > 0
-    assert (out / "test_accuracy.png").stat().st_size > 0
+    results = run_quick("transfer_learning.py", tmp_path)
+    assert_report(results, "experiments/transfer_learning.py")
+    rows = results["results"]["Test accuracy and training time"]
+    assert [(r["examples per class (total)"], r["method"]) for r in rows] == [
+        (size, method) for size in ("5 (25)", "20 (100)") for method in experiment.METHODS]
+    claims = [c["claim"] for c in results["claims"]]
+    assert len(claims) == 5 and claims[0].startswith("Transfer beats training from scratch")
+    runs = results["results"]["runs"]
+    assert len(runs) == 8 and all(0.0 <= r["test_accuracy"] <= 1.0 for r in runs)
+    built = {r["precision"] for r in runs}
+    assert f"Precision the models were built with: `{', '.join(sorted(built))}`" in \
+        results["markdown"]
+    assert os.path.isfile(results["results"]["pretraining"]["weights"])
+    for name in ("val_accuracy.png", "test_accuracy.png"):
+        assert_png(tmp_path / name)
