@@ -100,6 +100,19 @@ def activation_statistics(model, images, layer_names, training: bool) -> dict:
     return result
 
 
+def largest_drop(runs) -> list[float]:
+    """Per run (a `common.run` record): the largest fall of validation accuracy below its best
+    earlier value, the instability of training that batch normalization is said to remove."""
+    drops = []
+    for r in runs:
+        best, drop = 0.0, 0.0
+        for v in r["val_accuracy"]:
+            best = max(best, v)
+            drop = max(drop, best - v)
+        drops.append(drop)
+    return drops
+
+
 def no_worse(a, b, floor: float = 0.0) -> bool | None:
     """Whether the values ``a`` (one per seed) are at least as large as ``b``: the verdict of a
     claim of no loss ("invariant", "at least as good"), which `kcnn.report.compare` alone

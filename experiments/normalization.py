@@ -10,9 +10,10 @@ batch sizes of 2-4 images, where batch normalization degrades.
 
 Every run trains `configurable_cnn` (Listing 1's stages, ``--filters``, no dropout) with
 ``norm=`` each kind, Adam, on the same fixed subsets. Measured per configuration and seed: the
-validation accuracy after each epoch (convergence), the test accuracy at the course's learning
-rate and at ``--high-lr``, the test accuracy lost when every initial kernel is multiplied by
-``--init-scale``, and the test accuracy at ``--small-batch`` against ``--batch-size``. For the
+validation accuracy after each epoch (convergence, and stability: its largest fall below its
+best earlier epoch), the test accuracy at the course's learning rate and at ``--high-lr``, the
+test accuracy lost when every initial kernel is multiplied by ``--init-scale``, and the test
+accuracy at ``--small-batch`` against ``--batch-size``. For the
 figure, the mean and standard deviation of each stage's output (after its ReLU), with and
 without batch norm, at initialization and after training, computed on one batch with the
 normalization layers using that batch's statistics (as in training). A difference counts only
@@ -36,6 +37,7 @@ from common import (
     ACCURACY_FLOOR, dataset_splits, fill_from_plan, mean_curve, open_report, parser, pct,
     positive, run, run_progress, values, write_report,
 )
+from measures import largest_drop
 
 MODEL = "configurable_cnn"
 NORMS = (None, "batch", "layer", "group", "instance")
@@ -182,6 +184,15 @@ def claims(args, records) -> list[tuple[str, bool | None, str]]:
         found.append((f"Batch normalization allows a higher learning rate ({rate:g}): better "
                       "test accuracy than without it", compare(accuracy(a), accuracy(b),
                                                                ACCURACY_FLOOR), evidence(a, b)))
+        falls = {n: largest_drop(records[n]) for n in (a, b)}
+        found.append((
+            f"Batch normalization stabilises training at lr {rate:g} (a smaller largest fall of "
+            "validation accuracy below its best earlier epoch)",
+            compare([-v for v in falls[a]], [-v for v in falls[b]], ACCURACY_FLOOR),
+            f"{a} {pct(falls[a])} vs {b} {pct(falls[b])} points; diverged "
+            f"{sum(r['diverged'] for r in records[a])} vs "
+            f"{sum(r['diverged'] for r in records[b])} runs",
+        ))
     lost = {norm: [p - s for p, s in zip(accuracy(norm),
                                          accuracy(f"{norm}, init x{args.init_scale:g}"))]
             for norm in ("batch", "none")}

@@ -39,6 +39,7 @@ from common import (
     ACCURACY_FLOOR, dataset_splits, epochs_to, fill_from_plan, mean_curve, open_report, parser, pct,
     positive, run, run_progress, values, write_report,
 )
+from measures import largest_drop
 
 CNN = "configurable_cnn"
 RESNET = "tiny_resnet"
@@ -181,7 +182,7 @@ def claims(configs, records, args) -> list[tuple[str, bool | None, str]]:
         test_better(f"Batch normalization allows a higher learning rate ({high:g}): better test "
                     "accuracy than without it", bn_high, base_high)
         if {base_high, bn_high} <= names:
-            falls = {n: _largest_drop(records[n]) for n in (bn_high, base_high)}
+            falls = {n: largest_drop(records[n]) for n in (bn_high, base_high)}
             found.append((
                 f"Batch normalization stabilises training at lr {high:g} (largest fall of "
                 "validation accuracy below its best earlier epoch)",
@@ -204,18 +205,6 @@ def claims(configs, records, args) -> list[tuple[str, bool | None, str]]:
         test_better(f"DropPath {max(args.drop_path)} improves the ResNet's test accuracy",
                     dropped, "ResNet")
     return found
-
-
-def _largest_drop(runs) -> list[float]:
-    """Per run: the largest fall of validation accuracy below its best earlier value."""
-    drops = []
-    for r in runs:
-        best, drop = 0.0, 0.0
-        for v in r["val_accuracy"]:
-            best = max(best, v)
-            drop = max(drop, best - v)
-        drops.append(drop)
-    return drops
 
 
 def plot_summary(configs, records, path) -> str:

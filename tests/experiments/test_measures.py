@@ -57,3 +57,10 @@ def test_no_worse_holds_only_when_the_seeds_rule_out_a_loss():
     assert no_worse([0.99], [0.90], floor=0.005) is True
     with pytest.raises(ValueError, match="both sides"):
         no_worse([], [0.9])
+
+
+def test_largest_drop_is_the_worst_fall_below_an_earlier_best():
+    from measures import largest_drop
+
+    runs = [{"val_accuracy": [0.5, 0.8, 0.6, 0.7, 0.9]}, {"val_accuracy": [0.5, 0.6, 0.7]}]
+    assert largest_drop(runs) == pytest.approx([0.2, 0.0])

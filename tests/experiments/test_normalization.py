@@ -32,7 +32,7 @@ def test_configurations_change_one_setting_each_from_the_norms_plain_run():
 def test_quick_mode_reports_every_claim_and_the_activations(results, quick_out):
     assert_report(results, "experiments/normalization.py")
     claims = " ".join(c["claim"] for c in results["claims"])
-    for part in ("accelerates convergence", "higher learning rate", "initialization",
+    for part in ("accelerates convergence", "higher learning rate", "stabilises", "initialization",
                  "Group norm keeps its accuracy at batch size 4"):
         assert part in claims
     rows = results["results"]["Activations per stage (mean ± std over seeds)"]
