@@ -38,7 +38,7 @@ def assert_same_outputs(application, size, pixels=1.0, **kwargs):
     expected = numpy(reference(images, training=False))
     np.testing.assert_allclose(numpy(model(images, training=False)), expected,
                                rtol=1e-5, atol=1e-5)
-    assert np.abs(expected).max() > 0.05
+    assert np.abs(expected).max() > 100 * 1e-5  # large enough for the tolerance to tell
     return model
 
 
@@ -83,7 +83,9 @@ def test_vgg16_computes_the_same_probabilities():
 
 @pytest.mark.slow
 def test_vgg19_without_top_gives_the_same_pooled_features():
-    model = assert_same_outputs(keras.applications.VGG19, 32, include_top=False, pooling="avg")
+    # Nineteen ReLU layers shrink random features to about 1e-4 per unit pixel: raw pixels.
+    model = assert_same_outputs(keras.applications.VGG19, 32, pixels=255.0, include_top=False,
+                                pooling="avg")
     assert model.name == "vgg19" and model.output_shape == (None, 512)
 
 
