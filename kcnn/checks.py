@@ -1,8 +1,9 @@
 """Argument checks shared by the whole package: one implementation of each.
 
 Every public function of kcnn checks its arguments before doing any work, and a bad one raises a
-``ValueError`` that names the argument and the value received (see DESIGN.md). The checks here
-are those the package needs again and again: integers and numbers within bounds.
+`kcnn.errors.UserError` (a ``ValueError``) that names the argument and the value received (see
+DESIGN.md); its ``argument`` attribute is that name. The checks here are those the package
+needs again and again: integers and numbers within bounds.
 
 Two rules hold everywhere:
 
@@ -12,8 +13,8 @@ Two rules hold everywhere:
   return Python ``int`` and ``float``, so the values stay JSON-serialisable in model configs and
   run records.
 
-The module imports NumPy only (no TensorFlow, no Keras), so `kcnn.models` can use it on any
-Keras backend.
+The module imports NumPy and `kcnn.errors` only (no TensorFlow, no Keras), so `kcnn.models` can
+use it on any Keras backend.
 
 Example:
     >>> from kcnn import checks
@@ -22,12 +23,14 @@ Example:
     >>> checks.positive_int("epochs", 0)
     Traceback (most recent call last):
     ...
-    ValueError: epochs must be a positive integer, got 0
+    kcnn.errors.UserError: epochs must be a positive integer, got 0
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from kcnn.errors import UserError
 
 __all__ = [
     "choice",
@@ -69,7 +72,7 @@ def integer(name: str, value, low: int | None = None, high: int | None = None) -
         ``value`` as a Python ``int``.
 
     Raises:
-        ValueError: ``"{name} must be an integer >= {low}, got {value!r}"`` (or ``from {low}
+        UserError: ``"{name} must be an integer >= {low}, got {value!r}"`` (or ``from {low}
             to {high}``, ``<= {high}``) for a bool, a non-integer or a value out of bounds.
 
     Example:
@@ -89,7 +92,7 @@ def integer(name: str, value, low: int | None = None, high: int | None = None) -
             bounds = f" <= {high}"
         else:
             bounds = ""
-        raise ValueError(f"{name} must be an integer{bounds}, got {value!r}")
+        raise UserError(f"{name} must be an integer{bounds}, got {value!r}", name)
     return int(value)
 
 
@@ -100,21 +103,21 @@ def positive_int(name: str, value) -> int:
         ``value`` as a Python ``int``.
 
     Raises:
-        ValueError: ``"{name} must be a positive integer, got {value!r}"``.
+        UserError: ``"{name} must be a positive integer, got {value!r}"``.
 
     Example:
         >>> positive_int("batch_size", np.int64(32))
         32
     """
     if not is_integer(value) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise UserError(f"{name} must be a positive integer, got {value!r}", name)
     return int(value)
 
 
 def _number(name: str, value, inside: bool, what: str) -> float:
     """``value`` as a float when ``inside`` (it is a number within the bounds), else raise."""
     if not inside:
-        raise ValueError(f"{name} must be {what}, got {value!r}")
+        raise UserError(f"{name} must be {what}, got {value!r}", name)
     return float(value)
 
 
@@ -125,7 +128,7 @@ def positive_number(name: str, value) -> float:
         ``value`` as a Python ``float``.
 
     Raises:
-        ValueError: ``"{name} must be a positive number, got {value!r}"``.
+        UserError: ``"{name} must be a positive number, got {value!r}"``.
     """
     return _number(name, value, is_number(value) and value > 0, "a positive number")
 
@@ -137,7 +140,7 @@ def non_negative_number(name: str, value) -> float:
         ``value`` as a Python ``float``.
 
     Raises:
-        ValueError: ``"{name} must be a number >= 0, got {value!r}"``.
+        UserError: ``"{name} must be a number >= 0, got {value!r}"``.
     """
     return _number(name, value, is_number(value) and value >= 0, "a number >= 0")
 
@@ -152,7 +155,7 @@ def fraction(name: str, value) -> float:
         ``value`` as a Python ``float``.
 
     Raises:
-        ValueError: ``"{name} must be a number in [0, 1), got {value!r}"``.
+        UserError: ``"{name} must be a number in [0, 1), got {value!r}"``.
 
     Example:
         >>> fraction("dropout", 0.5)
@@ -168,7 +171,7 @@ def probability(name: str, value) -> float:
         ``value`` as a Python ``float``.
 
     Raises:
-        ValueError: ``"{name} must be a number in [0, 1], got {value!r}"``.
+        UserError: ``"{name} must be a number in [0, 1], got {value!r}"``.
     """
     return _number(name, value, is_number(value) and 0 <= value <= 1, "a number in [0, 1]")
 
@@ -180,7 +183,7 @@ def choice(name: str, value, choices):
         ``value`` unchanged.
 
     Raises:
-        ValueError: ``"{name} must be one of {choices}, got {value!r}"``.
+        UserError: ``"{name} must be one of {choices}, got {value!r}"``.
 
     Example:
         >>> choice("norm", "group", ("batch", "group", None))
@@ -189,4 +192,4 @@ def choice(name: str, value, choices):
     choices = tuple(choices)
     if (value is None or isinstance(value, str)) and value in choices:
         return value
-    raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    raise UserError(f"{name} must be one of {choices}, got {value!r}", name)

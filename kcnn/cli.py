@@ -2,23 +2,53 @@
 
 Each sub-command has an ``_add_<name>_command`` function that declares its arguments and a
 ``_run_<name>`` function that does the work; heavy imports happen inside the ``_run_`` functions
-so ``kcnn --help`` is instant. Errors a user can fix (an unknown model, missing data) print one
-line and exit with status 1, without a traceback; a bad flag or flag value (``--l1 -1``) prints
-one line and exits with status 2, argparse's status for usage errors.
+so ``kcnn --help`` is instant. The flags several commands share (which data, how it is read,
+precision and XLA) are declared once, in the ``_add_*_flags`` functions.
+
+Errors: a mistake the user can fix (`kcnn.errors.UserError`: an unknown model, missing data)
+prints one line and exits with status 1, without a traceback; a bad flag or flag value
+(``--l1 -1``, ``--model-option norm=bogus``) prints one line and exits with status 2, argparse's
+status for usage errors. Any other exception is a bug: it goes through with its traceback, after
+one line asking for a report.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import os
 import sys
 
 from kcnn import checks
+from kcnn.errors import UserError
+from kcnn.options import parse_options
+
+__all__ = ["CommandError", "UsageError", "build_parser", "main", "parse_options"]
+
+_BUG_REPORT = (
+    "kcnn: unexpected error, a bug in kcnn or in how it uses a library: please report it to "
+    "the kcnn maintainers with the command you ran and the traceback below"
+)
+_JIT_COMPILE = {"auto": "auto", "on": True, "off": False}
+_PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 
 
-class CommandError(Exception):
-    """An error the user can fix; printed as one line by `main`."""
+class CommandError(UserError):
+    """A mistake the user can fix, found by the command itself; printed as one line by `main`."""
+
+
+class UsageError(CommandError):
+    """A flag value the command refuses after parsing it (a ``--model-option`` value the builder
+    refuses): printed as argparse prints its own usage errors, one line, exit status 2.
+
+    Args:
+        flag: the flag that gave the value, e.g. ``"--model-option"``.
+        message: what is wrong with it.
+    """
+
+    def __init__(self, flag: str, message: str):
+        super().__init__(f"argument {flag}: {message}")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -47,6 +77,71 @@ def _checked(check, name: str, read=float):
     return parse
 
 
+@contextlib.contextmanager
+def _values_of(flag: str, options: dict):
+    """Turn a `UserError` about one of ``options`` (given with ``flag``) into a `UsageError`:
+    the bad value came from that flag. Builders check their options when the model is built."""
+    try:
+        yield
+    except UserError as error:
+        if error.argument is not None and error.argument in options:
+            raise UsageError(flag, str(error)) from error
+        raise
+
+
+def _add_data_flags(parser, *, dataset=None, batch_size, held_out=True, training=True,
+                    preset=False, image_size_help="resize images to this height and width"):
+    """The flags that say which images a command reads and how.
+
+    ``--dataset`` (required when ``dataset`` is None, else its default), ``--data-dir``,
+    ``--batch-size``; with ``held_out`` ``--image-size`` and ``--validation-split``; with
+    ``training`` ``--augment`` and ``--no-test``. With ``preset`` (``kcnn train``) a flag left
+    out is None, so that the preset's value, else `kcnn.training.train`'s default, applies; the
+    help shows the default either way.
+    """
+    given = (lambda value: None) if preset else (lambda value: value)
+    if dataset is None:
+        parser.add_argument("--dataset", required=True,
+                            help="dataset name, 'tfds:NAME' or image folder")
+    else:
+        parser.add_argument("--dataset", default=given(dataset),
+                            help=f"dataset name, 'tfds:NAME' or image folder (default {dataset})")
+    parser.add_argument("--data-dir", help="folder searched first for the dataset files")
+    parser.add_argument("--batch-size", type=_checked(checks.positive_int, "batch_size", int),
+                        default=given(batch_size), help=f"batch size (default {batch_size})")
+    if held_out:
+        parser.add_argument("--image-size", type=_checked(checks.positive_int, "image_size", int),
+                            help=image_size_help)
+        parser.add_argument("--validation-split", default=given(0.1),
+                            type=_checked(checks.fraction, "validation_split"),
+                            help="share of the training split held out for validation "
+                            "(default 0.1)")
+    if training:
+        parser.add_argument("--augment",
+                            help="augmentation preset: none, light, standard, strong")
+        parser.add_argument("--no-test", action="store_true",
+                            help="skip the final evaluation on the test split (data without one)")
+
+
+def _add_options_flag(parser, flag: str, example: str):
+    """A repeatable ``KEY=VALUE`` flag of builder arguments (read by `kcnn.options.parse_options`;
+    a value the builder refuses is a usage error, see `_values_of`)."""
+    parser.add_argument(flag, action="append", default=[], metavar="KEY=VALUE",
+                        help=f"a builder argument, e.g. {example} (repeatable)")
+
+
+def _add_hardware_flags(parser, *, preset=False):
+    """``--precision``, ``--jit-compile`` and ``--seed``, default auto, auto and 0 (None with
+    ``preset``, as in `_add_data_flags`)."""
+    parser.add_argument("--precision", choices=_PRECISIONS, default=None if preset else "auto",
+                        help="default auto: the fastest the hardware supports")
+    parser.add_argument("--jit-compile", choices=tuple(_JIT_COMPILE),
+                        default=None if preset else "auto", help="XLA (default auto: on GPU only)")
+    seed = _checked(functools.partial(checks.integer, low=0), "seed", int)
+    parser.add_argument("--seed", type=seed, default=None if preset else 0,
+                        help="seed of the weights, the data and the search (default 0)")
+
+
 def _add_models_command(subparsers):
     parser = subparsers.add_parser(
         "models", help="list every registered model with its parameters and input shape",
@@ -56,8 +151,7 @@ def _add_models_command(subparsers):
         "--model-option, the models that take every option, built with them.",
     )
     parser.add_argument("--family", help="only the models of this family (e.g. resnet, vgg)")
-    parser.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
-                        help="a builder argument, e.g. norm=group or conv=separable (repeatable)")
+    _add_options_flag(parser, "--model-option", "norm=group or conv=separable")
     parser.set_defaults(run=_run_models)
 
 
@@ -85,7 +179,8 @@ def _run_models(args):
     print("-" * len(header))
     for name in names:
         info = kcnn.model_info(name)
-        model = kcnn.create_model(name, **options)
+        with _values_of("--model-option", options):
+            model = kcnn.create_model(name, **options)
         params = sum(int(keras.ops.size(w)) for w in model.trainable_weights)
         shape = "x".join(str(d) for d in model.input_shape[1:])
         print(
@@ -313,30 +408,20 @@ def _add_train_command(subparsers):
         "TensorBoard logs, curves.png and run.json; a run killed at any moment continues with "
         "--resume. Flags left out take the preset's values (--preset), else kcnn's defaults.",
     )
-    parser.add_argument("--preset", help="a named recipe (e.g. fashion-fast); other flags override it")
+    parser.add_argument("--preset",
+                        help="a named recipe (e.g. fashion-fast); other flags override it")
     parser.add_argument("--model", help="registry name (see `kcnn models`; default simple_cnn)")
-    parser.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
-                        help="a builder argument, e.g. stem=cifar or width=0.5 (repeatable)")
-    parser.add_argument("--dataset", help="dataset name, 'tfds:NAME' or image folder "
-                        "(default fashion_mnist)")
-    parser.add_argument("--data-dir", help="folder searched first for the dataset files")
+    _add_options_flag(parser, "--model-option", "stem=cifar or width=0.5")
+    _add_data_flags(parser, dataset="fashion_mnist", batch_size=128, preset=True)
     parser.add_argument("--epochs", type=_checked(checks.positive_int, "epochs", int),
                         help="epochs (default 10)")
-    parser.add_argument("--batch-size", type=_checked(checks.positive_int, "batch_size", int),
-                        help="global batch size (default 128)")
-    parser.add_argument("--augment", help="augmentation preset: none, light, standard, strong")
-    parser.add_argument("--image-size", type=_checked(checks.positive_int, "image_size", int),
-                        help="resize images to this height and width")
-    parser.add_argument("--validation-split", type=_checked(checks.fraction, "validation_split"),
-                        help="share of the training split held out for validation (default 0.1)")
-    parser.add_argument("--no-test", action="store_true",
-                        help="skip the final evaluation on the test split (data without one)")
     parser.add_argument("--optimizer", choices=("adam", "sgd"), help="default adam")
     parser.add_argument("--lr", type=_checked(checks.positive_number, "learning_rate"),
                         help="(peak) learning rate (default 1e-3 adam, 0.1 sgd)")
     parser.add_argument("--schedule", choices=("constant", "plateau", "cosine", "onecycle"),
                         help="learning-rate schedule (default constant)")
-    parser.add_argument("--weight-decay", type=_checked(checks.non_negative_number, "weight_decay"),
+    parser.add_argument("--weight-decay",
+                        type=_checked(checks.non_negative_number, "weight_decay"),
                         help="decoupled weight decay (default 0)")
     parser.add_argument("--l1", type=_checked(checks.non_negative_number, "l1"),
                         help="L1 penalty on the kernels, for sparse weights (default 0)")
@@ -344,17 +429,12 @@ def _add_train_command(subparsers):
                         help="L2 penalty on the kernels (default 0)")
     parser.add_argument("--label-smoothing", type=_checked(checks.fraction, "label_smoothing"),
                         help="default 0")
-    parser.add_argument("--early-stopping", type=_checked(checks.positive_int, "early_stopping", int),
-                        metavar="PATIENCE",
+    parser.add_argument("--early-stopping", metavar="PATIENCE",
+                        type=_checked(checks.positive_int, "early_stopping", int),
                         help="stop after PATIENCE epochs without a better validation loss")
-    parser.add_argument("--precision", choices=("auto", "float32", "mixed_float16", "mixed_bfloat16"),
-                        help="default auto: the fastest the hardware supports")
-    parser.add_argument("--jit-compile", choices=("auto", "on", "off"),
-                        help="XLA (default auto: on GPU only)")
+    _add_hardware_flags(parser, preset=True)
     parser.add_argument("--strategy", choices=("auto", "default", "mirrored", "multiworker"),
                         help="tf.distribute strategy (default auto; multiworker reads TF_CONFIG)")
-    parser.add_argument("--seed", type=_checked(functools.partial(checks.integer, low=0), "seed", int),
-                        help="default 0")
     parser.add_argument("--deterministic", action="store_true", default=None,
                         help="enable TensorFlow op determinism (identical weights run to run)")
     parser.add_argument("--out", help="run directory (default saved_models/MODEL-DATASET)")
@@ -378,29 +458,6 @@ _TRAIN_FLAGS = {
 }
 
 
-def parse_options(pairs, flag: str = "--model-option") -> dict:
-    """``{key: value}`` from ``KEY=VALUE`` strings, each value read as a Python literal
-    (``0.5``, ``True``, ``"cifar"``, ``(3, 3)``) or else kept as text -- the ``--model-option``
-    and ``--backbone-option`` flags of the commands and of the experiments.
-
-    Raises:
-        CommandError: for a string without ``=`` or without a key; the message names ``flag``.
-    """
-    import ast
-
-    options = {}
-    for pair in pairs or ():
-        key, sep, text = pair.partition("=")
-        if not sep or not key.strip():
-            raise CommandError(f"{flag} must be KEY=VALUE, got {pair!r}")
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            value = text
-        options[key.strip()] = value
-    return options
-
-
 def _train_arguments(args) -> dict:
     from kcnn.training import preset
 
@@ -410,7 +467,7 @@ def _train_arguments(args) -> dict:
         if value is not None:
             arguments[name] = value
     if args.jit_compile is not None:
-        arguments["jit_compile"] = {"auto": "auto", "on": True, "off": False}[args.jit_compile]
+        arguments["jit_compile"] = _JIT_COMPILE[args.jit_compile]
     if args.augment == "none":
         arguments["augment"] = None
     if args.no_test:
@@ -432,7 +489,8 @@ def _train_arguments(args) -> dict:
 def _default_out(arguments) -> str:
     """``saved_models/MODEL-DATASET``, the run directory when ``--out`` is not given."""
     dataset = os.path.basename(os.path.normpath(str(arguments.get("data", "fashion_mnist"))))
-    return os.path.join("saved_models", f"{arguments.get('model', 'simple_cnn')}-{dataset.replace(':', '_')}")
+    model = arguments.get("model", "simple_cnn")
+    return os.path.join("saved_models", f"{model}-{dataset.replace(':', '_')}")
 
 
 def _recorded_settings(run_dir) -> dict:
@@ -453,7 +511,8 @@ def _run_train(args):
     model, data = arguments.pop("model"), arguments.pop("data")
     print(f"kcnn: training {model} on {data} -> {arguments['out']}", flush=True)
     try:
-        result = train(model, data, **arguments)
+        with _values_of("--model-option", parse_options(args.model_option)):
+            result = train(model, data, **arguments)
     except TrainingDiverged as error:
         raise CommandError(str(error)) from error
     except OSError as error:
@@ -471,9 +530,15 @@ def _save_curves(result) -> str:
     from kcnn import viz
     from kcnn.training.rundir import CURVES
 
-    curves = {k: v for k, v in result.history.items() if k.replace("val_", "") in ("loss", "accuracy")}
-    path = os.path.join(result.run_dir, CURVES)
-    return viz.save_figure(viz.plot_history(curves), path)
+    return viz.save_figure(_curves_figure(result.history), os.path.join(result.run_dir, CURVES))
+
+
+def _curves_figure(history):
+    """The loss and accuracy curves (training and validation) of a run's ``history``."""
+    from kcnn import viz
+
+    curves = {k: v for k, v in history.items() if k.replace("val_", "") in ("loss", "accuracy")}
+    return viz.plot_history(curves)
 
 
 def _add_evaluate_command(subparsers):
@@ -484,10 +549,8 @@ def _add_evaluate_command(subparsers):
         "the model's input, as `kcnn train` feeds them.",
     )
     parser.add_argument("model", help="the .keras model file")
-    parser.add_argument("--dataset", required=True, help="dataset name, 'tfds:NAME' or image folder")
+    _add_data_flags(parser, batch_size=256, held_out=False, training=False)
     parser.add_argument("--split", choices=("train", "validation", "test"), default="test")
-    parser.add_argument("--data-dir", help="folder searched first for the dataset files")
-    parser.add_argument("--batch-size", type=int, default=256)
     parser.set_defaults(run=_run_evaluate)
 
 
@@ -582,39 +645,30 @@ def _add_transfer_command(subparsers):
     parser.add_argument("--backbone", required=True,
                         help="Keras Applications name (ResNet50, MobileNetV2, EfficientNetB0...) "
                         "or kcnn registry name (resnet18, tiny_resnet...)")
-    parser.add_argument("--dataset", required=True,
-                        help="dataset name, 'tfds:NAME' or image folder")
+    _add_data_flags(parser, batch_size=32, image_size_help="height and width of the model's "
+                    "input (default the backbone's: 224 for Keras Applications)")
     parser.add_argument("--strategy", choices=("frozen", "finetune", "progressive"),
                         default="progressive", help="default progressive")
     parser.add_argument("--weights", default="imagenet",
                         help="imagenet (Keras Applications; downloaded once), none, or a weights "
                         "file of the backbone (default imagenet)")
-    parser.add_argument("--epochs", type=int, default=10, help="epochs of all phases (default 10)")
-    parser.add_argument("--head-epochs", type=int,
+    parser.add_argument("--epochs", type=_checked(checks.positive_int, "epochs", int), default=10,
+                        help="epochs of all phases (default 10)")
+    parser.add_argument("--head-epochs", type=_checked(checks.positive_int, "head_epochs", int),
                         help="progressive: epochs of the head alone (default half)")
     parser.add_argument("--unfreeze", default="all",
                         help="progressive: blocks unfrozen after the head phase, or all (default)")
-    parser.add_argument("--lr", type=float, help="learning rate of the head (default 1e-3)")
-    parser.add_argument("--finetune-lr", type=float, help="learning rate when the backbone "
-                        "trains (default 1e-4 finetune, 1e-5 progressive)")
-    parser.add_argument("--batch-size", type=int, default=32, help="default 32")
-    parser.add_argument("--image-size", type=int, help="height and width of the model's input "
-                        "(default the backbone's: 224 for Keras Applications)")
-    parser.add_argument("--augment", help="augmentation preset: none, light, standard, strong")
-    parser.add_argument("--validation-split", type=float, default=0.1,
-                        help="share of the training split held out for validation (default 0.1)")
-    parser.add_argument("--no-test", action="store_true",
-                        help="do not evaluate on a test split (for datasets without one)")
-    parser.add_argument("--dropout", type=float, default=0.2, help="before the new head (0.2)")
-    parser.add_argument("--backbone-option", action="append", default=[], metavar="KEY=VALUE",
-                        help="a backbone builder argument, e.g. stem=cifar or alpha=0.5")
-    parser.add_argument("--precision", choices=("auto", "float32", "mixed_float16", "mixed_bfloat16"),
-                        default="auto", help="default auto: the fastest the hardware supports")
-    parser.add_argument("--jit-compile", choices=("auto", "on", "off"), default="auto",
-                        help="XLA (default auto: on GPU only)")
-    parser.add_argument("--seed", type=int, default=0, help="default 0")
-    parser.add_argument("--data-dir", help="folder searched first for the dataset files")
-    parser.add_argument("--out", help="run folder (default saved_models/transfer-BACKBONE-DATASET)")
+    parser.add_argument("--lr", type=_checked(checks.positive_number, "learning_rate"),
+                        help="learning rate of the head (default 1e-3)")
+    parser.add_argument("--finetune-lr", type=_checked(checks.positive_number, "learning_rate"),
+                        help="learning rate when the backbone trains (default 1e-4 finetune, "
+                        "1e-5 progressive)")
+    parser.add_argument("--dropout", type=_checked(checks.fraction, "dropout"), default=0.2,
+                        help="before the new head (default 0.2)")
+    _add_options_flag(parser, "--backbone-option", "stem=cifar or alpha=0.5")
+    _add_hardware_flags(parser)
+    parser.add_argument("--out",
+                        help="run folder (default saved_models/transfer-BACKBONE-DATASET)")
     parser.add_argument("--overwrite", action="store_true",
                         help="delete the runs already in --out and start again")
     parser.set_defaults(run=_run_transfer)
@@ -638,7 +692,7 @@ def _run_transfer(args):
         args.strategy, args.epochs, learning_rate=args.lr or transfer.HEAD_LEARNING_RATE,
         finetune_learning_rate=args.finetune_lr, head_epochs=args.head_epochs, unfreeze=unfreeze,
     )
-    with precision_policy(args.precision):
+    with precision_policy(args.precision), _values_of("--backbone-option", options):
         model = transfer.build(args.backbone, info.num_classes, args.strategy, weights=weights,
                                input_shape=shape, dropout=args.dropout, backbone_options=options)
     dataset = os.path.basename(os.path.normpath(args.dataset)).replace(":", "_")
@@ -651,14 +705,13 @@ def _run_transfer(args):
             validation_split=args.validation_split, test=not args.no_test,
             augment=None if args.augment == "none" else args.augment, data_dir=args.data_dir,
             seed=args.seed, out=out, overwrite=args.overwrite,
-            jit_compile={"auto": "auto", "on": True, "off": False}[args.jit_compile],
+            jit_compile=_JIT_COMPILE[args.jit_compile],
         )
     except TrainingDiverged as error:
         raise CommandError(str(error)) from error
     path = os.path.join(out, "model.keras")
     save_model(result.model, path)
-    curves = {k: v for k, v in result.history.items() if k.replace("val_", "") in ("loss", "accuracy")}
-    curves_path = viz.save_figure(viz.plot_history(curves), os.path.join(out, "curves.png"))
+    curves_path = viz.save_figure(_curves_figure(result.history), os.path.join(out, "curves.png"))
     print()
     print(result.summary())
     print(f"model file   {path} (takes raw 0-255 pixels)")
@@ -687,30 +740,21 @@ def _add_tune_command(subparsers):
         "KERASTUNER_ORACLE_PORT set, and a shared --out.",
     )
     parser.add_argument("--space", choices=("cnn", "resnet"), default="cnn", help="default cnn")
-    parser.add_argument("--dataset", default="fashion_mnist",
-                        help="dataset name, 'tfds:NAME' or image folder (default fashion_mnist)")
-    parser.add_argument("--data-dir", help="folder searched first for the dataset files")
+    _add_data_flags(parser, dataset="fashion_mnist", batch_size=128, training=False)
     parser.add_argument("--tuner", choices=("random", "hyperband", "bayesian"),
                         default="hyperband", help="default hyperband")
-    parser.add_argument("--max-trials", type=int, default=10,
+    parser.add_argument("--max-trials", type=_checked(checks.positive_int, "max_trials", int),
+                        default=10,
                         help="number of trials (for hyperband, a cap on its schedule; default 10)")
-    parser.add_argument("--epochs", type=int, default=10,
+    parser.add_argument("--epochs", type=_checked(checks.positive_int, "epochs", int), default=10,
                         help="most epochs of a trial (hyperband's max_epochs; default 10)")
-    parser.add_argument("--patience", type=int, default=3,
-                        help="early stopping's patience on the objective (default 3)")
+    parser.add_argument("--patience", type=_checked(checks.positive_int, "patience", int),
+                        default=3, help="early stopping's patience on the objective (default 3)")
     parser.add_argument("--objective", default="val_accuracy", help="default val_accuracy")
     parser.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
                         help="fix a hyperparameter of the space, e.g. conv_blocks=3, "
                         "norm=batch, augment=light (repeatable)")
-    parser.add_argument("--batch-size", type=int, default=128, help="default 128")
-    parser.add_argument("--image-size", type=int, help="resize images to this height and width")
-    parser.add_argument("--validation-split", type=float, default=0.1,
-                        help="share of the training split held out for validation (default 0.1)")
-    parser.add_argument("--precision", choices=("auto", "float32", "mixed_float16", "mixed_bfloat16"),
-                        default="auto", help="default auto: the fastest the hardware supports")
-    parser.add_argument("--jit-compile", choices=("auto", "on", "off"), default="auto",
-                        help="XLA (default auto: on GPU only)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the oracle and the data")
+    _add_hardware_flags(parser)
     parser.add_argument("--out", default=os.path.join("results", "tune"),
                         help="folder of the searches (default results/tune)")
     parser.add_argument("--project", help="the search's sub-folder (default SPACE_TUNER)")
@@ -749,7 +793,7 @@ def _run_tune(args):
     info = data.info
     hypermodel = tuning.SPACES[args.space](
         info, precision=args.precision,
-        jit_compile={"auto": "auto", "on": True, "off": False}[args.jit_compile],
+        jit_compile=_JIT_COMPILE[args.jit_compile],
     )
     project = args.project or f"{args.space}_{args.tuner}"
     print(f"kcnn: {args.tuner} search of the {args.space} space on {info.name} "
@@ -794,21 +838,55 @@ def build_parser() -> argparse.ArgumentParser:
     _add_explain_command(subparsers)
     _add_visualize_command(subparsers)
     _add_export_command(subparsers)
+    for command in subparsers.choices.values():
+        command.set_defaults(parser=command)  # `main` reports usage errors through it
     return parser
 
 
 def main(argv=None) -> int:
+    """Run the ``kcnn`` command with ``argv`` (default ``sys.argv[1:]``) and return its exit
+    status: 0, 1 for a mistake the user can fix (one line), 130 when interrupted.
+
+    A bad flag or flag value ends with ``SystemExit(2)`` after one line, as argparse does. Any
+    other exception -- a bug -- is raised again after one line asking for a report, so that its
+    traceback is shown.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
-    except (CommandError, ValueError, FileNotFoundError) as error:
-        print(f"kcnn: error: {error}", file=sys.stderr)
-        return 1
+    except UsageError as error:
+        args.parser.error(str(error))
     except KeyboardInterrupt:
         print("kcnn: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:
+        if not _is_user_error(error):
+            print(_BUG_REPORT, file=sys.stderr)
+            raise
+        print(f"kcnn: error: {error}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _is_user_error(error: Exception) -> bool:
+    """Whether ``error`` is a mistake the user can fix rather than a bug.
+
+    A `kcnn.errors.UserError` is one. So is a ``ValueError`` or ``FileNotFoundError`` raised by
+    kcnn's own code (the innermost frame of its traceback is in the ``kcnn`` package): kcnn
+    raises ``ValueError`` only for bad input (DESIGN.md), and modules that validate input without
+    `kcnn.checks` still raise plain ``ValueError``. The same types raised inside Keras,
+    TensorFlow or NumPy are bugs: kcnn checks what it passes them.
+    """
+    if isinstance(error, UserError):
+        return True
+    if not isinstance(error, (ValueError, FileNotFoundError)) or error.__traceback__ is None:
+        return False
+    frame = error.__traceback__
+    while frame.tb_next is not None:
+        frame = frame.tb_next
+    module = frame.tb_frame.f_globals.get("__name__", "")
+    return module == "kcnn" or module.startswith("kcnn.")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import tensorflow as tf
 from kcnn.data.info import DatasetInfo, pixel_statistics
 from kcnn.data.named import NAMED_DATASETS, load_named
 from kcnn.data.splits import check_split, hold_out
+from kcnn.errors import UserError
 
 
 def load(
@@ -144,7 +145,7 @@ def training_datasets(
     if isinstance(data, tf.data.Dataset):
         return data, validation_data, test_data, None
     if validation_data is not None or test_data is not None:
-        raise ValueError(
+        raise UserError(
             "validation_data and test_data go with tf.data input; for a data source use "
             "validation_split and test"
         )

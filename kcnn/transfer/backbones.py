@@ -16,6 +16,7 @@ import keras
 from keras import layers
 
 from kcnn import checks
+from kcnn.errors import UserError
 from kcnn.files import save_weights
 from kcnn.layers.preprocessing import ApplicationPreprocessing, keras_application
 from kcnn.models.common import classifier, global_pool, load_weights_strictly
@@ -38,23 +39,23 @@ def _check_backbone_options(options) -> dict:
     if options is None:
         return {}
     if not isinstance(options, dict):
-        raise ValueError(f"backbone_options must be a dict of builder arguments, got {options!r}")
+        raise UserError(f"backbone_options must be a dict of builder arguments, got {options!r}")
     reserved = sorted(set(options) & set(_RESERVED_OPTIONS))
     if reserved:
-        raise ValueError(
+        raise UserError(
             f"backbone_options may not set {reserved}: kcnn.transfer.build sets them (the model "
             "takes raw 0-255 pixels and the backbone's own preprocessing stays on)"
         )
     return dict(options)
 
 
-def _unknown_backbone(backbone) -> ValueError:
+def _unknown_backbone(backbone) -> UserError:
     from kcnn.registry import list_models
 
     known = list_models() + _applications()
     close = difflib.get_close_matches(str(backbone), known, n=5, cutoff=0.5)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
-    return ValueError(
+    return UserError(
         f"backbone must be a Keras Applications model name (e.g. 'ResNet50', 'MobileNetV2') or a "
         f"kcnn registry name (e.g. 'resnet18'), got {backbone!r}.{hint}"
     )
@@ -76,7 +77,7 @@ def _application_backbone(name, weights, input_shape, options):
     constructor = keras_application(name)
     check_options(constructor, options, f"backbone {name!r}")
     if input_shape is not None and (len(input_shape) != 3 or input_shape[-1] != 3):
-        raise ValueError(
+        raise UserError(
             f"input_shape must be (height, width, 3) for {name}: Keras Applications backbones "
             f"take RGB images (kcnn.data.make_dataset(..., channels=3) converts grey ones), "
             f"got {input_shape!r}"
@@ -88,7 +89,7 @@ def _application_backbone(name, weights, input_shape, options):
         except Exception as error:
             if "URL fetch failure" not in str(error):
                 raise
-            raise ValueError(
+            raise UserError(
                 f"weights='imagenet': the ImageNet weights of {name} could not be downloaded "
                 f"({error}). Without a network, copy the weights file Keras names in that URL "
                 "into $KERAS_HOME/models (default ~/.keras/models), or pass weights=<path of "
@@ -97,7 +98,7 @@ def _application_backbone(name, weights, input_shape, options):
     if weights is not None and not (
         isinstance(weights, (str, os.PathLike)) and os.path.isfile(weights)
     ):
-        raise ValueError(
+        raise UserError(
             f"weights must be 'imagenet', None or the path of an existing weights file, got "
             f"{weights!r}"
         )
@@ -204,7 +205,7 @@ def save_backbone_weights(model, path) -> str:
     """
     path = os.fspath(path)
     if not path.endswith(".weights.h5"):
-        raise ValueError(f"path must end in .weights.h5, got {path!r}")
+        raise UserError(f"path must end in .weights.h5, got {path!r}")
     is_transfer = any(layer.name == "logits" for layer in model.layers)
     save_weights(backbone_of(model) if is_transfer else model, path)
     return path

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 
 from kcnn import checks
+from kcnn.errors import UserError
 from kcnn.transfer.parts import backbone_of, batchnorm_layers, blocks
 
 
@@ -64,7 +65,7 @@ def check_unfreeze(backbone, unfreeze) -> list:
     groups = blocks(backbone)
     count = len(groups) - 1
     if unfreeze != "all" and (not checks.is_integer(unfreeze) or not 0 <= unfreeze <= count):
-        raise ValueError(
+        raise UserError(
             f"unfreeze must be 'all' or a number of blocks from 0 to {count} (backbone "
             f"{backbone.name!r} has {count} blocks), got {unfreeze!r}"
         )

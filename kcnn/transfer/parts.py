@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import keras
 
+from kcnn.errors import UserError
 from kcnn.models import introspect
 
 
@@ -20,7 +21,7 @@ def backbone_of(model) -> keras.Model:
     """
     nested = introspect.nested_models(model)
     if len(nested) != 1:
-        raise ValueError(
+        raise UserError(
             f"model {model.name!r} is not a kcnn.transfer model: it holds {len(nested)} nested "
             "models, not one backbone"
         )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 
 from kcnn import checks
+from kcnn.errors import UserError
 
 STRATEGIES = ("frozen", "finetune", "progressive")
 # The course's learning rates (chapter 07, Listing 5): the new head with Adam 1e-3, the whole
@@ -27,9 +28,9 @@ PROGRESSIVE_LEARNING_RATE = 1e-5
 
 
 def check_strategy(strategy) -> None:
-    """Raise a ValueError naming ``strategy`` unless it is one of `STRATEGIES`."""
+    """Raise a UserError naming ``strategy`` unless it is one of `STRATEGIES`."""
     if strategy not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+        raise UserError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +50,7 @@ class Phase:
     def __post_init__(self):
         checks.positive_int("Phase.epochs", self.epochs)
         if self.unfreeze != "all" and (not checks.is_integer(self.unfreeze) or self.unfreeze < 0):
-            raise ValueError(
+            raise UserError(
                 f"Phase.unfreeze must be 'all' or a number of blocks >= 0, got {self.unfreeze!r}"
             )
         checks.positive_number("Phase.learning_rate", self.learning_rate)
@@ -97,7 +98,7 @@ def schedule(
     check_strategy(strategy)
     epochs = checks.positive_int("epochs", epochs)
     if strategy != "progressive" and (head_epochs is not None or unfreeze != "all"):
-        raise ValueError(
+        raise UserError(
             f"head_epochs and unfreeze belong to the 'progressive' strategy, not {strategy!r}"
         )
     if strategy == "frozen":
@@ -105,11 +106,11 @@ def schedule(
     if strategy == "finetune":
         return (Phase(epochs, "all", finetune_learning_rate or FINETUNE_LEARNING_RATE),)
     if epochs < 2:
-        raise ValueError(f"the 'progressive' strategy needs epochs >= 2, got {epochs!r}")
+        raise UserError(f"the 'progressive' strategy needs epochs >= 2, got {epochs!r}")
     if head_epochs is None:
         head_epochs = max(1, epochs // 2)
     if not checks.is_integer(head_epochs) or not 1 <= head_epochs < epochs:
-        raise ValueError(f"head_epochs must be an integer in [1, {epochs}), got {head_epochs!r}")
+        raise UserError(f"head_epochs must be an integer in [1, {epochs}), got {head_epochs!r}")
     head_epochs = int(head_epochs)
     return (
         Phase(head_epochs, 0, learning_rate),
@@ -122,15 +123,15 @@ def phases_of(strategy_or_phases, epochs) -> tuple:
     phases, checked (their epochs must add up to ``epochs`` when it is given)."""
     if isinstance(strategy_or_phases, str):
         if epochs is None:
-            raise ValueError(f"epochs is needed with strategy {strategy_or_phases!r}")
+            raise UserError(f"epochs is needed with strategy {strategy_or_phases!r}")
         return schedule(strategy_or_phases, epochs)
     phases = tuple(strategy_or_phases)
     if not phases or not all(isinstance(phase, Phase) for phase in phases):
-        raise ValueError(
+        raise UserError(
             f"schedule must be a strategy name {STRATEGIES} or a sequence of Phase, got "
             f"{strategy_or_phases!r}"
         )
     total = sum(phase.epochs for phase in phases)
     if epochs is not None and epochs != total:
-        raise ValueError(f"epochs={epochs!r} does not match the {total} epochs of the phases")
+        raise UserError(f"epochs={epochs!r} does not match the {total} epochs of the phases")
     return phases

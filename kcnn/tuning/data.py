@@ -5,6 +5,7 @@ augmentation preset the trials ask for.
 from __future__ import annotations
 
 from kcnn import checks
+from kcnn.errors import UserError
 
 AUGMENT_PRESETS = ("none", "light", "standard", "strong")
 
@@ -44,12 +45,12 @@ class SearchData:
         batch_size = checks.positive_int("batch_size", batch_size)
         self.ready = isinstance(train, tf.data.Dataset)
         if self.ready and not isinstance(validation, tf.data.Dataset):
-            raise ValueError(
+            raise UserError(
                 "validation must be a batched tf.data.Dataset when train is one, got "
                 f"{type(validation).__name__}"
             )
         if augment not in (None, *AUGMENT_PRESETS):
-            raise ValueError(f"augment must be None or one of {AUGMENT_PRESETS}, got {augment!r}")
+            raise UserError(f"augment must be None or one of {AUGMENT_PRESETS}, got {augment!r}")
         self.train = train
         self.validation = validation
         self.batch_size = batch_size
@@ -82,7 +83,7 @@ class SearchData:
         augment = self.augment if augment is None else augment
         if self.ready:
             if augment not in (None, "none"):
-                raise ValueError(
+                raise UserError(
                     f"augment={augment!r}: ready-made tf.data datasets cannot be augmented per "
                     "trial; give the search a data source (a dataset name, a folder, uint8 arrays) "
                     "or fix the augment hyperparameter to 'none'"

@@ -11,6 +11,7 @@ import time
 import keras
 import keras_tuner
 
+from kcnn.errors import UserError
 from kcnn.files import write_json
 from kcnn.tuning.results import (
     FAILED_STATUSES,
@@ -38,7 +39,7 @@ def search_role() -> str:
         return "local"
     for variable in ("KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID"):
         if not os.environ.get(variable):
-            raise ValueError(
+            raise UserError(
                 f"KERASTUNER_ORACLE_IP is set but {variable} is not: a distributed search needs "
                 "KERASTUNER_ORACLE_IP, KERASTUNER_ORACLE_PORT and KERASTUNER_TUNER_ID"
             )

@@ -9,6 +9,7 @@ import keras
 import keras_tuner
 
 from kcnn import checks
+from kcnn.errors import UserError
 from kcnn.files import save_model, write_json
 from kcnn.training import fit_verbosity
 from kcnn.tuning.data import SearchData, search_data
@@ -100,7 +101,7 @@ def search(
     """
     start = time.perf_counter()
     if tuner not in TUNERS:
-        raise ValueError(f"tuner must be one of {TUNERS}, got {tuner!r}")
+        raise UserError(f"tuner must be one of {TUNERS}, got {tuner!r}")
     epochs = checks.positive_int("epochs", epochs)
     executions_per_trial = checks.positive_int("executions_per_trial", executions_per_trial)
     max_consecutive_failures = checks.positive_int(
@@ -113,7 +114,7 @@ def search(
     hyperband_factor = checks.integer("hyperband_factor", hyperband_factor, low=2)
     role = search_role()
     if overwrite and role != "local":
-        raise ValueError("overwrite=True would delete the folder a distributed search shares")
+        raise UserError("overwrite=True would delete the folder a distributed search shares")
     data = search_data(data)
     hypermodel = _hypermodel(hypermodel, data)
     hps = keras_tuner.HyperParameters() if hyperparameters is None else hyperparameters.copy()
@@ -188,17 +189,17 @@ def _finish(search_tuner, hypermodel, role, project_dir, start) -> SearchResult:
 def _hypermodel(hypermodel, data: SearchData):
     if isinstance(hypermodel, str):
         if hypermodel not in SPACES:
-            raise ValueError(f"hypermodel must be one of {tuple(SPACES)} or a HyperModel, "
+            raise UserError(f"hypermodel must be one of {tuple(SPACES)} or a HyperModel, "
                              f"got {hypermodel!r}")
         if data.info is None:
-            raise ValueError(
+            raise UserError(
                 f"hypermodel={hypermodel!r} needs a data source to know the input shape and the "
                 f"classes; with ready-made datasets pass {SPACES[hypermodel].__name__}("
                 "input_shape=..., classes=...)"
             )
         return SPACES[hypermodel](data.info)
     if not isinstance(hypermodel, keras_tuner.HyperModel):
-        raise ValueError(
+        raise UserError(
             f"hypermodel must be a keras_tuner.HyperModel or one of {tuple(SPACES)}, got "
             f"{type(hypermodel).__name__}"
         )

@@ -14,6 +14,7 @@ import math
 import keras_tuner
 
 from kcnn import checks
+from kcnn.errors import UserError
 from kcnn.layers.attention import ATTENTION_KINDS
 from kcnn.layers.convolution import CONVS
 from kcnn.layers.normalization import NORMS
@@ -58,7 +59,7 @@ class KcnnHyperModel(keras_tuner.HyperModel, metaclass=abc.ABCMeta):
         shape = tuple(input_shape or (info.image_shape if info is not None else None)
                       or self.default_input_shape)
         if len(shape) != 3 or any(not checks.is_integer(d) or d < 1 for d in shape):
-            raise ValueError(
+            raise UserError(
                 f"input_shape must be (height, width, channels) of positive integers, got "
                 f"{shape!r} (for images of different sizes give SearchData an image_size)"
             )
@@ -115,7 +116,7 @@ class KcnnHyperModel(keras_tuner.HyperModel, metaclass=abc.ABCMeta):
         ``initial_epoch`` in ``kwargs``.
         """
         if not isinstance(data, SearchData):
-            raise ValueError(
+            raise UserError(
                 "the data of a kcnn search must be a kcnn.tuning.SearchData, got "
                 f"{type(data).__name__}"
             )
@@ -173,7 +174,7 @@ class CNNHyperModel(KcnnHyperModel):
         if max_blocks is None:
             max_blocks = max(1, min(4, allowed))
         if not checks.is_integer(max_blocks) or not 1 <= max_blocks <= allowed:
-            raise ValueError(
+            raise UserError(
                 f"max_blocks must be an integer from 1 to {allowed} for a "
                 f"{self.input_shape[0]}x{self.input_shape[1]} input, got {max_blocks!r}"
             )
@@ -182,7 +183,7 @@ class CNNHyperModel(KcnnHyperModel):
     def model_arguments(self, hp) -> dict:
         blocks = hp.Int("conv_blocks", 1, self.max_blocks, default=min(2, self.max_blocks))
         if blocks > self.max_blocks:
-            raise ValueError(
+            raise UserError(
                 f"conv_blocks={blocks} is more than max_blocks={self.max_blocks} of this space "
                 f"(a {self.input_shape[0]}x{self.input_shape[1]} input)"
             )
@@ -253,9 +254,9 @@ class ResNetHyperModel(KcnnHyperModel):
         super().__init__(info, **kwargs)
         stages = checks.integer("stages", stages, 1, 4)
         if stem not in STEMS:
-            raise ValueError(f"stem must be one of {STEMS}, got {stem!r}")
+            raise UserError(f"stem must be one of {STEMS}, got {stem!r}")
         if block not in BLOCKS:
-            raise ValueError(f"block must be one of {tuple(BLOCKS)}, got {block!r}")
+            raise UserError(f"block must be one of {tuple(BLOCKS)}, got {block!r}")
         self.stem = stem
         self.block = block
         self.stages = stages
