@@ -44,7 +44,7 @@ def test_transfer_command_trains_the_phases_and_saves_the_model(folder, tmp_path
     "flags, message",
     [
         (["--backbone", "ResNet5O"], "Did you mean: ResNet50"),
-        (["--backbone", "tiny_cnn", "--weights", "imagenet"], "weights='imagenet' is not available"),
+        (["--backbone", "tiny_cnn", "--weights", "imagenet"], "'tiny_cnn' has no ImageNet weights"),
         (["--backbone", "tiny_cnn", "--unfreeze", "top"], "--unfreeze must be an integer or 'all'"),
         (["--backbone", "tiny_cnn", "--strategy", "frozen", "--unfreeze", "1"],
          "belong to the 'progressive' strategy"),
