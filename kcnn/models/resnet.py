@@ -24,14 +24,6 @@ COURSE = "Course chapter 07, Listing 4 (after He et al., CVPR 2016)"
 STEMS = ("imagenet", "cifar")
 WIDTHS = (64, 128, 256, 512)
 
-# name: (block, blocks per stage)
-CONFIGS = {
-    "resnet18": (ResidualBlock, (2, 2, 2, 2)),
-    "resnet34": (ResidualBlock, (3, 4, 6, 3)),
-    "resnet50": (BottleneckBlock, (3, 4, 6, 3)),
-    "resnet101": (BottleneckBlock, (3, 4, 23, 3)),
-    "resnet152": (BottleneckBlock, (3, 8, 36, 3)),
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,61 +186,6 @@ _OPTIONS_DOC = """
 """
 
 
-def _register_resnet(key, params):
-    block, depths = CONFIGS[key]
-
-    @register_model(
-        key, family="resnet", paper=PAPER, input_shape=(224, 224, 3), min_input_size=32,
-        gradcam_layer=f"stage4_block{depths[-1]}",
-    )
-    def builder(
-        include_top=True,
-        weights=None,
-        input_tensor=None,
-        input_shape=None,
-        pooling=None,
-        classes=1000,
-        classifier_activation="softmax",
-        name=key,
-        stem="imagenet",
-        skip=True,
-        preact=False,
-        attention=None,
-        attention_ratio=16,
-        drop_path_rate=0.0,
-        width=1.0,
-        norm="batch",
-        norm_groups=NORM_GROUPS,
-        conv="standard",
-        groups=1,
-        width_per_group=64,
-    ):
-        options = ResNetOptions(
-            stem=stem, skip=skip, preact=preact, attention=attention,
-            attention_ratio=attention_ratio, drop_path_rate=drop_path_rate, width=width,
-            norm=norm, norm_groups=norm_groups, conv=conv, groups=groups,
-            width_per_group=width_per_group,
-        )
-        return _resnet(
-            block, depths, WIDTHS, options, default_shape=(224, 224, 3),
-            include_top=include_top, weights=weights, input_tensor=input_tensor,
-            input_shape=input_shape, pooling=pooling, classes=classes,
-            classifier_activation=classifier_activation, name=name,
-        )
-
-    builder.__name__ = builder.__qualname__ = key
-    builder.__doc__ = (
-        f"""ResNet-{key[6:]} v1.5: {'-'.join(map(str, depths))} {block.__name__}s in four stages of
-    64-128-256-512 {'bottleneck ' if block is BottleneckBlock else ''}channels, stride 2 at the
-    start of stages 2-4 (on the 3x3 convolution), no convolution bias before BN, BN epsilon 1e-5.
-
-    {params} parameters with 1000 classes, as torchvision's ``{key}``.
-    """
-        + _OPTIONS_DOC
-    )
-    return builder
-
-
 BLOCKS = {"basic": ResidualBlock, "bottleneck": BottleneckBlock}
 
 
@@ -314,12 +251,83 @@ def resnet(
 
 resnet.__doc__ += _OPTIONS_DOC
 
+# The variants: `resnet` with the paper's blocks per stage. Each takes the options of `resnet`
+# but ``depths`` and ``block`` (see its signature), like torchvision's and Keras's ResNets.
+_VARIANT_DOC = """
+    v1.5: the stride of stages 2-4 is on the 3x3 convolution, no convolution bias before BN,
+    BN epsilon 1e-5, as torchvision's.
+""" + _OPTIONS_DOC
+_FIXED = ("depths", "block")
 
-resnet18 = _register_resnet("resnet18", "11,689,512")
-resnet34 = _register_resnet("resnet34", "21,797,672")
-resnet50 = _register_resnet("resnet50", "25,557,032")
-resnet101 = _register_resnet("resnet101", "44,549,160")
-resnet152 = _register_resnet("resnet152", "60,192,808")
+
+@register_model(
+    family="resnet", paper=PAPER, input_shape=(224, 224, 3), min_input_size=32,
+    gradcam_layer="stage4_block2",
+)
+def resnet18(**kwargs):
+    """ResNet-18 (He et al., CVPR 2016): 2-2-2-2 `ResidualBlock`s in four stages of
+    64-128-256-512 channels.
+
+    11,689,512 parameters with 1000 classes, as torchvision's ``resnet18``.
+    """
+    return resnet(depths=(2, 2, 2, 2), block="basic", **{"name": "resnet18", **kwargs})
+
+
+@register_model(
+    family="resnet", paper=PAPER, input_shape=(224, 224, 3), min_input_size=32,
+    gradcam_layer="stage4_block3",
+)
+def resnet34(**kwargs):
+    """ResNet-34 (He et al., CVPR 2016): 3-4-6-3 `ResidualBlock`s in four stages of
+    64-128-256-512 channels.
+
+    21,797,672 parameters with 1000 classes, as torchvision's ``resnet34``.
+    """
+    return resnet(depths=(3, 4, 6, 3), block="basic", **{"name": "resnet34", **kwargs})
+
+
+@register_model(
+    family="resnet", paper=PAPER, input_shape=(224, 224, 3), min_input_size=32,
+    gradcam_layer="stage4_block3",
+)
+def resnet50(**kwargs):
+    """ResNet-50 (He et al., CVPR 2016): 3-4-6-3 `BottleneckBlock`s in four stages of
+    64-128-256-512 bottleneck channels (outputs four times wider).
+
+    25,557,032 parameters with 1000 classes, as torchvision's ``resnet50``.
+    """
+    return resnet(depths=(3, 4, 6, 3), block="bottleneck", **{"name": "resnet50", **kwargs})
+
+
+@register_model(
+    family="resnet", paper=PAPER, input_shape=(224, 224, 3), min_input_size=32,
+    gradcam_layer="stage4_block3",
+)
+def resnet101(**kwargs):
+    """ResNet-101 (He et al., CVPR 2016): 3-4-23-3 `BottleneckBlock`s in four stages of
+    64-128-256-512 bottleneck channels (outputs four times wider).
+
+    44,549,160 parameters with 1000 classes, as torchvision's ``resnet101``.
+    """
+    return resnet(depths=(3, 4, 23, 3), block="bottleneck", **{"name": "resnet101", **kwargs})
+
+
+@register_model(
+    family="resnet", paper=PAPER, input_shape=(224, 224, 3), min_input_size=32,
+    gradcam_layer="stage4_block3",
+)
+def resnet152(**kwargs):
+    """ResNet-152 (He et al., CVPR 2016): 3-8-36-3 `BottleneckBlock`s in four stages of
+    64-128-256-512 bottleneck channels (outputs four times wider).
+
+    60,192,808 parameters with 1000 classes, as torchvision's ``resnet152``.
+    """
+    return resnet(depths=(3, 8, 36, 3), block="bottleneck", **{"name": "resnet152", **kwargs})
+
+
+for _variant in (resnet18, resnet34, resnet50, resnet101, resnet152):
+    _variant.__doc__ += _VARIANT_DOC
+    _variant.__signature__ = variant_signature(resnet, {"name": _variant.__name__}, _FIXED)
 
 RESNEXT_PAPER = (
     "Xie, Girshick, Dollar, Tu & He, Aggregated Residual Transformations for Deep Neural "

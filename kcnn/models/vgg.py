@@ -22,6 +22,7 @@ from kcnn.models.common import (
     model_input,
     spatial_dropout,
 )
+from kcnn.models.units import variant_signature
 from kcnn.registry import register_model
 
 PAPER = "Simonyan & Zisserman, Very Deep Convolutional Networks, ICLR 2015"
@@ -137,59 +138,114 @@ _OPTIONS_DOC = """
 """
 
 
-def _register_vgg(key, configuration, gradcam_layer):
-    depths = DEPTHS[key]
-
-    @register_model(
-        key, family="vgg", paper=PAPER, input_shape=(224, 224, 3), min_input_size=32,
-        gradcam_layer=gradcam_layer,
+def vgg(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="vgg",
+    depths=DEPTHS["vgg16"],
+    norm=None,
+    batch_norm=None,
+    norm_groups=NORM_GROUPS,
+    conv="standard",
+    spatial_dropout=0.0,
+    fc_units=4096,
+    dropout=0.5,
+    dropout_kind="standard",
+):
+    """The VGG of the registered variants (Simonyan & Zisserman, ICLR 2015): five stages of
+    3x3 convolutions of 64-128-256-512-512 filters, ``depths`` (five positive integers)
+    convolutions per stage, each stage closed by a 2x2 max-pool, then FC
+    ``fc_units``-``fc_units``-classes with ReLU and dropout. `vgg11`, `vgg13`, `vgg16` and
+    `vgg19` are its configurations A, B, D and E; it is not registered itself.
+    """
+    if isinstance(depths, (str, bytes)) or not hasattr(depths, "__len__") or (
+        len(depths) != len(WIDTHS)
+    ) or any(not checks.is_integer(d) or d < 1 for d in depths):
+        raise ValueError(
+            f"depths must be {len(WIDTHS)} positive integers (convolutions per stage), "
+            f"got {depths!r}"
+        )
+    options = VGGOptions(
+        norm=norm_from_alias(norm, batch_norm, default=None), norm_groups=norm_groups,
+        conv=conv, spatial_dropout=spatial_dropout, fc_units=fc_units, dropout=dropout,
+        dropout_kind=dropout_kind,
     )
-    def builder(
-        include_top=True,
-        weights=None,
-        input_tensor=None,
-        input_shape=None,
-        pooling=None,
-        classes=1000,
-        classifier_activation="softmax",
-        name=key,
-        norm=None,
-        batch_norm=None,
-        norm_groups=NORM_GROUPS,
-        conv="standard",
-        spatial_dropout=0.0,
-        fc_units=4096,
-        dropout=0.5,
-        dropout_kind="standard",
-    ):
-        options = VGGOptions(
-            norm=norm_from_alias(norm, batch_norm, default=None), norm_groups=norm_groups,
-            conv=conv, spatial_dropout=spatial_dropout, fc_units=fc_units, dropout=dropout,
-            dropout_kind=dropout_kind,
-        )
-        return _vgg(
-            depths, WIDTHS, 2, options, default_shape=(224, 224, 3), include_top=include_top,
-            weights=weights, input_tensor=input_tensor, input_shape=input_shape,
-            pooling=pooling, classes=classes, classifier_activation=classifier_activation,
-            name=name,
-        )
-
-    builder.__name__ = builder.__qualname__ = key
-    builder.__doc__ = f"""VGG-{sum(depths) + 3}, configuration {configuration} of the paper:
-    stages of {'-'.join(map(str, depths))} 3x3 convolutions of 64-128-256-512-512 filters, each
-    stage closed by a 2x2 max-pool, then FC {{fc_units}}-{{fc_units}}-classes with ReLU and
-    dropout.
-
-    Parameter counts with 1000 classes at 224x224 are torchvision's (its ``{key}`` and
-    ``{key}_bn``). ``include_top=False`` gives the last stage's pooled feature map.
-    """ + _OPTIONS_DOC.format(fc_units=4096, source="the paper; 512 suits CIFAR")
-    return builder
+    return _vgg(
+        tuple(depths), WIDTHS, 2, options, default_shape=(224, 224, 3),
+        include_top=include_top, weights=weights, input_tensor=input_tensor,
+        input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, name=name,
+    )
 
 
-vgg11 = _register_vgg("vgg11", "A", "stage5_conv2")
-vgg13 = _register_vgg("vgg13", "B", "stage5_conv2")
-vgg16 = _register_vgg("vgg16", "D", "stage5_conv3")
-vgg19 = _register_vgg("vgg19", "E", "stage5_conv4")
+_PAPER_DOC = _OPTIONS_DOC.format(fc_units=4096, source="the paper; 512 suits CIFAR")
+vgg.__doc__ += _PAPER_DOC
+_VARIANT_DOC = """
+    Parameter counts with 1000 classes at 224x224 are torchvision's (its ``vggNN`` and
+    ``vggNN_bn``). ``include_top=False`` gives the last stage's pooled feature map.
+""" + _PAPER_DOC
+
+
+@register_model(
+    family="vgg", paper=PAPER, input_shape=(224, 224, 3), min_input_size=32,
+    gradcam_layer="stage5_conv2",
+)
+def vgg11(**kwargs):
+    """VGG-11, configuration A of Simonyan & Zisserman (ICLR 2015): 1-1-2-2-2 convolutions per
+    stage (`vgg`).
+
+    132,863,336 parameters with 1000 classes, as torchvision's ``vgg11``.
+    """
+    return vgg(depths=DEPTHS["vgg11"], **{"name": "vgg11", **kwargs})
+
+
+@register_model(
+    family="vgg", paper=PAPER, input_shape=(224, 224, 3), min_input_size=32,
+    gradcam_layer="stage5_conv2",
+)
+def vgg13(**kwargs):
+    """VGG-13, configuration B of Simonyan & Zisserman (ICLR 2015): 2-2-2-2-2 convolutions per
+    stage (`vgg`).
+
+    133,047,848 parameters with 1000 classes, as torchvision's ``vgg13``.
+    """
+    return vgg(depths=DEPTHS["vgg13"], **{"name": "vgg13", **kwargs})
+
+
+@register_model(
+    family="vgg", paper=PAPER, input_shape=(224, 224, 3), min_input_size=32,
+    gradcam_layer="stage5_conv3",
+)
+def vgg16(**kwargs):
+    """VGG-16, configuration D of Simonyan & Zisserman (ICLR 2015): 2-2-3-3-3 convolutions per
+    stage (`vgg`).
+
+    138,357,544 parameters with 1000 classes, as torchvision's ``vgg16``.
+    """
+    return vgg(depths=DEPTHS["vgg16"], **{"name": "vgg16", **kwargs})
+
+
+@register_model(
+    family="vgg", paper=PAPER, input_shape=(224, 224, 3), min_input_size=32,
+    gradcam_layer="stage5_conv4",
+)
+def vgg19(**kwargs):
+    """VGG-19, configuration E of Simonyan & Zisserman (ICLR 2015): 2-2-4-4-4 convolutions per
+    stage (`vgg`).
+
+    143,667,240 parameters with 1000 classes, as torchvision's ``vgg19``.
+    """
+    return vgg(depths=DEPTHS["vgg19"], **{"name": "vgg19", **kwargs})
+
+
+for _variant in (vgg11, vgg13, vgg16, vgg19):
+    _variant.__doc__ += _VARIANT_DOC
+    _variant.__signature__ = variant_signature(vgg, {"name": _variant.__name__}, ("depths",))
 
 
 @register_model(
