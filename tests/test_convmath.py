@@ -366,6 +366,37 @@ def test_receptive_field_of_a_plain_block_equals_the_residual_one_and_attention_
     assert field(attention="se").size is None
 
 
+def test_spatial_attention_in_a_block_is_a_7x7_window_and_channel_attention_keeps_the_local_one():
+    def block(attention):
+        inputs = keras.Input((16, 16, 8))
+        outputs = ResidualBlock(8, stride=2, attention=attention, attention_ratio=4,
+                                name="block")(inputs)
+        return convmath.receptive_field(keras.Model(inputs, outputs))["block"]
+
+    plain = convmath.ReceptiveField((7, 7), (2, 2))
+    # The branch's 7x7 field (jump 2 after its strided conv) widened by 7x7: 7 + 6 * 2.
+    assert block("spatial") == convmath.ReceptiveField((19, 19), (2, 2), (19, 19))
+    assert block("se") == convmath.ReceptiveField(None, (2, 2), plain.size)
+    assert block("cbam") == convmath.ReceptiveField(None, (2, 2), (19, 19))
+    assert plain.local == plain.size
+
+
+def test_a_resnet_with_spatial_attention_has_a_finite_receptive_field():
+    options = dict(depths=(1, 1), input_shape=(16, 16, 3), width=0.125, stem="cifar",
+                   include_top=False, attention_ratio=2)
+    fields = {
+        attention: convmath.receptive_field(
+            kcnn.create_model("resnet", attention=attention, **options)
+        )["stage2_block1"]
+        for attention in (None, "spatial", "se")
+    }
+    # Without attention: stem 3x3 (3); stage 1: 3x3 (5), 3x3 (7); stage 2: 3x3/2 (9), 3x3 at
+    # jump 2 (13). Spatial attention adds a 7x7 window to each block: stage 1 ends at 7 + 6 =
+    # 13, stage 2 at 13 + 2 + 4 + 12 = 31.
+    assert fields[None].size == (13, 13) and fields["spatial"].size == (31, 31)
+    assert fields["se"].size is None and fields["se"].local == fields[None].size
+
+
 @pytest.mark.parametrize("nesting", ["functional", "sequential"])
 def test_receptive_field_follows_a_nested_model_and_dilation(nesting):
     layer = keras.layers.Conv2D(4, 3, dilation_rate=2, name="dilated")
