@@ -26,6 +26,7 @@ from kcnn.tuning.results import (
 from kcnn.tuning.spaces import SPACES, CNNHyperModel, KcnnHyperModel
 
 TUNERS = ("random", "hyperband", "bayesian")
+DEFAULT_DIRECTORY = os.path.join("results", "tune")
 
 
 def search(
@@ -37,7 +38,7 @@ def search(
     max_trials: int | None = 10,
     epochs: int = 10,
     patience: int | None = 3,
-    directory=os.path.join("results", "tune"),
+    directory=DEFAULT_DIRECTORY,
     project_name: str = "search",
     hyperparameters=None,
     seed: int = 0,
