@@ -15,6 +15,7 @@ from kcnn import checks
 from kcnn.layers.convolution import convolution
 from kcnn.layers.dropout import dense_with_dropout, dropout_layer
 from kcnn.layers.normalization import BN_MOMENTUM, NORM_GROUPS, normalization, short_name
+from kcnn.models.introspect import producer
 
 POOLINGS = (None, "avg", "max")
 
@@ -276,7 +277,7 @@ def global_pool(x, pooling):
 def finish(inputs, outputs, name, weights):
     """Make the Functional model (from ``input_tensor``'s source inputs when it was given) and
     load ``weights`` into it, with a clear error when the file is from another architecture."""
-    if not isinstance(inputs, list) and getattr(inputs, "_keras_history", None) is not None:
+    if not isinstance(inputs, list) and producer(inputs) is not None:
         source = keras.utils.get_source_inputs(inputs)
         inputs = source[0] if len(source) == 1 else source
     model = keras.Model(inputs, outputs, name=name)

@@ -151,10 +151,10 @@ def model_kernels(model) -> list:
     Returns:
         ``(layer, kernel variable, regularizer attribute name)`` triples, in layer order.
     """
-    # Keras has no public way to list the sub-layers of a custom layer (a residual block holds
-    # its convolutions); _flatten_layers is what Keras's own `losses` and `trainable` walk.
+    from kcnn.models.introspect import walk
+
     found = []
-    for layer in model._flatten_layers(include_self=False):
+    for layer in walk(model):
         for kernel_name, regularizer_name in KERNEL_ATTRIBUTES:
             kernel = getattr(layer, kernel_name, None)
             if kernel is not None and hasattr(layer, regularizer_name):
