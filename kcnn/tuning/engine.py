@@ -13,6 +13,7 @@ import keras_tuner
 
 from kcnn.errors import UserError
 from kcnn.files import write_json
+from kcnn.progress import Progress
 from kcnn.tuning.results import (
     FAILED_STATUSES,
     RESULTS_MARKDOWN,
@@ -100,15 +101,19 @@ class _KcnnTuner:
         self.max_consecutive_failures = max_consecutive_failures
         self._consecutive_failures = 0
         self._started = {}
+        self._progress = None
         keras_tuner.Tuner.__init__(self, oracle, hypermodel, **kwargs)
 
     def on_search_begin(self):
         super().on_search_begin()
         if search_role() == "local":
             self.save()
+        self._progress = trial_progress(self.oracle)
 
     def on_trial_begin(self, trial):
         super().on_trial_begin(trial)
+        if self._progress is not None and self._progress.count < self._progress.total:
+            self._progress.step()
         path = os.path.join(self.get_trial_dir(trial.trial_id), TRIAL_RECORD)
         record = read_json(path) or {}
         record.update(attempts=record.get("attempts", 0) + 1, seconds=None,
@@ -137,6 +142,16 @@ class _Tuner(_KcnnTuner, keras_tuner.Tuner):
 
 class _Hyperband(_KcnnTuner, keras_tuner.Hyperband):
     """Hyperband's tuner runs each trial for its bracket's epochs from its parent's weights."""
+
+
+def trial_progress(oracle):
+    """A `kcnn.progress.Progress` over the trials the search has left to run (``max_trials``
+    less those a resumed search has already), or None when their number is unknown (Hyperband
+    without ``max_trials``, a distributed search) or none is left."""
+    if oracle.max_trials is None or search_role() != "local":
+        return None
+    left = oracle.max_trials - len(oracle.trials)
+    return Progress(left, "trial") if left > 0 else None
 
 
 def _failure_message(tuner, trial) -> str:
