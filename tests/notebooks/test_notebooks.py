@@ -2,9 +2,8 @@
 
 import pathlib
 
+import nbformat
 import pytest
-
-nbformat = pytest.importorskip("nbformat")
 
 NOTEBOOKS_DIR = pathlib.Path(__file__).resolve().parents[2] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
