@@ -17,12 +17,15 @@ def results(quick_out):
 
 @pytest.mark.slow
 def test_quick_mode_measures_accuracy_parameters_and_time_of_each_kind(results):
+    import attention
+
     assert_report(results, "experiments/attention.py")
     rows = results["results"]["Accuracy and cost"]
     assert [row["attention"] for row in rows] == KINDS
     parameters = {row["attention"]: row["parameters"] for row in rows}
-    # SE and CBAM add Dense layers, spatial attention one 7x7x2 convolution per block (6 blocks)
-    assert parameters["spatial"] == parameters["none"] + 6 * (7 * 7 * 2 + 1)
+    # SE and CBAM add Dense layers, spatial attention one 7x7x2 convolution per block
+    blocks = sum(attention.QUICK["depths"])
+    assert parameters["spatial"] == parameters["none"] + blocks * (7 * 7 * 2 + 1)
     assert parameters["none"] < parameters["se"] < parameters["cbam"]
     assert parameters["cbam"] == parameters["se"] + parameters["spatial"] - parameters["none"]
     for row in rows:
