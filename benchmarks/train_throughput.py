@@ -143,8 +143,31 @@ def precision_part(args, train):
             print(f"{name:<12} {key:<16} {value['images_per_second']:>8,.0f} img/s "
                   f"{value['images_per_cpu_second']:>8,.0f} img/CPU-s   x{value['images_per_cpu_second'] / base['images_per_cpu_second']:.2f} "
                   f"of float32 (per CPU-s)", flush=True)
+        results[name]["verdict"] = bfloat16_verdict(results[name])
+        print(f"{name:<12} {results[name]['verdict']['line']}", flush=True)
         keras.utils.clear_session(free_memory=True)
     return results
+
+
+def bfloat16_verdict(settings):
+    """Whether mixed bfloat16 trains faster than float32 on this machine (per CPU-second, the
+    steadier measure on a shared CPU), and whether ``precision="auto"`` picks the faster one."""
+    from kcnn.training.hardware import detect_hardware, resolve_precision
+
+    hardware = detect_hardware()
+    ratio = (settings["mixed_bfloat16"]["images_per_cpu_second"]
+             / settings["float32"]["images_per_cpu_second"])
+    wins = ratio > 1
+    auto = resolve_precision("auto", hardware)
+    right = (auto == "mixed_bfloat16") == wins
+    cpu = ("AMX" if hardware.cpu_has_amx
+           else "AVX512-BF16, no AMX" if "avx512_bf16" in hardware.cpu_flags
+           else "no bfloat16 instructions")
+    line = (f"mixed bfloat16 x{ratio:.2f} float32 per CPU-s: it {'wins' if wins else 'loses'} "
+            f"here ({cpu}{', GPU' if hardware.has_gpu else ''}); precision='auto' picks {auto}: "
+            f"{'right' if right else 'WRONG (see kcnn/training/hardware.py)'}")
+    return {"bfloat16_over_float32": ratio, "bfloat16_wins": wins, "auto_precision": auto,
+            "auto_is_right": right, "line": line}
 
 
 def kcnn_contender(args, train, test):
