@@ -14,8 +14,8 @@ from kcnn.models import from_keras_application
 
 # The weights are mapped in NumPy and assigned through Keras, the same on every backend. These
 # tests run on TensorFlow only: on JAX, building the models is 10-40 times slower here (a thin
-# ResNet-18 took 40 s on two busy cores), which would add minutes to make test's JAX pass; both
-# files passed on JAX when last run by hand (KERAS_BACKEND=jax).
+# ResNet-18 took 40 s on two busy cores), which would add minutes to make test's JAX pass; the
+# fast tests of both files passed on JAX when run by hand (KERAS_BACKEND=jax).
 pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
                                 reason="weights loading checked on TensorFlow")
 
