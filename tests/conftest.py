@@ -2,7 +2,11 @@
 
 import os
 
+from tests.xla import QUICK_COMPILE_FLAGS
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if os.environ.get("KERAS_BACKEND") == "jax":
+    os.environ.setdefault("XLA_FLAGS", QUICK_COMPILE_FLAGS)  # before JAX starts
 
 import keras  # noqa: E402
 import pytest  # noqa: E402

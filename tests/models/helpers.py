@@ -1,5 +1,7 @@
 """Helpers of the model tests that work on every Keras backend (no TensorFlow import)."""
 
+import os
+
 import keras
 import numpy as np
 
@@ -18,6 +20,31 @@ SMALL = {
     "inception": dict(input_shape=(75, 75, 3), width=0.125),
 }
 SMALL_CLASSES = 7
+
+# Registered models that only scale another one's depth or width: the same layers and blocks.
+SCALED_VARIANTS = frozenset({
+    "efficientnet_b1", "efficientnet_b2", "efficientnet_b3", "resnet34", "resnet101",
+    "resnet152", "vgg13", "vgg16", "vgg19",
+})
+
+
+def distinct_models():
+    """The registered models less the scaled variants, whose layers and blocks the others
+    hold; every model with ``KCNN_EXHAUSTIVE=1``. For checks that depend on the kinds of layer
+    a model holds (a backend, an export format), not on its depth or width."""
+    names = kcnn.list_models()
+    if os.environ.get("KCNN_EXHAUSTIVE"):
+        return names
+    return [name for name in names if name not in SCALED_VARIANTS]
+
+
+def models_under_test():
+    """The registered models the per-model tests run on: every one on TensorFlow, the default
+    backend; the distinct ones on another backend, where building the deep variants would take
+    most of the run and exercise no layer the others do not."""
+    if keras.backend.backend() == "tensorflow":
+        return kcnn.list_models()
+    return distinct_models()
 
 
 def small_kwargs(name, **overrides):

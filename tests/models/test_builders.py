@@ -12,9 +12,17 @@ import pytest
 
 import kcnn
 from kcnn.models import gradcam_layer, stage_outputs
-from tests.models.helpers import SMALL_CLASSES, random_batch, small_kwargs, small_model, trainable_gradients
+from tests.models.helpers import (
+    SCALED_VARIANTS,
+    SMALL_CLASSES,
+    models_under_test,
+    random_batch,
+    small_kwargs,
+    small_model,
+    trainable_gradients,
+)
 
-ALL_MODELS = kcnn.list_models()
+ALL_MODELS = models_under_test()
 
 # Trainable parameters with the default head, from the issue (torchvision's counts for the
 # ImageNet models, the course's listings for the others).
@@ -45,6 +53,10 @@ PUBLISHED_COUNTS = [
 
 def trainable_count(model):
     return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+def test_the_scaled_variants_left_out_on_other_backends_are_registered_models():
+    assert SCALED_VARIANTS < set(kcnn.list_models())
 
 
 @pytest.mark.parametrize(("name", "kwargs", "expected"), PUBLISHED_COUNTS)
@@ -164,19 +176,21 @@ def test_saved_models_load_in_a_fresh_process_and_predict_the_same(tmp_path):
         model = kcnn.create_model(model_name, **kwargs)
         x, _ = random_batch(model, batch=2, seed=1)
         np.save(tmp_path / f"{name}_x.npy", x)
-        expected[name] = keras.ops.convert_to_numpy(model.predict(x, verbose=0)).tolist()
+        expected[name] = keras.ops.convert_to_numpy(model(x, training=False)).tolist()
         model.save(tmp_path / f"{name}.keras")
         keras.utils.clear_session()
     (tmp_path / "expected.json").write_text(json.dumps(expected))
     script = textwrap.dedent(
         f"""
         import json, pathlib, numpy as np
+        import keras
         import kcnn
         root = pathlib.Path({str(tmp_path)!r})
         expected = json.loads((root / "expected.json").read_text())
         for name, want in expected.items():
             model = kcnn.load_model(root / f"{{name}}.keras")
-            got = model.predict(np.load(root / f"{{name}}_x.npy"), verbose=0)
+            x = np.load(root / f"{{name}}_x.npy")
+            got = keras.ops.convert_to_numpy(model(x, training=False))
             np.testing.assert_allclose(got, np.array(want), rtol=1e-4, atol=1e-6, err_msg=name)
         print("ok", len(expected))
         """

@@ -8,7 +8,7 @@ import pytest
 import kcnn
 from kcnn.layers import CBAM, BottleneckBlock, ResidualBlock, SqueezeExcite
 from kcnn.models import introspect
-from tests.models.helpers import small_model
+from tests.models.helpers import models_under_test, small_model
 
 # Those that take more than a couple of seconds to build, even small, run with the slow tests.
 HEAVY = {"efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3",
@@ -16,7 +16,7 @@ HEAVY = {"efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_
          "wide_resnet50_2"}
 ALL_MODELS = [
     pytest.param(name, marks=pytest.mark.slow) if name in HEAVY else name
-    for name in kcnn.list_models()
+    for name in models_under_test()
 ]
 
 

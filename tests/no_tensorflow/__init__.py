@@ -9,14 +9,17 @@ import pathlib
 import subprocess
 import sys
 
+from tests.xla import QUICK_COMPILE_FLAGS
+
 FOLDER = pathlib.Path(__file__).parent
 
 
 def run_without_tensorflow(arguments, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run ``python *arguments`` on Keras's JAX backend (CPU) with TensorFlow blocked.
 
-    XLA's CPU optimizations are turned down: such a subprocess compiles a model's initializers
-    and training step once, and fully optimised compilation would be most of its time.
+    XLA's CPU optimizations are turned down (`tests.xla`): such a subprocess compiles a model's
+    initializers and training step once, and fully optimised compilation would be most of its
+    time.
 
     Args:
         arguments: the interpreter's arguments, e.g. ``["-c", code]`` or a script and options.
@@ -28,7 +31,7 @@ def run_without_tensorflow(arguments, timeout: float = 600) -> subprocess.Comple
         KERAS_BACKEND="jax",
         JAX_PLATFORMS="cpu",
         PYTHONPATH=os.pathsep.join(filter(None, paths)),
-        XLA_FLAGS="--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true",
+        XLA_FLAGS=QUICK_COMPILE_FLAGS,
     )
     return subprocess.run(
         [sys.executable, *arguments], env=env, capture_output=True, text=True, timeout=timeout
