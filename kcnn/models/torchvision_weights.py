@@ -231,9 +231,8 @@ def _conv(key, layer, layout=CONV) -> list[Entry]:
 
 
 def _kernel(layer):
-    if isinstance(layer, keras.layers.DepthwiseConv2D):
-        return layer.kernel
-    if not isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
+    """The kernel of a standard or depthwise convolution (a separable one is refused)."""
+    if not isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)):
         raise ValueError(
             f"layer {layer.name!r} is a {type(layer).__name__}; torchvision's model has a "
             "standard convolution there (build it with conv='standard')"
