@@ -8,7 +8,7 @@ are registered with Keras when Keras is imported (`kcnn.keras_hook`), so
 Example:
     >>> import kcnn
     >>> kcnn.list_models()[:3]
-    ['alexnet', 'lenet5', 'mlp']
+    ['alexnet', 'configurable_cnn', 'densenet121']
     >>> model = kcnn.create_model("simple_cnn")
 """
 
@@ -30,10 +30,13 @@ _SUBMODULES = (
     "checks",
     "convmath",
     "data",
+    "errors",
     "export",
     "files",
     "layers",
     "models",
+    "options",
+    "progress",
     "report",
     "training",
     "transfer",
