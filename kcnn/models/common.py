@@ -82,9 +82,9 @@ def check_weights(weights) -> None:
         return
     if weights == "imagenet":
         raise ValueError(
-            "weights='imagenet' is not available for kcnn's own builders: pass None or the path "
-            "of a .weights.h5 file saved from the same builder (kcnn.transfer.build uses the "
-            "ImageNet weights of Keras Applications backbones)"
+            "weights='imagenet' loads through kcnn.create_model(name, weights='imagenet') "
+            "(Keras Applications or torchvision files, see kcnn.models.pretrained); a builder "
+            "called directly takes None or the path of a .weights.h5 file it saved"
         )
     if not isinstance(weights, (str, os.PathLike)):
         raise ValueError(f"weights must be None or a path to a .weights.h5 file, got {weights!r}")
