@@ -18,8 +18,11 @@ install: $(PY)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[test]"
 
-# Every test on the TensorFlow backend (slow ones included), then the model and layer tests on JAX.
+# Lint and format checks, every test on the TensorFlow backend (slow ones included), then the
+# model and layer tests on JAX.
 test: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -n 2 -m "slow or not slow"
 	KERAS_BACKEND=jax $(PY) -m pytest -n 2 -m "slow or not slow" tests/models
 

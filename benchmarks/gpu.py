@@ -60,22 +60,41 @@ WORKLOADS = {
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", default="resnet50,resnet18",
-                        help=f"comma-separated, from {', '.join(WORKLOADS)}")
-    parser.add_argument("--precisions", default=",".join(PRECISIONS),
-                        help=f"comma-separated, from {', '.join(PRECISIONS)}")
+    parser.add_argument(
+        "--models",
+        default="resnet50,resnet18",
+        help=f"comma-separated, from {', '.join(WORKLOADS)}",
+    )
+    parser.add_argument(
+        "--precisions",
+        default=",".join(PRECISIONS),
+        help=f"comma-separated, from {', '.join(PRECISIONS)}",
+    )
     parser.add_argument("--xla", default="on,off", help="'on', 'off' or 'on,off'")
     parser.add_argument("--steps-per-epoch", type=int, default=10)
-    parser.add_argument("--warmup-epochs", type=int, default=1,
-                        help="epochs excluded from the timing (the first compiles)")
-    parser.add_argument("--seconds", type=float, default=10.0,
-                        help="time each setting for at least this long (one epoch at least)")
-    parser.add_argument("--max-epochs", type=int, default=50,
-                        help="timed epochs at most, however short they are")
-    parser.add_argument("--smoke", action="store_true",
-                        help="batch 2 at 32 px, one warm-up and one timed step: checks the script")
-    parser.add_argument("--out", default=None,
-                        help="the JSON file (default: $OUT/gpu.json, else results/gpu.json)")
+    parser.add_argument(
+        "--warmup-epochs",
+        type=int,
+        default=1,
+        help="epochs excluded from the timing (the first compiles)",
+    )
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=10.0,
+        help="time each setting for at least this long (one epoch at least)",
+    )
+    parser.add_argument(
+        "--max-epochs", type=int, default=50, help="timed epochs at most, however short they are"
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="batch 2 at 32 px, one warm-up and one timed step: checks the script",
+    )
+    parser.add_argument(
+        "--out", default=None, help="the JSON file (default: $OUT/gpu.json, else results/gpu.json)"
+    )
     args = parser.parse_args(argv)
     try:
         args.models = _choices("--models", args.models, WORKLOADS)
@@ -110,8 +129,12 @@ def device_description():
     import jax
 
     devices = jax.devices()
-    return {"kind": devices[0].device_kind, "platform": devices[0].platform,
-            "count": len(devices), "jax": jax.__version__}
+    return {
+        "kind": devices[0].device_kind,
+        "platform": devices[0].platform,
+        "count": len(devices),
+        "jax": jax.__version__,
+    }
 
 
 def synthetic_batches(workload):
@@ -123,7 +146,8 @@ def synthetic_batches(workload):
     shape = (workload.batch_size, workload.image_size, workload.image_size, 3)
     images = keras.ops.convert_to_tensor(rng.uniform(0, 1, shape).astype("float32"))
     labels = keras.ops.convert_to_tensor(
-        rng.integers(0, workload.classes, workload.batch_size).astype("int32"))
+        rng.integers(0, workload.classes, workload.batch_size).astype("int32")
+    )
     while True:
         yield images, labels
 
@@ -173,16 +197,27 @@ def measure(workload, precision, jit_compile, args):
     keras.config.set_dtype_policy(precision)
     try:
         model = kcnn.create_model(
-            workload.model, input_shape=(workload.image_size, workload.image_size, 3),
-            classes=workload.classes, **dict(workload.options))
+            workload.model,
+            input_shape=(workload.image_size, workload.image_size, 3),
+            classes=workload.classes,
+            **dict(workload.options),
+        )
     finally:
         keras.config.set_dtype_policy("float32")
-    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
-                  loss="sparse_categorical_crossentropy", jit_compile=jit_compile)
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+        loss="sparse_categorical_crossentropy",
+        jit_compile=jit_compile,
+    )
     clock = epoch_clock(args.warmup_epochs, args.seconds, args.max_epochs)
-    model.fit(synthetic_batches(workload), steps_per_epoch=args.steps_per_epoch,
-              epochs=args.warmup_epochs + args.max_epochs, callbacks=[clock], shuffle=False,
-              verbose=0)
+    model.fit(
+        synthetic_batches(workload),
+        steps_per_epoch=args.steps_per_epoch,
+        epochs=args.warmup_epochs + args.max_epochs,
+        callbacks=[clock],
+        shuffle=False,
+        verbose=0,
+    )
     steps = clock.timed_epochs() * args.steps_per_epoch
     return {
         "model": workload.model,
@@ -200,14 +235,18 @@ def measure(workload, precision, jit_compile, args):
 
 def describe(result):
     """One line for a result; ResNet-50's show the anchor beside them."""
-    line = (f"{result['model']:>9} {result['image_size']:>3} px batch {result['batch_size']:>3}"
-            f"  {result['precision']:<14} XLA {'on ' if result['jit_compile'] else 'off'}"
-            f"  {result['images_per_second']:>9,.0f} images/s"
-            f"  ({result['timed_steps']} steps in {result['timed_seconds']:.1f} s,"
-            f" warm-up {result['warmup_seconds']:.1f} s)")
+    line = (
+        f"{result['model']:>9} {result['image_size']:>3} px batch {result['batch_size']:>3}"
+        f"  {result['precision']:<14} XLA {'on ' if result['jit_compile'] else 'off'}"
+        f"  {result['images_per_second']:>9,.0f} images/s"
+        f"  ({result['timed_steps']} steps in {result['timed_seconds']:.1f} s,"
+        f" warm-up {result['warmup_seconds']:.1f} s)"
+    )
     if result["model"] == "resnet50":
-        line += (f"  | anchor {ANCHOR['images_per_second']:,} (A100-40GB, mixed + XLA),"
-                 f" goal >= {ANCHOR['goal_on_h200']:,} on an H200")
+        line += (
+            f"  | anchor {ANCHOR['images_per_second']:,} (A100-40GB, mixed + XLA),"
+            f" goal >= {ANCHOR['goal_on_h200']:,} on an H200"
+        )
     return line
 
 
@@ -221,13 +260,24 @@ def main(argv=None):
 
     if keras.backend.backend() != "jax":
         raise SystemExit("benchmarks/gpu.py runs on Keras's JAX backend: set KERAS_BACKEND=jax")
-    report = {"device": device_description(), "machine": describe_hardware(),
-              "keras": keras.__version__, "smoke": args.smoke, "anchor": ANCHOR,
-              "arguments": vars(args), "results": []}
-    print(f"device: {report['device']['kind']} ({report['device']['platform']}); "
-          f"{report['machine']}", flush=True)
-    print(f"anchor: {ANCHOR['what']}, {ANCHOR['images_per_second']:,} images/s on "
-          f"{ANCHOR['device']}; goal >= {ANCHOR['goal_on_h200']:,} on an H200", flush=True)
+    report = {
+        "device": device_description(),
+        "machine": describe_hardware(),
+        "keras": keras.__version__,
+        "smoke": args.smoke,
+        "anchor": ANCHOR,
+        "arguments": vars(args),
+        "results": [],
+    }
+    print(
+        f"device: {report['device']['kind']} ({report['device']['platform']}); {report['machine']}",
+        flush=True,
+    )
+    print(
+        f"anchor: {ANCHOR['what']}, {ANCHOR['images_per_second']:,} images/s on "
+        f"{ANCHOR['device']}; goal >= {ANCHOR['goal_on_h200']:,} on an H200",
+        flush=True,
+    )
     for jit_compile in args.xla:
         for name in args.models:
             for precision in args.precisions:

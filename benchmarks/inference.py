@@ -49,8 +49,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="simple_cnn", help="registered model (random weights)")
     parser.add_argument("--keras", help="a trained .keras file instead of --model")
-    parser.add_argument("--image-size", type=int,
-                        help="input height and width (default the model's)")
+    parser.add_argument(
+        "--image-size", type=int, help="input height and width (default the model's)"
+    )
     parser.add_argument("--channels", type=int, help="input channels (default the model's)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 64])
     parser.add_argument("--seconds", type=float, default=2.0, help="length of one measurement")
@@ -74,9 +75,16 @@ def baseline_model(args):
     height, width, channels = kcnn.model_info(args.model).input_shape
     size, channels = args.image_size, args.channels or channels
     shape = (size or height, size or width, channels)
-    info = DatasetInfo(name="random", class_names=tuple(str(i) for i in range(10)),
-                       num_classes=10, image_shape=shape, num_examples=0, source="random",
-                       mean=(0.5,) * channels, std=(0.25,) * channels)
+    info = DatasetInfo(
+        name="random",
+        class_names=tuple(str(i) for i in range(10)),
+        num_classes=10,
+        image_shape=shape,
+        num_examples=0,
+        source="random",
+        mean=(0.5,) * channels,
+        std=(0.25,) * channels,
+    )
     return build_model(args.model, info)
 
 
@@ -105,8 +113,13 @@ def exported_runtimes(model, folder, calibration):
     runtimes = {"keras": (model.predict_on_batch, export.size_on_disk(keras_file))}
     for name, format, quantize in RUNTIMES[1:]:
         path = os.path.join(folder, name if format == "saved_model" else f"{name}.{format}")
-        export.export(model, path, format, quantize=quantize,
-                      representative_data=calibration if quantize == "int8" else None)
+        export.export(
+            model,
+            path,
+            format,
+            quantize=quantize,
+            representative_data=calibration if quantize == "int8" else None,
+        )
         runtimes[name] = (export.load_exported(path), export.size_on_disk(path))
     return runtimes
 
@@ -125,8 +138,10 @@ def main(argv=None) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         runtimes = exported_runtimes(model, folder, random_images(rng, 64, shape))
         reference = np.asarray(model.predict_on_batch(largest))
-        differences = {name: float(np.abs(np.asarray(predict(largest)) - reference).max())
-                       for name, (predict, _) in runtimes.items()}
+        differences = {
+            name: float(np.abs(np.asarray(predict(largest)) - reference).max())
+            for name, (predict, _) in runtimes.items()
+        }
         best = {(name, size): 0.0 for name in runtimes for size in batches}
         for _ in range(args.rounds):
             for name, size in best:
@@ -145,8 +160,12 @@ def main(argv=None) -> dict:
                 "bytes": size,
                 "max_abs_difference_from_keras": differences[name],
                 **{f"batch_{batch}_images_per_s": round(best[name, batch], 1) for batch in batches},
-                **{f"batch_{batch}_ratio_to_keras":
-                   round(best[name, batch] / best["keras", batch], 2) for batch in batches},
+                **{
+                    f"batch_{batch}_ratio_to_keras": round(
+                        best[name, batch] / best["keras", batch], 2
+                    )
+                    for batch in batches
+                },
             }
             for name, (_, size) in runtimes.items()
         },
@@ -158,15 +177,19 @@ def main(argv=None) -> dict:
 
 
 def report(results, batch_sizes) -> None:
-    print(f"{results['model']} {'x'.join(map(str, results['input_shape']))}, best of "
-          f"{results['rounds']} rounds of {results['seconds_per_measurement']} s; load average "
-          f"{results['load_average'][0]:.1f} -> {results['load_average'][1]:.1f}")
+    print(
+        f"{results['model']} {'x'.join(map(str, results['input_shape']))}, best of "
+        f"{results['rounds']} rounds of {results['seconds_per_measurement']} s; load average "
+        f"{results['load_average'][0]:.1f} -> {results['load_average'][1]:.1f}"
+    )
     print(f"  {results['machine']}")
     header = "".join(f"  batch {b:>3} img/s   x keras" for b in batch_sizes)
     print(f"  {'runtime':<16}{'size MB':>9}{header}   max |diff|")
     for name, row in results["runtimes"].items():
-        cells = "".join(f"{row[f'batch_{b}_images_per_s']:>17,.0f}"
-                        f" {row[f'batch_{b}_ratio_to_keras']:>8.2f}x" for b in batch_sizes)
+        cells = "".join(
+            f"{row[f'batch_{b}_images_per_s']:>17,.0f} {row[f'batch_{b}_ratio_to_keras']:>8.2f}x"
+            for b in batch_sizes
+        )
         difference = row["max_abs_difference_from_keras"]
         print(f"  {name:<16}{row['bytes'] / 1e6:>9.2f}{cells}   {difference:.1e}")
 

@@ -139,8 +139,10 @@ def main(argv=None) -> dict:
     models = {
         name: compiled_model(args, info, precision)
         for name, precision in (
-            ("float32", "float32"), ("mixed_bfloat16", "mixed_bfloat16"),
-            ("fit_kcnn", "float32"), ("fit_naive", "float32"),
+            ("float32", "float32"),
+            ("mixed_bfloat16", "mixed_bfloat16"),
+            ("fit_kcnn", "float32"),
+            ("fit_naive", "float32"),
         )
     }
     feeds = {"float32": batch, "mixed_bfloat16": batch, "fit_kcnn": dataset, "fit_naive": naive}
@@ -149,9 +151,11 @@ def main(argv=None) -> dict:
         "naive": lambda: images_per_second(naive, args.naive_batches),
         "parallel": lambda: images_per_second(parallel, args.naive_batches),
         **{
-            name: (lambda name=name: fit_rate(
-                models[name], feeds[name], args.train_steps, args.batch_size
-            ))
+            name: (
+                lambda name=name: fit_rate(
+                    models[name], feeds[name], args.train_steps, args.batch_size
+                )
+            )
             for name in models
         },
     }
@@ -173,9 +177,7 @@ def main(argv=None) -> dict:
         "batch_size": args.batch_size,
         "rounds": args.rounds,
         "pipeline_images_per_s": round(best["pipeline"]),
-        "training_images_per_s": {
-            p: round(best[p]) for p in ("float32", "mixed_bfloat16")
-        },
+        "training_images_per_s": {p: round(best[p]) for p in ("float32", "mixed_bfloat16")},
         "pipeline_over_training": round(best["pipeline"] / fastest, 2),
         "naive_images_per_s": round(best["naive"]),
         "naive_parallel_prefetch_images_per_s": round(best["parallel"]),
@@ -195,20 +197,28 @@ def main(argv=None) -> dict:
 
 def report(args, info, best, fastest) -> None:
     pipeline, naive, float32 = best["pipeline"], best["naive"], best["float32"]
-    print(f"{args.dataset} ({info.num_examples} training images), augment={args.augment!r}, "
-          f"batch {args.batch_size}, {os.cpu_count()} CPU cores, best of {args.rounds} rounds")
+    print(
+        f"{args.dataset} ({info.num_examples} training images), augment={args.augment!r}, "
+        f"batch {args.batch_size}, {os.cpu_count()} CPU cores, best of {args.rounds} rounds"
+    )
     print(f"  kcnn pipeline alone                      {pipeline:10.0f} images/s")
     for precision in ("float32", "mixed_bfloat16"):
         print(f"  {args.model} training step ({precision:<14}) {best[precision]:10.0f} images/s")
-    print(f"  pipeline / fastest training step         {pipeline / fastest:10.2f}x "
-          f"({'at least 2x: the model never waits' if pipeline >= 2 * fastest else 'BELOW 2x'})")
+    print(
+        f"  pipeline / fastest training step         {pipeline / fastest:10.2f}x "
+        f"({'at least 2x: the model never waits' if pipeline >= 2 * fastest else 'BELOW 2x'})"
+    )
     print(f"  naive per-image pipeline                 {naive:10.0f} images/s")
-    print(f"  per-image + parallel map + prefetch      {best['parallel']:10.0f} images/s "
-          f"({best['parallel'] / naive:.2f}x naive)")
+    print(
+        f"  per-image + parallel map + prefetch      {best['parallel']:10.0f} images/s "
+        f"({best['parallel'] / naive:.2f}x naive)"
+    )
     print(f"  kcnn pipeline (batched augmentation)     {pipeline / naive:10.2f}x naive")
     for name, label in (("fit_kcnn", "kcnn pipeline"), ("fit_naive", "naive pipeline")):
-        print(f"  fit, float32, {label:<27}{best[name]:10.0f} images/s "
-              f"({best[name] / float32:.0%} of the float32 step alone)")
+        print(
+            f"  fit, float32, {label:<27}{best[name]:10.0f} images/s "
+            f"({best[name] / float32:.0%} of the float32 step alone)"
+        )
 
 
 if __name__ == "__main__":

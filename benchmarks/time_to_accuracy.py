@@ -32,8 +32,11 @@ THRESHOLDS = (0.925, 0.935)
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--recipes", default=None,
-                        help="comma-separated preset names (default: every fashion-* preset)")
+    parser.add_argument(
+        "--recipes",
+        default=None,
+        help="comma-separated preset names (default: every fashion-* preset)",
+    )
     parser.add_argument("--data-dir", default=None, help="where to look for Fashion-MNIST first")
     parser.add_argument("--quick", action="store_true", help="one epoch per recipe")
     parser.add_argument("--output", default="results/time_to_accuracy.json")
@@ -51,8 +54,9 @@ def run_recipe(name: str, args) -> dict:
             command += ["--data-dir", args.data_dir]
         load = os.getloadavg()[0]
         start = time.perf_counter()
-        process = subprocess.run(command, capture_output=True, text=True,
-                                 env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        process = subprocess.run(
+            command, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        )
         seconds = time.perf_counter() - start
         if process.returncode != 0:
             raise RuntimeError(f"recipe {name} failed:\n{process.stderr[-3000:]}")
@@ -75,22 +79,29 @@ def main(argv=None):
     from kcnn.report import describe_hardware
     from kcnn.training import PRESETS
 
-    names = args.recipes.split(",") if args.recipes else sorted(
-        name for name in PRESETS if name.startswith("fashion-")
+    names = (
+        args.recipes.split(",")
+        if args.recipes
+        else sorted(name for name in PRESETS if name.startswith("fashion-"))
     )
-    report = {"machine": describe_hardware(),
-              "recipes": {}, "fastest": {}}
+    report = {"machine": describe_hardware(), "recipes": {}, "fastest": {}}
     for name in names:
         measured = run_recipe(name, args)
         measured["recipe"] = PRESETS[name]
         report["recipes"][name] = measured
-        print(f"{name:<16} test accuracy {measured['test_accuracy']:.4f} in "
-              f"{measured['seconds']:.0f} s from process start ({measured['epochs']} epochs, "
-              f"{measured['images_per_second']:,.0f} training images/s, load "
-              f"{measured['load_average'][0]:.1f}->{measured['load_average'][1]:.1f})", flush=True)
+        print(
+            f"{name:<16} test accuracy {measured['test_accuracy']:.4f} in "
+            f"{measured['seconds']:.0f} s from process start ({measured['epochs']} epochs, "
+            f"{measured['images_per_second']:,.0f} training images/s, load "
+            f"{measured['load_average'][0]:.1f}->{measured['load_average'][1]:.1f})",
+            flush=True,
+        )
     for threshold in THRESHOLDS:
-        reached = [(m["seconds"], name) for name, m in report["recipes"].items()
-                   if m["test_accuracy"] >= threshold]
+        reached = [
+            (m["seconds"], name)
+            for name, m in report["recipes"].items()
+            if m["test_accuracy"] >= threshold
+        ]
         key = f"{100 * threshold:.1f}%"
         if reached:
             seconds, name = min(reached)

@@ -43,13 +43,22 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", choices=("all", "precision", "contenders"), default="all")
     parser.add_argument("--data-dir", default=None, help="where to look for Fashion-MNIST first")
-    parser.add_argument("--models", default="simple_cnn",
-                        help="comma-separated registry names for the precision part")
-    parser.add_argument("--precision-images", type=int, default=12800,
-                        help="training images per timed epoch in the precision part")
+    parser.add_argument(
+        "--models",
+        default="simple_cnn",
+        help="comma-separated registry names for the precision part",
+    )
+    parser.add_argument(
+        "--precision-images",
+        type=int,
+        default=12800,
+        help="training images per timed epoch in the precision part",
+    )
     parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds (precision)")
     parser.add_argument("--epochs", type=int, default=10, help="epochs of each contender")
-    parser.add_argument("--limit", type=int, default=None, help="use only this many training images")
+    parser.add_argument(
+        "--limit", type=int, default=None, help="use only this many training images"
+    )
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch listing")
     parser.add_argument("--quick", action="store_true", help="tiny run, to check the script")
     parser.add_argument("--output", default="results/train_throughput.json")
@@ -133,16 +142,23 @@ def precision_part(args, train):
                 wall[key].append(count / clock.wall)
                 cpu[key].append(count / clock.cpu)
         results[name] = {
-            key: {"images_per_second": statistics.median(wall[key]),
-                  "images_per_cpu_second": statistics.median(cpu[key]),
-                  "all_wall": wall[key], "all_cpu": cpu[key]}
+            key: {
+                "images_per_second": statistics.median(wall[key]),
+                "images_per_cpu_second": statistics.median(cpu[key]),
+                "all_wall": wall[key],
+                "all_cpu": cpu[key],
+            }
             for key in models
         }
         base = results[name]["float32"]
         for key, value in results[name].items():
-            print(f"{name:<12} {key:<16} {value['images_per_second']:>8,.0f} img/s "
-                  f"{value['images_per_cpu_second']:>8,.0f} img/CPU-s   x{value['images_per_cpu_second'] / base['images_per_cpu_second']:.2f} "
-                  f"of float32 (per CPU-s)", flush=True)
+            print(
+                f"{name:<12} {key:<16} {value['images_per_second']:>8,.0f} img/s "
+                f"{value['images_per_cpu_second']:>8,.0f} img/CPU-s   "
+                f"x{value['images_per_cpu_second'] / base['images_per_cpu_second']:.2f} "
+                f"of float32 (per CPU-s)",
+                flush=True,
+            )
         results[name]["verdict"] = bfloat16_verdict(results[name])
         print(f"{name:<12} {results[name]['verdict']['line']}", flush=True)
         keras.utils.clear_session(free_memory=True)
@@ -155,19 +171,32 @@ def bfloat16_verdict(settings):
     from kcnn.training.hardware import detect_hardware, resolve_precision
 
     hardware = detect_hardware()
-    ratio = (settings["mixed_bfloat16"]["images_per_cpu_second"]
-             / settings["float32"]["images_per_cpu_second"])
+    ratio = (
+        settings["mixed_bfloat16"]["images_per_cpu_second"]
+        / settings["float32"]["images_per_cpu_second"]
+    )
     wins = ratio > 1
     auto = resolve_precision("auto", hardware)
     right = (auto == "mixed_bfloat16") == wins
-    cpu = ("AMX" if hardware.cpu_has_amx
-           else "AVX512-BF16, no AMX" if "avx512_bf16" in hardware.cpu_flags
-           else "no bfloat16 instructions")
-    line = (f"mixed bfloat16 x{ratio:.2f} float32 per CPU-s: it {'wins' if wins else 'loses'} "
-            f"here ({cpu}{', GPU' if hardware.has_gpu else ''}); precision='auto' picks {auto}: "
-            f"{'right' if right else 'WRONG (see kcnn/training/hardware.py)'}")
-    return {"bfloat16_over_float32": ratio, "bfloat16_wins": wins, "auto_precision": auto,
-            "auto_is_right": right, "line": line}
+    cpu = (
+        "AMX"
+        if hardware.cpu_has_amx
+        else "AVX512-BF16, no AMX"
+        if "avx512_bf16" in hardware.cpu_flags
+        else "no bfloat16 instructions"
+    )
+    line = (
+        f"mixed bfloat16 x{ratio:.2f} float32 per CPU-s: it {'wins' if wins else 'loses'} "
+        f"here ({cpu}{', GPU' if hardware.has_gpu else ''}); precision='auto' picks {auto}: "
+        f"{'right' if right else 'WRONG (see kcnn/training/hardware.py)'}"
+    )
+    return {
+        "bfloat16_over_float32": ratio,
+        "bfloat16_wins": wins,
+        "auto_precision": auto,
+        "auto_is_right": right,
+        "line": line,
+    }
 
 
 def kcnn_contender(args, train, test):
@@ -176,12 +205,21 @@ def kcnn_contender(args, train, test):
 
     clock, callback = keras_clock()
     result = kcnn_train(
-        "simple_cnn", (train, test), epochs=args.epochs, validation_split=0.0, tensorboard=False,
-        verbose=0, callbacks=[callback],
+        "simple_cnn",
+        (train, test),
+        epochs=args.epochs,
+        validation_split=0.0,
+        tensorboard=False,
+        verbose=0,
+        callbacks=[callback],
     )
-    return {"images": len(train[0]) * args.epochs, "wall": clock.wall, "cpu": clock.cpu,
-            "test_accuracy": result.test_accuracy,
-            "settings": f"batch 128, {result.precision}, XLA {'on' if result.jit_compile else 'off'}"}
+    return {
+        "images": len(train[0]) * args.epochs,
+        "wall": clock.wall,
+        "cpu": clock.cpu,
+        "test_accuracy": result.test_accuracy,
+        "settings": f"batch 128, {result.precision}, XLA {'on' if result.jit_compile else 'off'}",
+    }
 
 
 def plain_keras_contender(args, train, test):
@@ -191,24 +229,31 @@ def plain_keras_contender(args, train, test):
 
     keras.utils.clear_session(free_memory=True)
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input(shape=(28, 28, 1)),
-        layers.Conv2D(32, 3, padding="same", activation="relu"),
-        layers.MaxPooling2D(2),
-        layers.Conv2D(64, 3, padding="same", activation="relu"),
-        layers.MaxPooling2D(2),
-        layers.Flatten(),
-        layers.Dense(128, activation="relu"),
-        layers.Dropout(0.5),
-        layers.Dense(10, activation="softmax"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(28, 28, 1)),
+            layers.Conv2D(32, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Conv2D(64, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Flatten(),
+            layers.Dense(128, activation="relu"),
+            layers.Dropout(0.5),
+            layers.Dense(10, activation="softmax"),
+        ]
+    )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     x, y = train
     clock, callback = keras_clock()
     model.fit(x / 255.0, y, epochs=args.epochs, verbose=0, callbacks=[callback])
     accuracy = model.evaluate(test[0] / 255.0, test[1], verbose=0)[1]
-    return {"images": len(x) * args.epochs, "wall": clock.wall, "cpu": clock.cpu,
-            "test_accuracy": float(accuracy), "settings": "batch 32, float32, NumPy input"}
+    return {
+        "images": len(x) * args.epochs,
+        "wall": clock.wall,
+        "cpu": clock.cpu,
+        "test_accuracy": float(accuracy),
+        "settings": "batch 32, float32, NumPy input",
+    }
 
 
 def torch_contender(args, train, test):
@@ -271,13 +316,22 @@ def torch_contender(args, train, test):
     with torch.no_grad():
         for data, target in DataLoader(Images(*test), batch_size=1000):
             correct += int((model(data).argmax(1) == target).sum())
-    return {"images": len(train[1]) * args.epochs, "wall": clock.wall, "cpu": clock.cpu,
-            "test_accuracy": correct / len(test[1]),
-            "settings": f"batch 64, float32, torch {torch.__version__}, {torch.get_num_threads()} threads"}
+    return {
+        "images": len(train[1]) * args.epochs,
+        "wall": clock.wall,
+        "cpu": clock.cpu,
+        "test_accuracy": correct / len(test[1]),
+        "settings": (
+            f"batch 64, float32, torch {torch.__version__}, {torch.get_num_threads()} threads"
+        ),
+    }
 
 
 def contenders_part(args, train, test):
-    runs = {"kcnn train (defaults)": kcnn_contender, "plain Keras (defaults)": plain_keras_contender}
+    runs = {
+        "kcnn train (defaults)": kcnn_contender,
+        "plain Keras (defaults)": plain_keras_contender,
+    }
     try:
         import torch  # noqa: F401
 
@@ -293,17 +347,22 @@ def contenders_part(args, train, test):
         measured["images_per_cpu_second"] = measured["images"] / measured["cpu"]
         measured["load_average"] = [start_load, os.getloadavg()[0]]
         results[name] = measured
-        print(f"{name:<24} {measured['images_per_second']:>8,.0f} img/s "
-              f"{measured['images_per_cpu_second']:>8,.0f} img/CPU-s  test accuracy "
-              f"{measured['test_accuracy']:.4f}  ({measured['settings']}; load "
-              f"{measured['load_average'][0]:.1f}->{measured['load_average'][1]:.1f})", flush=True)
+        print(
+            f"{name:<24} {measured['images_per_second']:>8,.0f} img/s "
+            f"{measured['images_per_cpu_second']:>8,.0f} img/CPU-s  test accuracy "
+            f"{measured['test_accuracy']:.4f}  ({measured['settings']}; load "
+            f"{measured['load_average'][0]:.1f}->{measured['load_average'][1]:.1f})",
+            flush=True,
+        )
     kcnn = results["kcnn train (defaults)"]
     for name, measured in results.items():
         if measured is not kcnn:
-            print(f"kcnn / {name}: x{kcnn['images_per_second'] / measured['images_per_second']:.2f} "
-                  f"wall, x{kcnn['images_per_cpu_second'] / measured['images_per_cpu_second']:.2f} "
-                  f"per CPU-s; accuracy difference "
-                  f"{100 * (kcnn['test_accuracy'] - measured['test_accuracy']):+.2f} points")
+            print(
+                f"kcnn / {name}: x{kcnn['images_per_second'] / measured['images_per_second']:.2f} "
+                f"wall, x{kcnn['images_per_cpu_second'] / measured['images_per_cpu_second']:.2f} "
+                f"per CPU-s; accuracy difference "
+                f"{100 * (kcnn['test_accuracy'] - measured['test_accuracy']):+.2f} points"
+            )
     return results
 
 
@@ -313,8 +372,11 @@ def main(argv=None):
     from kcnn.report import describe_hardware
 
     train, test = load_arrays(args.data_dir, args.limit)
-    report = {"machine": describe_hardware(),
-              "load_average_at_start": os.getloadavg(), "arguments": vars(args)}
+    report = {
+        "machine": describe_hardware(),
+        "load_average_at_start": os.getloadavg(),
+        "arguments": vars(args),
+    }
     print(f"{report['machine']}; load average {os.getloadavg()[0]:.1f}", flush=True)
     if args.part in ("all", "precision"):
         report["precision"] = precision_part(args, train)

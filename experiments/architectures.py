@@ -37,8 +37,18 @@ import time
 import numpy as np
 
 from common import (
-    ACCURACY_FLOOR, dataset_splits, fill_from_plan, mean_curve, open_report, parser, pct, positive,
-    run, run_progress, values, write_report,
+    ACCURACY_FLOOR,
+    dataset_splits,
+    fill_from_plan,
+    mean_curve,
+    open_report,
+    parser,
+    pct,
+    positive,
+    run,
+    run_progress,
+    values,
+    write_report,
 )
 
 SIZE = 32
@@ -64,13 +74,19 @@ FULL = dict(train_size=8000, validation_size=500, test_size=1000, epochs=6, seed
 
 def parse_args(argv=None):
     result = parser(__doc__.split("\n\n")[0], "architectures")
-    result.add_argument("--train-size", type=int,
-                        help=f"training images (quick {QUICK['train_size']}, "
-                        f"full {FULL['train_size']})")
-    result.add_argument("--test-size", type=int,
-                        help=f"test images (quick {QUICK['test_size']}, full {FULL['test_size']})")
-    result.add_argument("--epochs", type=int,
-                        help=f"epochs (quick {QUICK['epochs']}, full {FULL['epochs']})")
+    result.add_argument(
+        "--train-size",
+        type=int,
+        help=f"training images (quick {QUICK['train_size']}, full {FULL['train_size']})",
+    )
+    result.add_argument(
+        "--test-size",
+        type=int,
+        help=f"test images (quick {QUICK['test_size']}, full {FULL['test_size']})",
+    )
+    result.add_argument(
+        "--epochs", type=int, help=f"epochs (quick {QUICK['epochs']}, full {FULL['epochs']})"
+    )
     args = result.parse_args(argv)
     fill_from_plan(args, QUICK, FULL)
     for key in ("train_size", "test_size", "epochs", "seeds"):
@@ -101,16 +117,19 @@ def course_table() -> list[dict]:
     for title, name, kwargs, claimed in COURSE_TABLE:
         params, macs = size(name, kwargs)
         shape = kcnn.model_info(name).input_shape
-        rows.append({
-            "model": title,
-            "builder": name + "".join(f", {k}={v}" for k, v in kwargs.items()),
-            "course's parameters": (f"{claimed / 1e6:g}M" if claimed >= 1e6
-                                    else f"{claimed / 1e3:g}K"),
-            "trainable parameters": params,
-            "difference": f"{params / claimed - 1:+.1%}",
-            "input": "x".join(str(d) for d in shape),
-            "MACs": macs,
-        })
+        rows.append(
+            {
+                "model": title,
+                "builder": name + "".join(f", {k}={v}" for k, v in kwargs.items()),
+                "course's parameters": (
+                    f"{claimed / 1e6:g}M" if claimed >= 1e6 else f"{claimed / 1e3:g}K"
+                ),
+                "trainable parameters": params,
+                "difference": f"{params / claimed - 1:+.1%}",
+                "input": "x".join(str(d) for d in shape),
+                "MACs": macs,
+            }
+        )
     return rows
 
 
@@ -123,14 +142,24 @@ def train_all(args, splits) -> dict:
     for seed in range(args.seeds):
         for name, registry_name, kwargs, _ in ARCHITECTURES:
             progress.step(f"seed {seed}, {name}")
-            record = run(registry_name, splits, args.epochs, seed, model_kwargs=kwargs or None,
-                         precision=args.precision, time_inference=True)
+            record = run(
+                registry_name,
+                splits,
+                args.epochs,
+                seed,
+                model_kwargs=kwargs or None,
+                precision=args.precision,
+                time_inference=True,
+            )
             record["train_seconds"] = sum(record["epoch_seconds"])
             records[name].append({"seed": seed, **record})
-            print(f"[{time.perf_counter() - start:6.0f} s] seed {seed} {name:12s} test "
-                  f"{record['test_accuracy']:.4f}, train {record['images_per_second']:.0f} img/s, "
-                  f"inference {record['inference_images_per_second']:.0f} img/s "
-                  f"({record['seconds']:.0f} s)", flush=True)
+            print(
+                f"[{time.perf_counter() - start:6.0f} s] seed {seed} {name:12s} test "
+                f"{record['test_accuracy']:.4f}, train {record['images_per_second']:.0f} img/s, "
+                f"inference {record['inference_images_per_second']:.0f} img/s "
+                f"({record['seconds']:.0f} s)",
+                flush=True,
+            )
     return records
 
 
@@ -138,19 +167,22 @@ def summary_rows(records: dict, costs: dict) -> list[dict]:
     rows = []
     for name, _, _, origin in ARCHITECTURES:
         runs = records[name]
-        rows.append({
-            "model": name,
-            "origin": origin,
-            "trainable parameters": costs[name][0],
-            "MACs": costs[name][1],
-            "test accuracy %": pct(values(runs, "test_accuracy")),
-            "train accuracy %": pct(values(runs, "train_accuracy")),
-            "last-epoch training loss": round(statistics.mean(r["loss"][-1] for r in runs), 3),
-            "training time s": round(statistics.mean(values(runs, "train_seconds")), 1),
-            "train images/s": round(statistics.mean(values(runs, "images_per_second"))),
-            "inference images/s": round(
-                statistics.mean(values(runs, "inference_images_per_second"))),
-        })
+        rows.append(
+            {
+                "model": name,
+                "origin": origin,
+                "trainable parameters": costs[name][0],
+                "MACs": costs[name][1],
+                "test accuracy %": pct(values(runs, "test_accuracy")),
+                "train accuracy %": pct(values(runs, "train_accuracy")),
+                "last-epoch training loss": round(statistics.mean(r["loss"][-1] for r in runs), 3),
+                "training time s": round(statistics.mean(values(runs, "train_seconds")), 1),
+                "train images/s": round(statistics.mean(values(runs, "images_per_second"))),
+                "inference images/s": round(
+                    statistics.mean(values(runs, "inference_images_per_second"))
+                ),
+            }
+        )
     return rows
 
 
@@ -159,23 +191,34 @@ def claims(table: list[dict], records: dict) -> list[tuple[str, bool | None, str
     from kcnn.report import compare
 
     counted = {row["model"]: row for row in table}
-    found = [(
-        "Table 1's parameter counts: LeNet-5 60K, AlexNet 60M, VGG-16 138M, ResNet-50 25M",
-        all(abs(params / claimed - 1) <= TABLE_TOLERANCE
-            for params, claimed in ((counted[t]["trainable parameters"], c)
-                                    for t, _, _, c in COURSE_TABLE)),
-        ", ".join(f"{t} {counted[t]['trainable parameters']:,} ({counted[t]['difference']})"
-                  for t, *_ in COURSE_TABLE),
-    )]
+    found = [
+        (
+            "Table 1's parameter counts: LeNet-5 60K, AlexNet 60M, VGG-16 138M, ResNet-50 25M",
+            all(
+                abs(params / claimed - 1) <= TABLE_TOLERANCE
+                for params, claimed in (
+                    (counted[t]["trainable parameters"], c) for t, _, _, c in COURSE_TABLE
+                )
+            ),
+            ", ".join(
+                f"{t} {counted[t]['trainable parameters']:,} ({counted[t]['difference']})"
+                for t, *_ in COURSE_TABLE
+            ),
+        )
+    ]
     vgg, resnet = counted["VGG-16"], counted["ResNet-50"]
-    found.append((
-        "VGG-16 is much heavier than ResNet-50 (138M against 25M parameters)",
-        (vgg["trainable parameters"] > resnet["trainable parameters"]
-         and vgg["MACs"] > resnet["MACs"]),
-        f"VGG-16 {vgg['trainable parameters'] / resnet['trainable parameters']:.1f}x the "
-        f"parameters and {vgg['MACs'] / resnet['MACs']:.1f}x the multiply-accumulates of ResNet-50 "
-        "at 224x224",
-    ))
+    found.append(
+        (
+            "VGG-16 is much heavier than ResNet-50 (138M against 25M parameters)",
+            (
+                vgg["trainable parameters"] > resnet["trainable parameters"]
+                and vgg["MACs"] > resnet["MACs"]
+            ),
+            f"VGG-16 {vgg['trainable parameters'] / resnet['trainable parameters']:.1f}x the "
+            f"parameters and {vgg['MACs'] / resnet['MACs']:.1f}x the multiply-accumulates of "
+            "ResNet-50 at 224x224",
+        )
+    )
 
     def accuracy(name):
         return values(records[name], "test_accuracy")
@@ -183,22 +226,26 @@ def claims(table: list[dict], records: dict) -> list[tuple[str, bool | None, str
     def loss(name):
         return statistics.mean(r["loss"][-1] for r in records[name])
 
-    found.append((
-        "With skip connections (TinyResNet) the network is more accurate than the plain "
-        "VGG-style stack (TinyVGG), same data and budget",
-        compare(accuracy("tiny_resnet"), accuracy("tiny_vgg"), ACCURACY_FLOOR),
-        f"tiny_resnet {pct(accuracy('tiny_resnet'))} vs tiny_vgg {pct(accuracy('tiny_vgg'))} % "
-        f"test accuracy (last-epoch training loss {loss('tiny_resnet'):.3f} vs "
-        f"{loss('tiny_vgg'):.3f})",
-    ))
+    found.append(
+        (
+            "With skip connections (TinyResNet) the network is more accurate than the plain "
+            "VGG-style stack (TinyVGG), same data and budget",
+            compare(accuracy("tiny_resnet"), accuracy("tiny_vgg"), ACCURACY_FLOOR),
+            f"tiny_resnet {pct(accuracy('tiny_resnet'))} vs tiny_vgg {pct(accuracy('tiny_vgg'))} % "
+            f"test accuracy (last-epoch training loss {loss('tiny_resnet'):.3f} vs "
+            f"{loss('tiny_vgg'):.3f})",
+        )
+    )
     later = [name for name, *_ in ARCHITECTURES if name != "lenet5"]
     verdicts = [compare(accuracy(name), accuracy("lenet5"), ACCURACY_FLOOR) for name in later]
-    found.append((
-        "Every later architecture is more accurate than LeNet-5 (1998), same data and budget",
-        False if False in verdicts else (True if all(verdicts) else None),
-        f"lenet5 {pct(accuracy('lenet5'))} %; "
-        + ", ".join(f"{name} {pct(accuracy(name))} %" for name in later),
-    ))
+    found.append(
+        (
+            "Every later architecture is more accurate than LeNet-5 (1998), same data and budget",
+            False if False in verdicts else (True if all(verdicts) else None),
+            f"lenet5 {pct(accuracy('lenet5'))} %; "
+            + ", ".join(f"{name} {pct(accuracy(name))} %" for name in later),
+        )
+    )
     return found
 
 
@@ -214,13 +261,30 @@ def plot_costs(records: dict, costs: dict, path) -> str:
     for index, (name, *_) in enumerate(ARCHITECTURES):
         runs, (params, macs), colour = records[name], costs[name], f"C{index}"
         accuracy = 100 * np.array(values(runs, "test_accuracy"))
-        left.errorbar(macs, accuracy.mean(), yerr=accuracy.std(), fmt="o", capsize=4,
-                      color=colour, label=f"{name} ({params / 1e6:.2f}M parameters)")
-        right.scatter(macs, statistics.mean(values(runs, "images_per_second")), marker="o",
-                      color=colour, label=f"{name}, training")
-        right.scatter(macs, statistics.mean(values(runs, "inference_images_per_second")),
-                      marker="s", facecolors="none", edgecolors=colour,
-                      label=f"{name}, inference")
+        left.errorbar(
+            macs,
+            accuracy.mean(),
+            yerr=accuracy.std(),
+            fmt="o",
+            capsize=4,
+            color=colour,
+            label=f"{name} ({params / 1e6:.2f}M parameters)",
+        )
+        right.scatter(
+            macs,
+            statistics.mean(values(runs, "images_per_second")),
+            marker="o",
+            color=colour,
+            label=f"{name}, training",
+        )
+        right.scatter(
+            macs,
+            statistics.mean(values(runs, "inference_images_per_second")),
+            marker="s",
+            facecolors="none",
+            edgecolors=colour,
+            label=f"{name}, inference",
+        )
     left.set_ylabel("test accuracy (%)")
     left.set_title("accuracy against computation (same data and budget)", fontsize=10)
     right.set_yscale("log")
@@ -259,12 +323,15 @@ def main(argv=None) -> int:
     report = open_report(args, "Classic architectures: size, computation, accuracy and speed")
 
     table = course_table()
-    splits = dataset_splits(args.dataset, args.train_size, args.validation_size, args.test_size,
-                            args.data_dir).padded(SIZE)
+    splits = dataset_splits(
+        args.dataset, args.train_size, args.validation_size, args.test_size, args.data_dir
+    ).padded(SIZE)
     records = train_all(args, splits)
     shape = splits.train[0].shape[1:]
-    costs = {name: size(registry_name, kwargs, input_shape=shape, classes=len(splits.class_names))
-             for name, registry_name, kwargs, _ in ARCHITECTURES}
+    costs = {
+        name: size(registry_name, kwargs, input_shape=shape, classes=len(splits.class_names))
+        for name, registry_name, kwargs, _ in ARCHITECTURES
+    }
     for claim, verdict, evidence in claims(table, records):
         report.claim(claim, verdict, evidence)
     report.text(
@@ -286,15 +353,22 @@ def main(argv=None) -> int:
         "while its moving averages lag behind its weights."
     )
     if args.quick:
-        report.text("Quick mode: a smoke test of the script on tiny subsets, few epochs and one "
-                    "seed; its verdicts say nothing about the course. Run without `--quick`.")
+        report.text(
+            "Quick mode: a smoke test of the script on tiny subsets, few epochs and one "
+            "seed; its verdicts say nothing about the course. Run without `--quick`."
+        )
     report.table("The course's Table 1, parameters recounted", table)
-    report.table(f"Trained on {splits.name}, {SIZE}x{SIZE}, same budget",
-                 summary_rows(records, costs))
-    report.figure(plot_costs(records, costs, os.path.join(args.out, "architectures.png")),
-                  "test accuracy (mean ± std) and speed against multiply-accumulates per image")
-    report.figure(plot_curves(records, os.path.join(args.out, "curves.png")),
-                  "validation accuracy per epoch (mean over seeds)")
+    report.table(
+        f"Trained on {splits.name}, {SIZE}x{SIZE}, same budget", summary_rows(records, costs)
+    )
+    report.figure(
+        plot_costs(records, costs, os.path.join(args.out, "architectures.png")),
+        "test accuracy (mean ± std) and speed against multiply-accumulates per image",
+    )
+    report.figure(
+        plot_curves(records, os.path.join(args.out, "curves.png")),
+        "validation accuracy per epoch (mean over seeds)",
+    )
     report.results["runs"] = records
     return write_report(report, args.out)
 

@@ -38,17 +38,43 @@ import sys
 import time
 
 from common import (
-    ACCURACY_FLOOR, dataset_splits, fill_from_plan, mean_curve, open_report, parser, pct, positive,
-    run, run_progress, values, write_report,
+    ACCURACY_FLOOR,
+    dataset_splits,
+    fill_from_plan,
+    mean_curve,
+    open_report,
+    parser,
+    pct,
+    positive,
+    run,
+    run_progress,
+    values,
+    write_report,
 )
 
 MODEL = "resnet"  # with depths (2, 2, 2) and the CIFAR stem: the course's TinyResNet
 KINDS = (None, "se", "spatial", "cbam")
-QUICK = dict(train_size=256, validation_size=64, test_size=256, epochs=1, seeds=1,
-             rounds=2, steps=1, depths=(1, 1))
+QUICK = dict(
+    train_size=256,
+    validation_size=64,
+    test_size=256,
+    epochs=1,
+    seeds=1,
+    rounds=2,
+    steps=1,
+    depths=(1, 1),
+)
 # 15,000 images, 10 epochs, 3 seeds: at 5,000 x 6 x 2 SE's effect was within the seeds' spread
-FULL = dict(train_size=15000, validation_size=1000, test_size=None, epochs=10, seeds=3,
-            rounds=7, steps=10, depths=(2, 2, 2))
+FULL = dict(
+    train_size=15000,
+    validation_size=1000,
+    test_size=None,
+    epochs=10,
+    seeds=3,
+    rounds=7,
+    steps=10,
+    depths=(2, 2, 2),
+)
 BATCH = 128
 COST_LIMIT = 0.10  # "slight cost": under 10 % more parameters and 10 % more training time
 
@@ -59,21 +85,35 @@ def label(kind) -> str:
 
 def parse_args(argv=None):
     result = parser(__doc__.split("\n\n")[0], "attention")
-    result.add_argument("--train-size", type=int,
-                        help=f"training images (quick {QUICK['train_size']}, "
-                        f"full {FULL['train_size']})")
-    result.add_argument("--epochs", type=int,
-                        help=f"epochs (quick {QUICK['epochs']}, full {FULL['epochs']})")
-    result.add_argument("--rounds", type=int,
-                        help=f"timing rounds (quick {QUICK['rounds']}, full {FULL['rounds']})")
-    result.add_argument("--steps", type=int,
-                        help=f"steps per variant and round (quick {QUICK['steps']}, "
-                        f"full {FULL['steps']})")
-    result.add_argument("--width", type=float, default=0.25,
-                        help="TinyResNet width multiplier (default 0.25: 16-32-64 channels)")
-    result.add_argument("--attention-ratio", type=int, default=4,
-                        help="reduction ratio of SE and CBAM's channel attention (default 4: the "
-                        "paper's 16 would leave 1 hidden unit on 16 channels)")
+    result.add_argument(
+        "--train-size",
+        type=int,
+        help=f"training images (quick {QUICK['train_size']}, full {FULL['train_size']})",
+    )
+    result.add_argument(
+        "--epochs", type=int, help=f"epochs (quick {QUICK['epochs']}, full {FULL['epochs']})"
+    )
+    result.add_argument(
+        "--rounds", type=int, help=f"timing rounds (quick {QUICK['rounds']}, full {FULL['rounds']})"
+    )
+    result.add_argument(
+        "--steps",
+        type=int,
+        help=f"steps per variant and round (quick {QUICK['steps']}, full {FULL['steps']})",
+    )
+    result.add_argument(
+        "--width",
+        type=float,
+        default=0.25,
+        help="TinyResNet width multiplier (default 0.25: 16-32-64 channels)",
+    )
+    result.add_argument(
+        "--attention-ratio",
+        type=int,
+        default=4,
+        help="reduction ratio of SE and CBAM's channel attention (default 4: the "
+        "paper's 16 would leave 1 hidden unit on 16 channels)",
+    )
     args = result.parse_args(argv)
     fill_from_plan(args, QUICK, FULL)
     for key in ("train_size", "epochs", "seeds", "attention_ratio", "rounds", "steps"):
@@ -82,8 +122,13 @@ def parse_args(argv=None):
 
 
 def model_kwargs(args, kind) -> dict:
-    return {"depths": tuple(args.depths), "stem": "cifar", "width": args.width,
-            "attention": kind, "attention_ratio": args.attention_ratio}
+    return {
+        "depths": tuple(args.depths),
+        "stem": "cifar",
+        "width": args.width,
+        "attention": kind,
+        "attention_ratio": args.attention_ratio,
+    }
 
 
 def macs(args, kind, shape, classes) -> int:
@@ -111,15 +156,18 @@ def time_variants(args, shape, classes) -> dict:
     for kind in KINDS:
         keras.utils.set_random_seed(0)
         with precision_policy(args.precision):
-            model = kcnn.create_model(MODEL, input_shape=shape, classes=classes,
-                                      **model_kwargs(args, kind))
+            model = kcnn.create_model(
+                MODEL, input_shape=shape, classes=classes, **model_kwargs(args, kind)
+            )
         compile_model(model, "adam")
         for _ in range(2):  # trace and warm up both steps
             model.train_on_batch(images, labels)
             model.predict_on_batch(images)
         models[label(kind)] = model
-    times = {name: {key: [] for key in ("train_cpu", "train_wall", "inference_cpu",
-                                        "inference_wall")} for name in models}
+    times = {
+        name: {key: [] for key in ("train_cpu", "train_wall", "inference_cpu", "inference_wall")}
+        for name in models
+    }
     for _ in range(args.rounds):
         for name, model in models.items():
             for key in ("train", "inference"):
@@ -147,21 +195,26 @@ def summarise(records, costs, times) -> list[dict]:
     base = records["none"]
     for name, runs in records.items():
         timing = times[name]
-        rows.append({
-            "attention": name,
-            "parameters": runs[0]["params"],
-            "params vs none": f"{runs[0]['params'] / base[0]['params'] - 1:+.1%}",
-            "MACs": costs[name],
-            "MACs vs none": f"{costs[name] / costs['none'] - 1:+.1%}",
-            "test accuracy %": pct(values(runs, "test_accuracy")),
-            "train accuracy %": pct(values(runs, "train_accuracy")),
-            "train CPU ms/image": round(1000 * statistics.median(timing["train_cpu"]), 2),
-            "train vs none": f"{statistics.median(relative(times, name, 'train_cpu')):+.0%}",
-            "train images/s (wall)": round(1 / statistics.median(timing["train_wall"])),
-            "inference CPU ms/image": round(1000 * statistics.median(timing["inference_cpu"]), 3),
-            "inference vs none":
-                f"{statistics.median(relative(times, name, 'inference_cpu')):+.0%}",
-        })
+        rows.append(
+            {
+                "attention": name,
+                "parameters": runs[0]["params"],
+                "params vs none": f"{runs[0]['params'] / base[0]['params'] - 1:+.1%}",
+                "MACs": costs[name],
+                "MACs vs none": f"{costs[name] / costs['none'] - 1:+.1%}",
+                "test accuracy %": pct(values(runs, "test_accuracy")),
+                "train accuracy %": pct(values(runs, "train_accuracy")),
+                "train CPU ms/image": round(1000 * statistics.median(timing["train_cpu"]), 2),
+                "train vs none": f"{statistics.median(relative(times, name, 'train_cpu')):+.0%}",
+                "train images/s (wall)": round(1 / statistics.median(timing["train_wall"])),
+                "inference CPU ms/image": round(
+                    1000 * statistics.median(timing["inference_cpu"]), 3
+                ),
+                "inference vs none": (
+                    f"{statistics.median(relative(times, name, 'inference_cpu')):+.0%}"
+                ),
+            }
+        )
     return rows
 
 
@@ -177,27 +230,40 @@ def claims(records, times) -> list[tuple[str, bool | None, str]]:
         return f"{a} {pct(accuracy(a))} vs {b} {pct(accuracy(b))} % test accuracy"
 
     found = [
-        ("Squeeze-and-excitation (channel attention) improves the ResNet's accuracy",
-         compare(accuracy("se"), accuracy("none"), ACCURACY_FLOOR), evidence("se", "none")),
-        ("Spatial attention improves the ResNet's accuracy",
-         compare(accuracy("spatial"), accuracy("none"), ACCURACY_FLOOR),
-         evidence("spatial", "none")),
-        ("CBAM (channel + spatial) improves the ResNet's accuracy",
-         compare(accuracy("cbam"), accuracy("none"), ACCURACY_FLOOR), evidence("cbam", "none")),
-        ("CBAM improves it more than SE alone (Woo et al.)",
-         compare(accuracy("cbam"), accuracy("se"), ACCURACY_FLOOR), evidence("cbam", "se")),
+        (
+            "Squeeze-and-excitation (channel attention) improves the ResNet's accuracy",
+            compare(accuracy("se"), accuracy("none"), ACCURACY_FLOOR),
+            evidence("se", "none"),
+        ),
+        (
+            "Spatial attention improves the ResNet's accuracy",
+            compare(accuracy("spatial"), accuracy("none"), ACCURACY_FLOOR),
+            evidence("spatial", "none"),
+        ),
+        (
+            "CBAM (channel + spatial) improves the ResNet's accuracy",
+            compare(accuracy("cbam"), accuracy("none"), ACCURACY_FLOOR),
+            evidence("cbam", "none"),
+        ),
+        (
+            "CBAM improves it more than SE alone (Woo et al.)",
+            compare(accuracy("cbam"), accuracy("se"), ACCURACY_FLOOR),
+            evidence("cbam", "se"),
+        ),
     ]
     base = records["none"]
     for name in ("se", "spatial", "cbam"):
         extra_params = records[name][0]["params"] / base[0]["params"] - 1
         extra_time = relative(times, name, "train_cpu")
-        found.append((
-            f"{name} attention costs little: under {COST_LIMIT:.0%} more parameters and "
-            "training time (Hu et al.'s \"slight additional cost\")",
-            False if extra_params >= COST_LIMIT else compare([COST_LIMIT], extra_time),
-            f"parameters {extra_params:+.1%}, CPU time per training image "
-            f"{pct(extra_time, 0)} % (over {len(extra_time)} rounds)",
-        ))
+        found.append(
+            (
+                f"{name} attention costs little: under {COST_LIMIT:.0%} more parameters and "
+                'training time (Hu et al.\'s "slight additional cost")',
+                False if extra_params >= COST_LIMIT else compare([COST_LIMIT], extra_time),
+                f"parameters {extra_params:+.1%}, CPU time per training image "
+                f"{pct(extra_time, 0)} % (over {len(extra_time)} rounds)",
+            )
+        )
     return found
 
 
@@ -214,10 +280,22 @@ def plot_cost(records, times, path) -> str:
     for name, runs in records.items():
         accuracy = 100 * np.array(values(runs, "test_accuracy"))
         milliseconds = 1000 * np.array(times[name]["train_cpu"])
-        axis.errorbar(np.median(milliseconds), accuracy.mean(), xerr=milliseconds.std(),
-                      yerr=accuracy.std(), fmt="o", capsize=4, label=name)
-        axis.annotate(name, (np.median(milliseconds), accuracy.mean()),
-                      textcoords="offset points", xytext=(6, 6), fontsize=9)
+        axis.errorbar(
+            np.median(milliseconds),
+            accuracy.mean(),
+            xerr=milliseconds.std(),
+            yerr=accuracy.std(),
+            fmt="o",
+            capsize=4,
+            label=name,
+        )
+        axis.annotate(
+            name,
+            (np.median(milliseconds), accuracy.mean()),
+            textcoords="offset points",
+            xytext=(6, 6),
+            fontsize=9,
+        )
     axis.set_xlabel("training CPU time per image (ms)")
     axis.set_ylabel("test accuracy (%)")
     axis.set_title("ResNet with attention: accuracy against cost", fontsize=10)
@@ -248,19 +326,29 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     report = open_report(args, "Attention in a ResNet: none, SE, spatial, CBAM")
 
-    splits = dataset_splits(args.dataset, args.train_size, args.validation_size, args.test_size,
-                            args.data_dir)
+    splits = dataset_splits(
+        args.dataset, args.train_size, args.validation_size, args.test_size, args.data_dir
+    )
     records = {label(kind): [] for kind in KINDS}
     start = time.perf_counter()
     progress = run_progress(args.seeds, KINDS)
     for seed in range(args.seeds):
         for kind in KINDS:
             progress.step(f"seed {seed}, {label(kind)}")
-            record = run(MODEL, splits, args.epochs, seed, model_kwargs=model_kwargs(args, kind),
-                         precision=args.precision)
+            record = run(
+                MODEL,
+                splits,
+                args.epochs,
+                seed,
+                model_kwargs=model_kwargs(args, kind),
+                precision=args.precision,
+            )
             records[label(kind)].append({"seed": seed, **record})
-            print(f"[{time.perf_counter() - start:6.0f} s] seed {seed} {label(kind):8s} test "
-                  f"{record['test_accuracy']:.4f} ({record['seconds']:.0f} s)", flush=True)
+            print(
+                f"[{time.perf_counter() - start:6.0f} s] seed {seed} {label(kind):8s} test "
+                f"{record['test_accuracy']:.4f} ({record['seconds']:.0f} s)",
+                flush=True,
+            )
     shape, classes = splits.train[0].shape[1:], len(splits.class_names)
     costs = {label(k): macs(args, k, shape, classes) for k in KINDS}
     times = time_variants(args, shape, classes)
@@ -280,14 +368,20 @@ def main(argv=None) -> int:
         "CPU (see the load average above)."
     )
     if args.quick:
-        report.text("Quick mode: a smoke test of the script on tiny subsets, few epochs and one "
-                    "seed; its verdicts say nothing about the course. Run without `--quick`.")
+        report.text(
+            "Quick mode: a smoke test of the script on tiny subsets, few epochs and one "
+            "seed; its verdicts say nothing about the course. Run without `--quick`."
+        )
     report.table("Accuracy and cost", summarise(records, costs, times))
-    report.figure(plot_cost(records, times, os.path.join(args.out, "attention.png")),
-                  "test accuracy (mean ± std over seeds) against training CPU time per image "
-                  "(median and spread over rounds)")
-    report.figure(plot_curves(records, os.path.join(args.out, "curves.png")),
-                  "validation accuracy per epoch (mean over seeds)")
+    report.figure(
+        plot_cost(records, times, os.path.join(args.out, "attention.png")),
+        "test accuracy (mean ± std over seeds) against training CPU time per image "
+        "(median and spread over rounds)",
+    )
+    report.figure(
+        plot_curves(records, os.path.join(args.out, "curves.png")),
+        "validation accuracy per epoch (mean over seeds)",
+    )
     report.results["runs"] = records
     report.results["times"] = times
     return write_report(report, args.out)

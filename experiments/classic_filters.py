@@ -26,8 +26,16 @@ FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_IMAGES = "t10k-images-idx3-ubyte.gz"
 FASHION_MNIST_LABELS = "t10k-labels-idx1-ubyte.gz"
 FASHION_MNIST_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 PHOTO = "grace_hopper.jpg"
 
@@ -112,14 +120,25 @@ def parse_args(argv=None):
     from kcnn.models import CLASSIC_FILTERS
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", default=FASHION_MNIST_DIR,
-                        help="folder with Fashion-MNIST's t10k IDX .gz files")
+    parser.add_argument(
+        "--data-dir",
+        default=FASHION_MNIST_DIR,
+        help="folder with Fashion-MNIST's t10k IDX .gz files",
+    )
     parser.add_argument("--index", type=int, default=0, help="Fashion-MNIST test item to filter")
-    parser.add_argument("--filters", nargs="+", default=list(CLASSIC_FILTERS),
-                        choices=CLASSIC_FILTERS, metavar="NAME",
-                        help=f"filters to apply (default: all of {', '.join(CLASSIC_FILTERS)})")
-    parser.add_argument("--output-dir", default="results/classic_filters",
-                        help="where report.json and classic_filters.png are written")
+    parser.add_argument(
+        "--filters",
+        nargs="+",
+        default=list(CLASSIC_FILTERS),
+        choices=CLASSIC_FILTERS,
+        metavar="NAME",
+        help=f"filters to apply (default: all of {', '.join(CLASSIC_FILTERS)})",
+    )
+    parser.add_argument(
+        "--output-dir",
+        default="results/classic_filters",
+        help="where report.json and classic_filters.png are written",
+    )
     return parser.parse_args(argv)
 
 

@@ -38,17 +38,31 @@ def parser(description: str, name: str) -> argparse.ArgumentParser:
     result = argparse.ArgumentParser(
         description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    result.add_argument("--quick", action="store_true",
-                        help="small subsets, few epochs, one seed: a few minutes on 2 CPU cores")
-    result.add_argument("--seeds", type=int,
-                        help="runs per configuration, with seeds 0..N-1 (mean ± std)")
-    result.add_argument("--out", default=os.path.join("results", name),
-                        help=f"folder of the report and figures (default results/{name})")
-    result.add_argument("--dataset", default="fashion_mnist", choices=DATASETS,
-                        help="found on disk first, downloaded otherwise (default fashion_mnist)")
+    result.add_argument(
+        "--quick",
+        action="store_true",
+        help="small subsets, few epochs, one seed: a few minutes on 2 CPU cores",
+    )
+    result.add_argument(
+        "--seeds", type=int, help="runs per configuration, with seeds 0..N-1 (mean ± std)"
+    )
+    result.add_argument(
+        "--out",
+        default=os.path.join("results", name),
+        help=f"folder of the report and figures (default results/{name})",
+    )
+    result.add_argument(
+        "--dataset",
+        default="fashion_mnist",
+        choices=DATASETS,
+        help="found on disk first, downloaded otherwise (default fashion_mnist)",
+    )
     result.add_argument("--data-dir", help="folder searched first for the dataset")
-    result.add_argument("--precision", default="auto",
-                        help="kcnn.training precision: auto, float32, mixed_bfloat16...")
+    result.add_argument(
+        "--precision",
+        default="auto",
+        help="kcnn.training precision: auto, float32, mixed_bfloat16...",
+    )
     return result
 
 
@@ -103,7 +117,7 @@ class Splits:
             f"{len(self.validation[1]):,} validation and {len(self.test[1]):,} test images"
         )
 
-    def padded(self, size: int) -> "Splits":
+    def padded(self, size: int) -> Splits:
         """These subsets with every image zero-padded, centred, to ``size`` x ``size``: 28x28
         MNIST digits become the 32x32 inputs of LeNet-5 (LeCun et al. 1998) and CIFAR-stem
         ResNets. Images already ``size`` x ``size`` are left as they are.
@@ -116,8 +130,10 @@ class Splits:
             raise ValueError(f"size must be an int of at least {max(height, width)}, got {size!r}")
         top, left = (size - height) // 2, (size - width) // 2
         pad = ((0, 0), (top, size - height - top), (left, size - width - left), (0, 0))
-        parts = {part: (np.pad(getattr(self, part)[0], pad), getattr(self, part)[1])
-                 for part in ("train", "validation", "test")}
+        parts = {
+            part: (np.pad(getattr(self, part)[0], pad), getattr(self, part)[1])
+            for part in ("train", "validation", "test")
+        }
         return dataclasses.replace(self, **parts)
 
 
@@ -131,9 +147,13 @@ def _stratified(labels, size: int | None, seed: int) -> np.ndarray:
     return stratified_split(labels, size / len(labels), seed)[1]
 
 
-def dataset_splits(name: str = "fashion_mnist", train_size: int | None = None,
-                   validation_size: int = 1000, test_size: int | None = None,
-                   data_dir=None) -> Splits:
+def dataset_splits(
+    name: str = "fashion_mnist",
+    train_size: int | None = None,
+    validation_size: int = 1000,
+    test_size: int | None = None,
+    data_dir=None,
+) -> Splits:
     """Fixed, stratified subsets of a named dataset (the same for every seed and configuration).
 
     The validation subset is taken from the training split (it never overlaps the training
@@ -166,9 +186,12 @@ def dataset_splits(name: str = "fashion_mnist", train_size: int | None = None,
     x_test, y_test = raw.test
     tested = _stratified(y_test, test_size, seed=2)
     return Splits(
-        train=(x[chosen], y[chosen]), validation=(x[held], y[held]),
-        test=(x_test[tested], y_test[tested]), class_names=NAMED_DATASETS[name].class_names,
-        source=raw.source, name=name,
+        train=(x[chosen], y[chosen]),
+        validation=(x[held], y[held]),
+        test=(x_test[tested], y_test[tested]),
+        class_names=NAMED_DATASETS[name].class_names,
+        source=raw.source,
+        name=name,
     )
 
 
@@ -183,10 +206,21 @@ def run_progress(seeds: int, configurations):
     return Progress(seeds * len(configurations), "run")
 
 
-def run(model: str, splits: Splits, epochs: int, seed: int, *, model_kwargs=None,
-        augment=None, batch_size: int = 128, precision: str = "auto",
-        time_inference: bool = False, callbacks=(), keep_model: bool = False,
-        **train_kwargs) -> dict:
+def run(
+    model: str,
+    splits: Splits,
+    epochs: int,
+    seed: int,
+    *,
+    model_kwargs=None,
+    augment=None,
+    batch_size: int = 128,
+    precision: str = "auto",
+    time_inference: bool = False,
+    callbacks=(),
+    keep_model: bool = False,
+    **train_kwargs,
+) -> dict:
     """Train the registered ``model`` on ``splits`` and measure it.
 
     Args:
@@ -234,9 +268,17 @@ def run(model: str, splits: Splits, epochs: int, seed: int, *, model_kwargs=None
     diverged = False
     try:
         result = train(
-            make_model, train_data, epochs, validation_data=evaluation["validation"],
-            test_data=evaluation["test"], precision=precision, seed=seed, verbose=0,
-            tensorboard=False, callbacks=[history, *callbacks], **train_kwargs,
+            make_model,
+            train_data,
+            epochs,
+            validation_data=evaluation["validation"],
+            test_data=evaluation["test"],
+            precision=precision,
+            seed=seed,
+            verbose=0,
+            tensorboard=False,
+            callbacks=[history, *callbacks],
+            **train_kwargs,
         )
         test_accuracy = result.test_accuracy
     except TrainingDiverged:
@@ -320,4 +362,3 @@ def mean_curve(records: list[dict], key: str) -> list[float]:
 def epochs_to(curve: list[float], target: float) -> int | None:
     """The first epoch (from 1) at which ``curve`` reaches ``target``, or None."""
     return next((i + 1 for i, v in enumerate(curve) if v >= target), None)
-

@@ -36,12 +36,21 @@ import sys
 import time
 
 import numpy as np
+from measures import no_worse
 
 from common import (
-    ACCURACY_FLOOR, dataset_splits, fill_from_plan, open_report, parser, pct, positive, run,
-    run_progress, values, write_report,
+    ACCURACY_FLOOR,
+    dataset_splits,
+    fill_from_plan,
+    open_report,
+    parser,
+    pct,
+    positive,
+    run,
+    run_progress,
+    values,
+    write_report,
 )
-from measures import no_worse
 
 MODEL = "conv_study"
 # name: (conv, kernel size, convolutions per stage, dilation, groups)
@@ -52,16 +61,37 @@ KINDS = {
     "grouped": ("standard", 3, 2, 1, 4),
     "5x5": ("standard", 5, 1, 1, 1),
 }
-QUICK = dict(train_size=300, validation_size=100, test_size=300, epochs=1, seeds=1, channels=8,
-             rounds=2)
-FULL = dict(train_size=10000, validation_size=1000, test_size=None, epochs=10, seeds=3,
-            channels=32, rounds=7)
+QUICK = dict(
+    train_size=300, validation_size=100, test_size=300, epochs=1, seeds=1, channels=8, rounds=2
+)
+FULL = dict(
+    train_size=10000,
+    validation_size=1000,
+    test_size=None,
+    epochs=10,
+    seeds=3,
+    channels=32,
+    rounds=7,
+)
 TIMING_BATCH = 128
 
 
-def conv_study(include_top=True, weights=None, input_tensor=None, input_shape=None,
-               pooling=None, classes=10, classifier_activation="softmax", name="conv_study",
-               channels=32, conv="standard", kernel_size=3, convs=2, dilation=1, groups=1):
+def conv_study(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=10,
+    classifier_activation="softmax",
+    name="conv_study",
+    channels=32,
+    conv="standard",
+    kernel_size=3,
+    convs=2,
+    dilation=1,
+    groups=1,
+):
     """The experiment's network: a 3x3 stem to ``channels``, two stages of ``convs``
     convolutions (``channels`` to ``channels``, kind ``conv`` with ``kernel_size``,
     ``dilation`` and ``groups``, ReLU) each closed by a 2x2 max-pool, global average pooling,
@@ -76,8 +106,15 @@ def conv_study(include_top=True, weights=None, input_tensor=None, input_shape=No
     x = layers.Conv2D(channels, 3, padding="same", activation="relu", name="stem_conv")(inputs)
     for stage in (1, 2):
         for index in range(1, convs + 1):
-            x = convolution(conv, channels, kernel_size, dilation=dilation, groups=groups,
-                            activation="relu", name=f"stage{stage}_conv{index}")(x)
+            x = convolution(
+                conv,
+                channels,
+                kernel_size,
+                dilation=dilation,
+                groups=groups,
+                activation="relu",
+                name=f"stage{stage}_conv{index}",
+            )(x)
         x = layers.MaxPooling2D(2, name=f"stage{stage}_pool")(x)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     if include_top:
@@ -91,29 +128,47 @@ def register() -> None:
     from kcnn.registry import register_model
 
     if MODEL not in kcnn.list_models():
-        register_model(MODEL, family="experiment", paper="experiments/convolutions.py",
-                       input_shape=(28, 28, 1), min_input_size=4,
-                       gradcam_layer="stage2_conv2")(conv_study)
+        register_model(
+            MODEL,
+            family="experiment",
+            paper="experiments/convolutions.py",
+            input_shape=(28, 28, 1),
+            min_input_size=4,
+            gradcam_layer="stage2_conv2",
+        )(conv_study)
 
 
 def model_kwargs(args, kind) -> dict:
     conv, kernel, convs, dilation, groups = KINDS[kind]
-    return {"channels": args.channels, "conv": conv, "kernel_size": kernel, "convs": convs,
-            "dilation": dilation, "groups": groups}
+    return {
+        "channels": args.channels,
+        "conv": conv,
+        "kernel_size": kernel,
+        "convs": convs,
+        "dilation": dilation,
+        "groups": groups,
+    }
 
 
 def parse_args(argv=None):
     result = parser(__doc__.split("\n\n")[0], "convolutions")
-    result.add_argument("--train-size", type=int,
-                        help=f"training images (quick {QUICK['train_size']}, "
-                        f"full {FULL['train_size']})")
-    result.add_argument("--epochs", type=int,
-                        help=f"epochs (quick {QUICK['epochs']}, full {FULL['epochs']})")
-    result.add_argument("--channels", type=int,
-                        help=f"channels C of every convolution (quick {QUICK['channels']}, "
-                        f"full {FULL['channels']}; a multiple of 4, the groups)")
-    result.add_argument("--rounds", type=int,
-                        help=f"timing rounds (quick {QUICK['rounds']}, full {FULL['rounds']})")
+    result.add_argument(
+        "--train-size",
+        type=int,
+        help=f"training images (quick {QUICK['train_size']}, full {FULL['train_size']})",
+    )
+    result.add_argument(
+        "--epochs", type=int, help=f"epochs (quick {QUICK['epochs']}, full {FULL['epochs']})"
+    )
+    result.add_argument(
+        "--channels",
+        type=int,
+        help=f"channels C of every convolution (quick {QUICK['channels']}, "
+        f"full {FULL['channels']}; a multiple of 4, the groups)",
+    )
+    result.add_argument(
+        "--rounds", type=int, help=f"timing rounds (quick {QUICK['rounds']}, full {FULL['rounds']})"
+    )
     args = result.parse_args(argv)
     fill_from_plan(args, QUICK, FULL)
     for key in ("train_size", "epochs", "seeds", "channels", "rounds"):
@@ -128,8 +183,9 @@ def stage_kernel_weights(model) -> int:
     total = 0
     for layer in model.layers:
         if layer.name.startswith("stage") and "_conv" in layer.name:
-            total += sum(int(np.prod(w.shape)) for w in layer.trainable_weights
-                         if "kernel" in w.path)
+            total += sum(
+                int(np.prod(w.shape)) for w in layer.trainable_weights if "kernel" in w.path
+            )
     return total
 
 
@@ -138,11 +194,13 @@ def describe(args, kind, shape, classes) -> dict:
     import kcnn
     from kcnn import convmath
 
-    model = kcnn.create_model(MODEL, input_shape=shape, classes=classes,
-                              **model_kwargs(args, kind))
-    return {"params": int(model.count_params()), "macs": int(convmath.macs(model)),
-            "stage_kernel_weights": stage_kernel_weights(model),
-            "receptive_field": convmath.receptive_field(model)["stage2_pool"].size[0]}
+    model = kcnn.create_model(MODEL, input_shape=shape, classes=classes, **model_kwargs(args, kind))
+    return {
+        "params": int(model.count_params()),
+        "macs": int(convmath.macs(model)),
+        "stage_kernel_weights": stage_kernel_weights(model),
+        "receptive_field": convmath.receptive_field(model)["stage2_pool"].size[0],
+    }
 
 
 def cpu_per_image(models: dict, images, rounds: int) -> dict:
@@ -169,13 +227,23 @@ def train_all(args, splits) -> tuple[dict, dict]:
     for seed in range(args.seeds):
         for kind in KINDS:
             progress.step(f"seed {seed}, {kind}")
-            record = run(MODEL, splits, args.epochs, seed, model_kwargs=model_kwargs(args, kind),
-                         precision=args.precision, keep_model=seed == 0)
+            record = run(
+                MODEL,
+                splits,
+                args.epochs,
+                seed,
+                model_kwargs=model_kwargs(args, kind),
+                precision=args.precision,
+                keep_model=seed == 0,
+            )
             if seed == 0:
                 models[kind] = record.pop("model")
             records[kind].append({"seed": seed, **record})
-            print(f"[{time.perf_counter() - start:6.0f} s] seed {seed} {kind:10s} test "
-                  f"{record['test_accuracy']:.4f}", flush=True)
+            print(
+                f"[{time.perf_counter() - start:6.0f} s] seed {seed} {kind:10s} test "
+                f"{record['test_accuracy']:.4f}",
+                flush=True,
+            )
     return records, cpu_per_image(models, splits.test[0], args.rounds)
 
 
@@ -183,14 +251,20 @@ def summarise(records, costs, times) -> list[dict]:
     rows = []
     for kind, runs in records.items():
         conv, kernel, convs, dilation, groups = KINDS[kind]
-        rows.append({
-            "convolution": kind, "layers per stage": f"{convs} x {kernel}x{kernel}",
-            "dilation": dilation, "groups": groups, "parameters": costs[kind]["params"],
-            "stage kernel weights": costs[kind]["stage_kernel_weights"],
-            "MACs": costs[kind]["macs"], "receptive field": costs[kind]["receptive_field"],
-            "CPU ms/image": round(1000 * statistics.median(times[kind]), 3),
-            "test accuracy %": pct(values(runs, "test_accuracy")),
-        })
+        rows.append(
+            {
+                "convolution": kind,
+                "layers per stage": f"{convs} x {kernel}x{kernel}",
+                "dilation": dilation,
+                "groups": groups,
+                "parameters": costs[kind]["params"],
+                "stage kernel weights": costs[kind]["stage_kernel_weights"],
+                "MACs": costs[kind]["macs"],
+                "receptive field": costs[kind]["receptive_field"],
+                "CPU ms/image": round(1000 * statistics.median(times[kind]), 3),
+                "test accuracy %": pct(values(runs, "test_accuracy")),
+            }
+        )
     return rows
 
 
@@ -203,50 +277,63 @@ def claims(args, records, costs, times) -> list[tuple[str, bool | None, str]]:
 
     c = args.channels
     three, five = costs["standard"], costs["5x5"]
-    found = [(
-        "Two stacked 3x3 convolutions see what one 5x5 sees (same receptive field)",
-        three["receptive_field"] == five["receptive_field"],
-        f"{three['receptive_field']} vs {five['receptive_field']} pixels after both stages",
-    ), (
-        "Two 3x3 convolutions have 18C² weights where one 5x5 has 25C²",
-        (three["stage_kernel_weights"], five["stage_kernel_weights"]) == (2 * 18 * c * c,
-                                                                          2 * 25 * c * c),
-        f"C = {c}, two stages: {three['stage_kernel_weights']:,} vs "
-        f"{five['stage_kernel_weights']:,} kernel weights (18C² x 2 = {36 * c * c:,}, "
-        f"25C² x 2 = {50 * c * c:,})",
-    ), (
-        "Two 3x3 convolutions are at least as accurate as one 5x5",
-        no_worse(accuracy("standard"), accuracy("5x5"), ACCURACY_FLOOR),
-        f"{pct(accuracy('standard'))} vs {pct(accuracy('5x5'))} % test accuracy",
-    )]
+    found = [
+        (
+            "Two stacked 3x3 convolutions see what one 5x5 sees (same receptive field)",
+            three["receptive_field"] == five["receptive_field"],
+            f"{three['receptive_field']} vs {five['receptive_field']} pixels after both stages",
+        ),
+        (
+            "Two 3x3 convolutions have 18C² weights where one 5x5 has 25C²",
+            (three["stage_kernel_weights"], five["stage_kernel_weights"])
+            == (2 * 18 * c * c, 2 * 25 * c * c),
+            f"C = {c}, two stages: {three['stage_kernel_weights']:,} vs "
+            f"{five['stage_kernel_weights']:,} kernel weights (18C² x 2 = {36 * c * c:,}, "
+            f"25C² x 2 = {50 * c * c:,})",
+        ),
+        (
+            "Two 3x3 convolutions are at least as accurate as one 5x5",
+            no_worse(accuracy("standard"), accuracy("5x5"), ACCURACY_FLOOR),
+            f"{pct(accuracy('standard'))} vs {pct(accuracy('5x5'))} % test accuracy",
+        ),
+    ]
     standard_params = costs["standard"]["params"]
     for kind in ("separable", "grouped"):
-        found.append((
-            f"{kind.capitalize()} convolutions need fewer parameters and MACs than standard ones",
-            costs[kind]["params"] < standard_params and costs[kind]["macs"] < three["macs"],
-            f"{costs[kind]['params']:,} vs {standard_params:,} parameters, "
-            f"{costs[kind]['macs']:,} vs {three['macs']:,} MACs",
-        ))
-        found.append((
-            f"{kind.capitalize()} convolutions take less CPU time per image than standard ones",
-            compare(times["standard"], times[kind]),
-            f"{1000 * statistics.median(times[kind]):.3f} vs "
-            f"{1000 * statistics.median(times['standard']):.3f} ms (medians over "
-            f"{len(times[kind])} rounds)",
-        ))
-        found.append((
-            f"{kind.capitalize()} convolutions are about as accurate as standard ones (at most "
-            f"{ACCURACY_FLOOR:.1%} less)",
-            no_worse(accuracy(kind), accuracy("standard"), ACCURACY_FLOOR),
-            f"{pct(accuracy(kind))} vs {pct(accuracy('standard'))} % test accuracy",
-        ))
-    found.append((
-        "Dilated convolutions widen the receptive field at the same cost",
-        costs["dilated"]["receptive_field"] > three["receptive_field"]
-        and costs["dilated"]["params"] == standard_params,
-        f"{costs['dilated']['receptive_field']} vs {three['receptive_field']} pixels, "
-        f"{costs['dilated']['params']:,} vs {standard_params:,} parameters",
-    ))
+        found.append(
+            (
+                f"{kind.capitalize()} convolutions need fewer parameters and MACs than "
+                "standard ones",
+                costs[kind]["params"] < standard_params and costs[kind]["macs"] < three["macs"],
+                f"{costs[kind]['params']:,} vs {standard_params:,} parameters, "
+                f"{costs[kind]['macs']:,} vs {three['macs']:,} MACs",
+            )
+        )
+        found.append(
+            (
+                f"{kind.capitalize()} convolutions take less CPU time per image than standard ones",
+                compare(times["standard"], times[kind]),
+                f"{1000 * statistics.median(times[kind]):.3f} vs "
+                f"{1000 * statistics.median(times['standard']):.3f} ms (medians over "
+                f"{len(times[kind])} rounds)",
+            )
+        )
+        found.append(
+            (
+                f"{kind.capitalize()} convolutions are about as accurate as standard ones (at most "
+                f"{ACCURACY_FLOOR:.1%} less)",
+                no_worse(accuracy(kind), accuracy("standard"), ACCURACY_FLOOR),
+                f"{pct(accuracy(kind))} vs {pct(accuracy('standard'))} % test accuracy",
+            )
+        )
+    found.append(
+        (
+            "Dilated convolutions widen the receptive field at the same cost",
+            costs["dilated"]["receptive_field"] > three["receptive_field"]
+            and costs["dilated"]["params"] == standard_params,
+            f"{costs['dilated']['receptive_field']} vs {three['receptive_field']} pixels, "
+            f"{costs['dilated']['params']:,} vs {standard_params:,} parameters",
+        )
+    )
     return found
 
 
@@ -257,15 +344,23 @@ def plot(records, costs, times, path) -> str:
     from kcnn.viz import save_figure
 
     figure = Figure(figsize=(10, 4))
-    for column, (title, cost) in enumerate((
+    for column, (title, cost) in enumerate(
+        (
             ("parameters", lambda kind: costs[kind]["params"]),
-            ("inference CPU ms per image", lambda kind: 1000 * statistics.median(times[kind])))):
+            ("inference CPU ms per image", lambda kind: 1000 * statistics.median(times[kind])),
+        )
+    ):
         axis = figure.add_subplot(1, 2, column + 1)
         for kind, runs in records.items():
             accuracy = 100 * np.array(values(runs, "test_accuracy"))
             axis.errorbar(cost(kind), accuracy.mean(), yerr=accuracy.std(), fmt="o", capsize=4)
-            axis.annotate(kind, (cost(kind), accuracy.mean()), textcoords="offset points",
-                          xytext=(5, 5), fontsize=9)
+            axis.annotate(
+                kind,
+                (cost(kind), accuracy.mean()),
+                textcoords="offset points",
+                xytext=(5, 5),
+                fontsize=9,
+            )
         axis.set_xlabel(title)
         axis.set_ylabel("test accuracy (%)")
     figure.tight_layout()
@@ -276,8 +371,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     report = open_report(args, "Convolutions: standard, separable, dilated, grouped; 3x3 vs 5x5")
     register()
-    splits = dataset_splits(args.dataset, args.train_size, args.validation_size, args.test_size,
-                            args.data_dir)
+    splits = dataset_splits(
+        args.dataset, args.train_size, args.validation_size, args.test_size, args.data_dir
+    )
     shape, classes = splits.train[0].shape[1:], len(splits.class_names)
     costs = {kind: describe(args, kind, shape, classes) for kind in KINDS}
     records, times = train_all(args, splits)
@@ -293,11 +389,15 @@ def main(argv=None) -> int:
         f"images, medians over {args.rounds} interleaved rounds (CPU seconds of this process)."
     )
     if args.quick:
-        report.text("Quick mode: a smoke test of the script on tiny subsets, few epochs and one "
-                    "seed; its verdicts say nothing about the course. Run without `--quick`.")
+        report.text(
+            "Quick mode: a smoke test of the script on tiny subsets, few epochs and one "
+            "seed; its verdicts say nothing about the course. Run without `--quick`."
+        )
     report.table("Cost and accuracy per convolution", summarise(records, costs, times))
-    report.figure(plot(records, costs, times, os.path.join(args.out, "convolutions.png")),
-                  "test accuracy against parameters and against inference CPU time per image")
+    report.figure(
+        plot(records, costs, times, os.path.join(args.out, "convolutions.png")),
+        "test accuracy against parameters and against inference CPU time per image",
+    )
     report.results["runs"] = records
     report.results["times"] = times
     return write_report(report, args.out)

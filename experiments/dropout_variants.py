@@ -37,34 +37,72 @@ import sys
 import time
 
 import numpy as np
+from measures import PRUNING_LEVELS, pruned_accuracy
 
 from common import (
-    ACCURACY_FLOOR, dataset_splits, fill_from_plan, mean_curve, open_report, parser, pct,
-    positive, run, run_progress, values, write_report,
+    ACCURACY_FLOOR,
+    dataset_splits,
+    fill_from_plan,
+    mean_curve,
+    open_report,
+    parser,
+    pct,
+    positive,
+    run,
+    run_progress,
+    values,
+    write_report,
 )
-from measures import PRUNING_LEVELS, pruned_accuracy
 
 CNN = "configurable_cnn"
 RESNET = "resnet"  # the generic ResNet: FULL's depths (2, 2, 2) are the course's TinyResNet
 PRUNED_LAYER = "logits"  # the Dense layer TargetedDropout replaces in configurable_cnn
-QUICK = dict(train_size=300, validation_size=100, test_size=300, epochs=1, seeds=1,
-             rates=(0.5,), spatial=0.2, drop_path=0.2, targeted=0.5, filters=(8, 16),
-             resnet_width=0.125, resnet_depths=(1, 1))
-FULL = dict(train_size=4000, validation_size=1000, test_size=None, epochs=12, seeds=3,
-            rates=(0.2, 0.5, 0.8), spatial=0.2, drop_path=0.2, targeted=0.5, filters=(32, 64),
-            resnet_width=0.25, resnet_depths=(2, 2, 2))
+QUICK = dict(
+    train_size=300,
+    validation_size=100,
+    test_size=300,
+    epochs=1,
+    seeds=1,
+    rates=(0.5,),
+    spatial=0.2,
+    drop_path=0.2,
+    targeted=0.5,
+    filters=(8, 16),
+    resnet_width=0.125,
+    resnet_depths=(1, 1),
+)
+FULL = dict(
+    train_size=4000,
+    validation_size=1000,
+    test_size=None,
+    epochs=12,
+    seeds=3,
+    rates=(0.2, 0.5, 0.8),
+    spatial=0.2,
+    drop_path=0.2,
+    targeted=0.5,
+    filters=(32, 64),
+    resnet_width=0.25,
+    resnet_depths=(2, 2, 2),
+)
 
 
 def parse_args(argv=None):
     result = parser(__doc__.split("\n\n")[0], "dropout_variants")
-    result.add_argument("--train-size", type=int,
-                        help=f"training images (quick {QUICK['train_size']}, "
-                        f"full {FULL['train_size']})")
-    result.add_argument("--epochs", type=int,
-                        help=f"epochs (quick {QUICK['epochs']}, full {FULL['epochs']})")
-    result.add_argument("--rates", type=float, nargs="+",
-                        help=f"dropout rates before the classifier (quick {QUICK['rates']}, "
-                        f"full {FULL['rates']})")
+    result.add_argument(
+        "--train-size",
+        type=int,
+        help=f"training images (quick {QUICK['train_size']}, full {FULL['train_size']})",
+    )
+    result.add_argument(
+        "--epochs", type=int, help=f"epochs (quick {QUICK['epochs']}, full {FULL['epochs']})"
+    )
+    result.add_argument(
+        "--rates",
+        type=float,
+        nargs="+",
+        help=f"dropout rates before the classifier (quick {QUICK['rates']}, full {FULL['rates']})",
+    )
     args = result.parse_args(argv)
     fill_from_plan(args, QUICK, FULL)
     for key in ("train_size", "epochs", "seeds"):
@@ -83,10 +121,14 @@ def configurations(args) -> dict:
     result[f"spatial dropout {args.spatial:g}"] = (CNN, {**cnn, "spatial_dropout": args.spatial})
     result[f"dropout {args.targeted:g} (for pruning)"] = (CNN, {**cnn, "dropout": args.targeted})
     result[f"targeted dropout {args.targeted:g}"] = (
-        CNN, {**cnn, "dropout": args.targeted, "dropout_kind": "targeted"})
+        CNN,
+        {**cnn, "dropout": args.targeted, "dropout_kind": "targeted"},
+    )
     result["ResNet"] = (RESNET, resnet)
     result[f"ResNet, DropPath {args.drop_path:g}"] = (
-        RESNET, {**resnet, "drop_path_rate": args.drop_path})
+        RESNET,
+        {**resnet, "drop_path_rate": args.drop_path},
+    )
     if args.targeted in args.rates:  # the standard run at the targeted rate is already there
         del result[f"dropout {args.targeted:g} (for pruning)"]
     return result
@@ -105,15 +147,26 @@ def train_all(args, splits, configs) -> dict:
     for seed in range(args.seeds):
         for name, (model, kwargs) in configs.items():
             progress.step(f"seed {seed}, {name}")
-            record = run(model, splits, args.epochs, seed, model_kwargs=kwargs,
-                         precision=args.precision, keep_model=name in pruned_names)
+            record = run(
+                model,
+                splits,
+                args.epochs,
+                seed,
+                model_kwargs=kwargs,
+                precision=args.precision,
+                keep_model=name in pruned_names,
+            )
             if name in pruned_names:
-                accuracies = pruned_accuracy(record.pop("model"), *splits.test,
-                                             layer_names=[PRUNED_LAYER])
+                accuracies = pruned_accuracy(
+                    record.pop("model"), *splits.test, layer_names=[PRUNED_LAYER]
+                )
                 record["pruned_accuracy"] = {f"{k:g}": v for k, v in accuracies.items()}
             records[name].append({"seed": seed, **record})
-            print(f"[{time.perf_counter() - start:6.0f} s] seed {seed} {name:28s} test "
-                  f"{record['test_accuracy']:.4f} gap {record['gap']:+.4f}", flush=True)
+            print(
+                f"[{time.perf_counter() - start:6.0f} s] seed {seed} {name:28s} test "
+                f"{record['test_accuracy']:.4f} gap {record['gap']:+.4f}",
+                flush=True,
+            )
     return records
 
 
@@ -125,13 +178,18 @@ def summarise(configs, records) -> list[dict]:
     rows = []
     for name, (model, _) in configs.items():
         runs = records[name]
-        row = {"configuration": name, "model": model, "parameters": runs[0]["params"],
-               "test accuracy %": pct(values(runs, "test_accuracy")),
-               "train accuracy %": pct(values(runs, "train_accuracy")),
-               "gap (points)": pct(values(runs, "gap"))}
+        row = {
+            "configuration": name,
+            "model": model,
+            "parameters": runs[0]["params"],
+            "test accuracy %": pct(values(runs, "test_accuracy")),
+            "train accuracy %": pct(values(runs, "train_accuracy")),
+            "gap (points)": pct(values(runs, "gap")),
+        }
         for level in PRUNING_LEVELS:
-            row[f"acc. {level:.0%} pruned %"] = (pct(pruned(runs, level))
-                                                 if "pruned_accuracy" in runs[0] else "-")
+            row[f"acc. {level:.0%} pruned %"] = (
+                pct(pruned(runs, level)) if "pruned_accuracy" in runs[0] else "-"
+            )
         rows.append(row)
     return rows
 
@@ -141,33 +199,54 @@ def claims(args, records) -> list[tuple[str, bool | None, str]]:
     from kcnn.report import compare
 
     def gap_smaller(claim, a, b):
-        return (claim, compare(values(records[b], "gap"), values(records[a], "gap"),
-                               ACCURACY_FLOOR),
-                f"gap {a} {pct(values(records[a], 'gap'))} vs {b} "
-                f"{pct(values(records[b], 'gap'))} points")
+        return (
+            claim,
+            compare(values(records[b], "gap"), values(records[a], "gap"), ACCURACY_FLOOR),
+            f"gap {a} {pct(values(records[a], 'gap'))} vs {b} "
+            f"{pct(values(records[b], 'gap'))} points",
+        )
 
-    found = [gap_smaller(f"Dropout {rate:g} prevents over-fitting (smaller gap than without)",
-                         f"dropout {rate:g}", "no dropout") for rate in args.rates]
+    found = [
+        gap_smaller(
+            f"Dropout {rate:g} prevents over-fitting (smaller gap than without)",
+            f"dropout {rate:g}",
+            "no dropout",
+        )
+        for rate in args.rates
+    ]
     if len(args.rates) > 1:
         low, high = f"dropout {min(args.rates):g}", f"dropout {max(args.rates):g}"
         found.append(gap_smaller("The higher the dropout rate, the smaller the gap", high, low))
-    found.append(gap_smaller(
-        f"Spatial dropout {args.spatial:g} in the convolution stages prevents over-fitting",
-        f"spatial dropout {args.spatial:g}", "no dropout"))
-    found.append(gap_smaller(f"DropPath {args.drop_path:g} prevents the ResNet's over-fitting",
-                             f"ResNet, DropPath {args.drop_path:g}", "ResNet"))
+    found.append(
+        gap_smaller(
+            f"Spatial dropout {args.spatial:g} in the convolution stages prevents over-fitting",
+            f"spatial dropout {args.spatial:g}",
+            "no dropout",
+        )
+    )
+    found.append(
+        gap_smaller(
+            f"DropPath {args.drop_path:g} prevents the ResNet's over-fitting",
+            f"ResNet, DropPath {args.drop_path:g}",
+            "ResNet",
+        )
+    )
     targeted, standard = f"targeted dropout {args.targeted:g}", standard_at_targeted_rate(args)
     for level in PRUNING_LEVELS:
-        lost = {n: [a - p for a, p in zip(pruned(records[n], 0.0), pruned(records[n], level))]
-                for n in (targeted, standard)}
-        found.append((
-            f"Targeted dropout's network loses less accuracy than standard dropout's when "
-            f"{level:.0%} of the classifier's weights are pruned (Gomez et al. 2019)",
-            compare(lost[standard], lost[targeted], ACCURACY_FLOOR),
-            f"targeted loses {pct(lost[targeted])}, standard {pct(lost[standard])} points "
-            f"(to {pct(pruned(records[targeted], level))} and "
-            f"{pct(pruned(records[standard], level))} %)",
-        ))
+        lost = {
+            n: [a - p for a, p in zip(pruned(records[n], 0.0), pruned(records[n], level))]
+            for n in (targeted, standard)
+        }
+        found.append(
+            (
+                f"Targeted dropout's network loses less accuracy than standard dropout's when "
+                f"{level:.0%} of the classifier's weights are pruned (Gomez et al. 2019)",
+                compare(lost[standard], lost[targeted], ACCURACY_FLOOR),
+                f"targeted loses {pct(lost[targeted])}, standard {pct(lost[standard])} points "
+                f"(to {pct(pruned(records[targeted], level))} and "
+                f"{pct(pruned(records[standard], level))} %)",
+            )
+        )
     return found
 
 
@@ -181,8 +260,9 @@ def plot_curves(args, records, path) -> str:
 
     names = ["no dropout", *(f"dropout {rate:g}" for rate in args.rates)]
     figure = Figure(figsize=(10, 4))
-    for column, (key, title) in enumerate((("loss", "training loss"),
-                                           ("val_accuracy", "validation accuracy"))):
+    for column, (key, title) in enumerate(
+        (("loss", "training loss"), ("val_accuracy", "validation accuracy"))
+    ):
         axis = figure.add_subplot(1, 2, column + 1)
         for name in names:
             curve = mean_curve(records[name], key)
@@ -206,9 +286,12 @@ def plot_pruning(args, records, path) -> str:
     axis = figure.add_subplot(1, 1, 1)
     levels = (0.0, *PRUNING_LEVELS)
     for name in (standard_at_targeted_rate(args), f"targeted dropout {args.targeted:g}"):
-        axis.plot([100 * v for v in levels],
-                  [100 * np.mean(pruned(records[name], level)) for level in levels],
-                  marker="o", label=name)
+        axis.plot(
+            [100 * v for v in levels],
+            [100 * np.mean(pruned(records[name], level)) for level in levels],
+            marker="o",
+            label=name,
+        )
     axis.set_xlabel(f"weights of `{PRUNED_LAYER}` pruned (%)")
     axis.set_ylabel("test accuracy (%)")
     axis.legend(fontsize=8)
@@ -219,8 +302,9 @@ def plot_pruning(args, records, path) -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     report = open_report(args, "Dropout variants: rates, spatial, DropPath, targeted")
-    splits = dataset_splits(args.dataset, args.train_size, args.validation_size, args.test_size,
-                            args.data_dir)
+    splits = dataset_splits(
+        args.dataset, args.train_size, args.validation_size, args.test_size, args.data_dir
+    )
     configs = configurations(args)
     records = train_all(args, splits, configs)
     for claim, verdict, evidence in claims(args, records):
@@ -237,13 +321,19 @@ def main(argv=None) -> int:
         "with no dropout."
     )
     if args.quick:
-        report.text("Quick mode: a smoke test of the script on tiny subsets, few epochs and one "
-                    "seed; its verdicts say nothing about the course. Run without `--quick`.")
+        report.text(
+            "Quick mode: a smoke test of the script on tiny subsets, few epochs and one "
+            "seed; its verdicts say nothing about the course. Run without `--quick`."
+        )
     report.table("Accuracy, gap and pruning", summarise(configs, records))
-    report.figure(plot_curves(args, records, os.path.join(args.out, "curves.png")),
-                  "training loss and validation accuracy per epoch at each dropout rate")
-    report.figure(plot_pruning(args, records, os.path.join(args.out, "pruning.png")),
-                  "test accuracy against the share of the classifier's weights pruned")
+    report.figure(
+        plot_curves(args, records, os.path.join(args.out, "curves.png")),
+        "training loss and validation accuracy per epoch at each dropout rate",
+    )
+    report.figure(
+        plot_pruning(args, records, os.path.join(args.out, "pruning.png")),
+        "test accuracy against the share of the classifier's weights pruned",
+    )
     report.results["runs"] = records
     return write_report(report, args.out)
 

@@ -34,12 +34,20 @@ import sys
 import time
 
 import numpy as np
+from measures import accuracy, predictions
 
 from common import (
-    ACCURACY_FLOOR, dataset_splits, fill_from_plan, open_report, parser, pct, positive, run,
-    run_progress, values, write_report,
+    ACCURACY_FLOOR,
+    dataset_splits,
+    fill_from_plan,
+    open_report,
+    parser,
+    pct,
+    positive,
+    run,
+    run_progress,
+    write_report,
 )
-from measures import accuracy, predictions
 
 MODEL = "configurable_cnn"
 ANGLES = (0, 15, 30, 45, 90, 180)  # degrees
@@ -53,11 +61,14 @@ FULL = dict(train_size=20000, validation_size=1000, test_size=None, epochs=10, s
 
 def parse_args(argv=None):
     result = parser(__doc__.split("\n\n")[0], "limits")
-    result.add_argument("--train-size", type=int,
-                        help=f"training images (quick {QUICK['train_size']}, "
-                        f"full {FULL['train_size']})")
-    result.add_argument("--epochs", type=int,
-                        help=f"epochs (quick {QUICK['epochs']}, full {FULL['epochs']})")
+    result.add_argument(
+        "--train-size",
+        type=int,
+        help=f"training images (quick {QUICK['train_size']}, full {FULL['train_size']})",
+    )
+    result.add_argument(
+        "--epochs", type=int, help=f"epochs (quick {QUICK['epochs']}, full {FULL['epochs']})"
+    )
     args = result.parse_args(argv)
     fill_from_plan(args, QUICK, FULL)
     for key in ("train_size", "epochs", "seeds"):
@@ -69,9 +80,10 @@ def augmentation(seed: int) -> list:
     """Random rotations (±180°) and zooms (±40 %), black outside the image."""
     from keras import layers
 
-    return [layers.RandomRotation(ROTATION, fill_mode="constant", seed=seed,
-                                  name="augment_rotation"),
-            layers.RandomZoom(ZOOM, fill_mode="constant", seed=seed, name="augment_zoom")]
+    return [
+        layers.RandomRotation(ROTATION, fill_mode="constant", seed=seed, name="augment_rotation"),
+        layers.RandomZoom(ZOOM, fill_mode="constant", seed=seed, name="augment_zoom"),
+    ]
 
 
 def transform(images, angle: float = 0.0, scale: float = 1.0) -> np.ndarray:
@@ -96,8 +108,11 @@ def transform(images, angle: float = 0.0, scale: float = 1.0) -> np.ndarray:
     a0, a1, b0, b1 = cos, -sin, sin, cos
     matrix = [a0, a1, cx - a0 * cx - a1 * cy, b0, b1, cy - b0 * cx - b1 * cy, 0.0, 0.0]
     result = keras.ops.image.affine_transform(
-        images, np.array([matrix] * len(images), dtype="float32"), interpolation="bilinear",
-        fill_mode="constant", fill_value=0,
+        images,
+        np.array([matrix] * len(images), dtype="float32"),
+        interpolation="bilinear",
+        fill_mode="constant",
+        fill_value=0,
     )
     return keras.ops.convert_to_numpy(result)
 
@@ -119,12 +134,15 @@ def fgsm_curve(model, images, labels, seed: int) -> dict:
     perturbation; and ``half_flip``, the ε at which half the predictions change (linear
     interpolation between the ε measured; None beyond the largest)."""
     images = np.asarray(images, dtype="float32")
-    sign = np.concatenate([input_gradient_sign(model, images[i:i + 256], labels[i:i + 256])
-                           for i in range(0, len(images), 256)])
+    sign = np.concatenate(
+        [
+            input_gradient_sign(model, images[i : i + 256], labels[i : i + 256])
+            for i in range(0, len(images), 256)
+        ]
+    )
     noise = np.random.default_rng(seed).choice([-1.0, 1.0], size=images.shape)
     clean = predictions(model, images)
-    result = {"fgsm_accuracy": [], "fgsm_flipped": [], "random_accuracy": [],
-              "random_flipped": []}
+    result = {"fgsm_accuracy": [], "fgsm_flipped": [], "random_accuracy": [], "random_flipped": []}
     for epsilon in EPSILONS:
         for kind, direction in (("fgsm", sign), ("random", noise)):
             predicted = predictions(model, np.clip(images + epsilon * direction, 0, 255))
@@ -161,13 +179,22 @@ def train_all(args, splits) -> dict:
     for seed in range(args.seeds):
         for name in records:
             progress.step(f"seed {seed}, {name}")
-            record = run(MODEL, splits, args.epochs, seed, precision=args.precision,
-                         augment=augmentation(seed) if name == "augmented" else None,
-                         keep_model=True)
+            record = run(
+                MODEL,
+                splits,
+                args.epochs,
+                seed,
+                precision=args.precision,
+                augment=augmentation(seed) if name == "augmented" else None,
+                keep_model=True,
+            )
             record.update(measure(record.pop("model"), splits, seed, name == "plain"))
             records[name].append({"seed": seed, **record})
-            print(f"[{time.perf_counter() - start:6.0f} s] seed {seed} {name:10s} test "
-                  f"{record['test_accuracy']:.4f}", flush=True)
+            print(
+                f"[{time.perf_counter() - start:6.0f} s] seed {seed} {name:10s} test "
+                f"{record['test_accuracy']:.4f}",
+                flush=True,
+            )
     return records
 
 
@@ -180,49 +207,71 @@ def claims(records) -> list[tuple[str, bool | None, str]]:
     from kcnn.report import compare
 
     plain, augmented = records["plain"], records["augmented"]
-    found = [(
-        f"A CNN trained without augmentation is not invariant to rotation (accuracy lower at "
-        f"{CLAIM_ANGLE}°)",
-        compare(at(plain, "angle_accuracy", ANGLES, 0),
-                at(plain, "angle_accuracy", ANGLES, CLAIM_ANGLE), ACCURACY_FLOOR),
-        f"{pct(at(plain, 'angle_accuracy', ANGLES, 0))} % upright, "
-        f"{pct(at(plain, 'angle_accuracy', ANGLES, CLAIM_ANGLE))} % at {CLAIM_ANGLE}°",
-    ), (
-        f"Augmentation (rotations) makes it more robust to rotation (accuracy at {CLAIM_ANGLE}°)",
-        compare(at(augmented, "angle_accuracy", ANGLES, CLAIM_ANGLE),
-                at(plain, "angle_accuracy", ANGLES, CLAIM_ANGLE), ACCURACY_FLOOR),
-        f"augmented {pct(at(augmented, 'angle_accuracy', ANGLES, CLAIM_ANGLE))} vs plain "
-        f"{pct(at(plain, 'angle_accuracy', ANGLES, CLAIM_ANGLE))} %",
-    )]
+    found = [
+        (
+            f"A CNN trained without augmentation is not invariant to rotation (accuracy lower at "
+            f"{CLAIM_ANGLE}°)",
+            compare(
+                at(plain, "angle_accuracy", ANGLES, 0),
+                at(plain, "angle_accuracy", ANGLES, CLAIM_ANGLE),
+                ACCURACY_FLOOR,
+            ),
+            f"{pct(at(plain, 'angle_accuracy', ANGLES, 0))} % upright, "
+            f"{pct(at(plain, 'angle_accuracy', ANGLES, CLAIM_ANGLE))} % at {CLAIM_ANGLE}°",
+        ),
+        (
+            f"Augmentation (rotations) makes it more robust to rotation "
+            f"(accuracy at {CLAIM_ANGLE}°)",
+            compare(
+                at(augmented, "angle_accuracy", ANGLES, CLAIM_ANGLE),
+                at(plain, "angle_accuracy", ANGLES, CLAIM_ANGLE),
+                ACCURACY_FLOOR,
+            ),
+            f"augmented {pct(at(augmented, 'angle_accuracy', ANGLES, CLAIM_ANGLE))} vs plain "
+            f"{pct(at(plain, 'angle_accuracy', ANGLES, CLAIM_ANGLE))} %",
+        ),
+    ]
     for scale in CLAIM_SCALES:
-        found.append((
-            f"A CNN trained without augmentation is not invariant to scale (accuracy lower at "
-            f"x{scale:g})",
-            compare(at(plain, "scale_accuracy", SCALES, 1.0),
-                    at(plain, "scale_accuracy", SCALES, scale), ACCURACY_FLOOR),
-            f"{pct(at(plain, 'scale_accuracy', SCALES, 1.0))} % at x1, "
-            f"{pct(at(plain, 'scale_accuracy', SCALES, scale))} % at x{scale:g}",
-        ))
-        found.append((
-            f"Augmentation (zooms) makes it more robust to scale (accuracy at x{scale:g})",
-            compare(at(augmented, "scale_accuracy", SCALES, scale),
-                    at(plain, "scale_accuracy", SCALES, scale), ACCURACY_FLOOR),
-            f"augmented {pct(at(augmented, 'scale_accuracy', SCALES, scale))} vs plain "
-            f"{pct(at(plain, 'scale_accuracy', SCALES, scale))} %",
-        ))
+        found.append(
+            (
+                f"A CNN trained without augmentation is not invariant to scale (accuracy lower at "
+                f"x{scale:g})",
+                compare(
+                    at(plain, "scale_accuracy", SCALES, 1.0),
+                    at(plain, "scale_accuracy", SCALES, scale),
+                    ACCURACY_FLOOR,
+                ),
+                f"{pct(at(plain, 'scale_accuracy', SCALES, 1.0))} % at x1, "
+                f"{pct(at(plain, 'scale_accuracy', SCALES, scale))} % at x{scale:g}",
+            )
+        )
+        found.append(
+            (
+                f"Augmentation (zooms) makes it more robust to scale (accuracy at x{scale:g})",
+                compare(
+                    at(augmented, "scale_accuracy", SCALES, scale),
+                    at(plain, "scale_accuracy", SCALES, scale),
+                    ACCURACY_FLOOR,
+                ),
+                f"augmented {pct(at(augmented, 'scale_accuracy', SCALES, scale))} vs plain "
+                f"{pct(at(plain, 'scale_accuracy', SCALES, scale))} %",
+            )
+        )
     fgsm = at(plain, "fgsm_accuracy", EPSILONS, CLAIM_EPSILON)
     noise = at(plain, "random_accuracy", EPSILONS, CLAIM_EPSILON)
     half = [r["half_flip"] for r in plain]
-    found.append((
-        f"CNNs are sensitive to adversarial examples: an FGSM perturbation of ±{CLAIM_EPSILON} "
-        "pixel levels (3 % of the range) lowers the accuracy, far more than random noise of the "
-        "same size (Goodfellow et al. 2015)",
-        compare(noise, fgsm, ACCURACY_FLOOR),
-        f"{pct(fgsm)} % under FGSM, {pct(noise)} % under random ±{CLAIM_EPSILON}, "
-        f"{pct(at(plain, 'fgsm_accuracy', EPSILONS, 0))} % clean; half the predictions flip at "
-        f"ε = {', '.join('>' + str(EPSILONS[-1]) if h is None else f'{h:.1f}' for h in half)} "
-        "pixel levels",
-    ))
+    found.append(
+        (
+            f"CNNs are sensitive to adversarial examples: an FGSM perturbation of ±{CLAIM_EPSILON} "
+            "pixel levels (3 % of the range) lowers the accuracy, far more than random noise of "
+            "the same size (Goodfellow et al. 2015)",
+            compare(noise, fgsm, ACCURACY_FLOOR),
+            f"{pct(fgsm)} % under FGSM, {pct(noise)} % under random ±{CLAIM_EPSILON}, "
+            f"{pct(at(plain, 'fgsm_accuracy', EPSILONS, 0))} % clean; half the predictions flip at "
+            f"ε = {', '.join('>' + str(EPSILONS[-1]) if h is None else f'{h:.1f}' for h in half)} "
+            "pixel levels",
+        )
+    )
     return found
 
 
@@ -241,12 +290,16 @@ def curve_rows(records) -> list[dict]:
 
 def adversarial_rows(records) -> list[dict]:
     runs = records["plain"]
-    return [{"ε (pixel levels)": e,
-             "FGSM accuracy %": pct(at(runs, "fgsm_accuracy", EPSILONS, e)),
-             "FGSM flipped %": pct(at(runs, "fgsm_flipped", EPSILONS, e)),
-             "random ±ε accuracy %": pct(at(runs, "random_accuracy", EPSILONS, e)),
-             "random ±ε flipped %": pct(at(runs, "random_flipped", EPSILONS, e))}
-            for e in EPSILONS]
+    return [
+        {
+            "ε (pixel levels)": e,
+            "FGSM accuracy %": pct(at(runs, "fgsm_accuracy", EPSILONS, e)),
+            "FGSM flipped %": pct(at(runs, "fgsm_flipped", EPSILONS, e)),
+            "random ±ε accuracy %": pct(at(runs, "random_accuracy", EPSILONS, e)),
+            "random ±ε flipped %": pct(at(runs, "random_flipped", EPSILONS, e)),
+        }
+        for e in EPSILONS
+    ]
 
 
 def plot_invariance(records, path) -> str:
@@ -255,9 +308,12 @@ def plot_invariance(records, path) -> str:
     from kcnn.viz import save_figure
 
     figure = Figure(figsize=(10, 4))
-    for column, (key, axis_values, label) in enumerate((
+    for column, (key, axis_values, label) in enumerate(
+        (
             ("angle_accuracy", ANGLES, "rotation (degrees)"),
-            ("scale_accuracy", SCALES, "scale factor"))):
+            ("scale_accuracy", SCALES, "scale factor"),
+        )
+    ):
         axis = figure.add_subplot(1, 2, column + 1)
         for name, runs in records.items():
             curve = 100 * np.mean([r[key] for r in runs], axis=0)
@@ -276,13 +332,13 @@ def plot_adversarial(records, path) -> str:
 
     figure = Figure(figsize=(10, 4))
     runs = records["plain"]
-    for column, (what, label) in enumerate((("accuracy", "test accuracy (%)"),
-                                            ("flipped", "predictions changed (%)"))):
+    for column, (what, label) in enumerate(
+        (("accuracy", "test accuracy (%)"), ("flipped", "predictions changed (%)"))
+    ):
         axis = figure.add_subplot(1, 2, column + 1)
         for kind in ("fgsm", "random"):
             curve = 100 * np.mean([r[f"{kind}_{what}"] for r in runs], axis=0)
-            axis.plot(EPSILONS, curve, marker="o",
-                      label="FGSM" if kind == "fgsm" else "random ±ε")
+            axis.plot(EPSILONS, curve, marker="o", label="FGSM" if kind == "fgsm" else "random ±ε")
         axis.set_xlabel("ε (pixel levels of 0-255)")
         axis.set_ylabel(label)
         axis.legend()
@@ -313,8 +369,9 @@ def plot_examples(image, path) -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     report = open_report(args, "The limits of CNNs: rotation, scale, adversarial examples")
-    splits = dataset_splits(args.dataset, args.train_size, args.validation_size, args.test_size,
-                            args.data_dir)
+    splits = dataset_splits(
+        args.dataset, args.train_size, args.validation_size, args.test_size, args.data_dir
+    )
     records = train_all(args, splits)
     for claim, verdict, evidence in claims(records):
         report.claim(claim, verdict, evidence)
@@ -327,18 +384,26 @@ def main(argv=None) -> int:
         "augmentation; *flipped*: predictions that differ from those on the clean image."
     )
     if args.quick:
-        report.text("Quick mode: a smoke test of the script on tiny subsets, few epochs and one "
-                    "seed; its verdicts say nothing about the course. Run without `--quick`.")
+        report.text(
+            "Quick mode: a smoke test of the script on tiny subsets, few epochs and one "
+            "seed; its verdicts say nothing about the course. Run without `--quick`."
+        )
     report.table("Test accuracy (%) against rotation and scale", curve_rows(records))
-    report.table("FGSM against random noise (model without augmentation)",
-                 adversarial_rows(records))
-    report.figure(plot_invariance(records, os.path.join(args.out, "invariance.png")),
-                  "test accuracy against rotation angle and scale, with and without augmentation")
-    report.figure(plot_adversarial(records, os.path.join(args.out, "adversarial.png")),
-                  "accuracy and predictions changed against ε: FGSM against random noise")
-    report.figure(plot_examples(splits.test[0][0].astype("float32"),
-                                os.path.join(args.out, "examples.png")),
-                  "a test image rotated, scaled and perturbed by ±8 pixel levels")
+    report.table(
+        "FGSM against random noise (model without augmentation)", adversarial_rows(records)
+    )
+    report.figure(
+        plot_invariance(records, os.path.join(args.out, "invariance.png")),
+        "test accuracy against rotation angle and scale, with and without augmentation",
+    )
+    report.figure(
+        plot_adversarial(records, os.path.join(args.out, "adversarial.png")),
+        "accuracy and predictions changed against ε: FGSM against random noise",
+    )
+    report.figure(
+        plot_examples(splits.test[0][0].astype("float32"), os.path.join(args.out, "examples.png")),
+        "a test image rotated, scaled and perturbed by ±8 pixel levels",
+    )
     report.results["runs"] = records
     return write_report(report, args.out)
 

@@ -21,7 +21,7 @@ def predictions(model, images, batch_size: int = 256) -> np.ndarray:
 
     found = []
     for start in range(0, len(images), batch_size):
-        batch = np.asarray(images[start:start + batch_size], dtype="float32")
+        batch = np.asarray(images[start : start + batch_size], dtype="float32")
         found.append(keras.ops.convert_to_numpy(model(batch, training=False)).argmax(axis=-1))
     return np.concatenate(found)
 
@@ -51,8 +51,11 @@ def pruned(model, fraction: float, layer_names=None):
     from kcnn.training.optimization import model_kernels
 
     fraction = checks.fraction("fraction", fraction)
-    kernels = [(layer, kernel) for layer, kernel, _ in model_kernels(model)
-               if layer_names is None or layer.name in layer_names]
+    kernels = [
+        (layer, kernel)
+        for layer, kernel, _ in model_kernels(model)
+        if layer_names is None or layer.name in layer_names
+    ]
     missing = set(layer_names or ()) - {layer.name for layer, _ in kernels}
     if missing:
         raise ValueError(f"layer_names: the model has no kernel in {sorted(missing)}")

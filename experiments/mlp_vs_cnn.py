@@ -34,12 +34,22 @@ import sys
 import time
 
 import numpy as np
+from measures import no_worse
 
 from common import (
-    ACCURACY_FLOOR, dataset_splits, fill_from_plan, mean_curve, open_report, parser, pct, positive,
-    run, run_progress, values, write_report,
+    ACCURACY_FLOOR,
+    dataset_splits,
+    fill_from_plan,
+    mean_curve,
+    open_report,
+    parser,
+    pct,
+    positive,
+    run,
+    run_progress,
+    values,
+    write_report,
 )
-from measures import no_worse
 
 MODELS = ("mlp", "tiny_cnn", "simple_cnn")
 COURSE_DATASET = "mnist"
@@ -55,16 +65,26 @@ TITLES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-
 
 def parse_args(argv=None):
     result = parser(__doc__.split("\n\n")[0], "mlp_vs_cnn")
-    result.add_argument("--train-size", type=int,
-                        help=f"training images (quick {QUICK['train_size']}, full: all)")
-    result.add_argument("--test-size", type=int,
-                        help=f"test images (quick {QUICK['test_size']}, full: all)")
-    result.add_argument("--epochs", type=int,
-                        help=f"epochs (quick {QUICK['epochs']}, full {FULL['epochs']})")
-    result.add_argument("--max-shift", type=int, default=6,
-                        help="largest translation of the test images, in pixels (default 6)")
-    result.add_argument("--no-mnist", action="store_true",
-                        help="do not try MNIST (the course's dataset) besides --dataset")
+    result.add_argument(
+        "--train-size", type=int, help=f"training images (quick {QUICK['train_size']}, full: all)"
+    )
+    result.add_argument(
+        "--test-size", type=int, help=f"test images (quick {QUICK['test_size']}, full: all)"
+    )
+    result.add_argument(
+        "--epochs", type=int, help=f"epochs (quick {QUICK['epochs']}, full {FULL['epochs']})"
+    )
+    result.add_argument(
+        "--max-shift",
+        type=int,
+        default=6,
+        help="largest translation of the test images, in pixels (default 6)",
+    )
+    result.add_argument(
+        "--no-mnist",
+        action="store_true",
+        help="do not try MNIST (the course's dataset) besides --dataset",
+    )
     args = result.parse_args(argv)
     fill_from_plan(args, QUICK, FULL)
     for key in ("epochs", "seeds", "validation_size"):
@@ -93,8 +113,8 @@ def shift_images(images: np.ndarray, pixels: int, direction) -> np.ndarray:
         raise ValueError(f"pixels must be smaller than the images' {height}x{width}, got {pixels}")
     dy, dx = direction[0] * pixels, direction[1] * pixels
     shifted = np.zeros_like(images)
-    shifted[:, max(dy, 0):height + min(dy, 0), max(dx, 0):width + min(dx, 0)] = images[
-        :, max(-dy, 0):height + min(-dy, 0), max(-dx, 0):width + min(-dx, 0)
+    shifted[:, max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)] = images[
+        :, max(-dy, 0) : height + min(-dy, 0), max(-dx, 0) : width + min(-dx, 0)
     ]
     return shifted
 
@@ -125,15 +145,17 @@ def train_all(args, splits) -> dict:
     for seed in range(args.seeds):
         for name in MODELS:
             progress.step(f"seed {seed}, {name}")
-            record = run(name, splits, args.epochs, seed, precision=args.precision,
-                         keep_model=True)
+            record = run(name, splits, args.epochs, seed, precision=args.precision, keep_model=True)
             model = record.pop("model")
             record["shift_accuracy"] = accuracy_under_shifts(model, *splits.test, args.max_shift)
             record["train_seconds"] = sum(record["epoch_seconds"])
             records[name].append({"seed": seed, **record})
-            print(f"[{time.perf_counter() - start:6.0f} s] {splits.name} seed {seed} {name:10s} "
-                  f"test {record['test_accuracy']:.4f}, {record['shift_accuracy'][-1]:.4f} at "
-                  f"{args.max_shift} px, {record['images_per_second']:.0f} img/s", flush=True)
+            print(
+                f"[{time.perf_counter() - start:6.0f} s] {splits.name} seed {seed} {name:10s} "
+                f"test {record['test_accuracy']:.4f}, {record['shift_accuracy'][-1]:.4f} at "
+                f"{args.max_shift} px, {record['images_per_second']:.0f} img/s",
+                flush=True,
+            )
             del model
             keras.utils.clear_session(free_memory=False)
     return records
@@ -142,15 +164,17 @@ def train_all(args, splits) -> dict:
 def summary_rows(dataset: str, records: dict) -> list[dict]:
     rows = []
     for name, runs in records.items():
-        rows.append({
-            "dataset": TITLES.get(dataset, dataset),
-            "model": name,
-            "parameters": runs[0]["params"],
-            "test accuracy %": pct(values(runs, "test_accuracy"), 2),
-            "train accuracy %": pct(values(runs, "train_accuracy"), 2),
-            "training time s": round(statistics.mean(values(runs, "train_seconds")), 1),
-            "train images/s": round(statistics.mean(values(runs, "images_per_second"))),
-        })
+        rows.append(
+            {
+                "dataset": TITLES.get(dataset, dataset),
+                "model": name,
+                "parameters": runs[0]["params"],
+                "test accuracy %": pct(values(runs, "test_accuracy"), 2),
+                "train accuracy %": pct(values(runs, "train_accuracy"), 2),
+                "training time s": round(statistics.mean(values(runs, "train_seconds")), 1),
+                "train images/s": round(statistics.mean(values(runs, "images_per_second"))),
+            }
+        )
     return rows
 
 
@@ -178,12 +202,15 @@ def claims(results: dict, missing: dict, max_shift: int) -> list[tuple[str, bool
     any_records = next(iter(results.values()))
     params = {name: any_records[name][0]["params"] for name in MODELS}
     ratio = params["mlp"] / params["tiny_cnn"]
-    found.append((
-        "The CNN has about 10K parameters, the MLP about 100K: ten times fewer",
-        all(abs(params[n] / COURSE_PARAMS[n] - 1) <= 0.1 for n in COURSE_PARAMS) and ratio >= 10,
-        f"tiny_cnn {params['tiny_cnn']:,}, mlp {params['mlp']:,}: {ratio:.1f} times fewer "
-        f"(simple_cnn, Listing 1: {params['simple_cnn']:,})",
-    ))
+    found.append(
+        (
+            "The CNN has about 10K parameters, the MLP about 100K: ten times fewer",
+            all(abs(params[n] / COURSE_PARAMS[n] - 1) <= 0.1 for n in COURSE_PARAMS)
+            and ratio >= 10,
+            f"tiny_cnn {params['tiny_cnn']:,}, mlp {params['mlp']:,}: {ratio:.1f} times fewer "
+            f"(simple_cnn, Listing 1: {params['simple_cnn']:,})",
+        )
+    )
     for name, claimed in COURSE_ACCURACY.items():
         text = f"On MNIST, the {'MLP' if name == 'mlp' else '10K CNN'} reaches {claimed:.0%}"
         if COURSE_DATASET not in results:
@@ -191,21 +218,29 @@ def claims(results: dict, missing: dict, max_shift: int) -> list[tuple[str, bool
             continue
         accuracy = values(results[COURSE_DATASET][name], "test_accuracy")
         # "98%" read as a rounded figure: at least 97.5 %
-        found.append((text, statistics.mean(accuracy) >= claimed - 0.005,
-                      f"{name} {pct(accuracy, 2)} % test accuracy"))
+        found.append(
+            (
+                text,
+                statistics.mean(accuracy) >= claimed - 0.005,
+                f"{name} {pct(accuracy, 2)} % test accuracy",
+            )
+        )
     for dataset, records in results.items():
         title = TITLES.get(dataset, dataset)
 
         def accuracy(name, records=records):
             return values(records[name], "test_accuracy")
 
-        found.append((
-            f"{title}: the 10K-parameter CNN is more accurate than the 100K-parameter MLP",
-            compare(accuracy("tiny_cnn"), accuracy("mlp"), ACCURACY_FLOOR),
-            f"tiny_cnn {pct(accuracy('tiny_cnn'), 2)} vs mlp {pct(accuracy('mlp'), 2)} % "
-            "test accuracy",
-        ))
-        def invariance(name, shift, claim):
+        found.append(
+            (
+                f"{title}: the 10K-parameter CNN is more accurate than the 100K-parameter MLP",
+                compare(accuracy("tiny_cnn"), accuracy("mlp"), ACCURACY_FLOOR),
+                f"tiny_cnn {pct(accuracy('tiny_cnn'), 2)} vs mlp {pct(accuracy('mlp'), 2)} % "
+                "test accuracy",
+            )
+        )
+
+        def invariance(name, shift, claim, records=records, title=title):
             runs = records[name]
             shifted = [r["shift_accuracy"][shift] for r in runs]
             return (
@@ -216,18 +251,24 @@ def claims(results: dict, missing: dict, max_shift: int) -> list[tuple[str, bool
             )
 
         for name in ("tiny_cnn", "simple_cnn"):
-            found.append(invariance(name, max_shift,
-                                    f"weight sharing makes {name} invariant to translation"))
-        found.append(invariance("simple_cnn", SMALL_SHIFT,
-                                "pooling makes simple_cnn invariant to small shifts"))
+            found.append(
+                invariance(name, max_shift, f"weight sharing makes {name} invariant to translation")
+            )
+        found.append(
+            invariance(
+                "simple_cnn", SMALL_SHIFT, "pooling makes simple_cnn invariant to small shifts"
+            )
+        )
         for name in ("tiny_cnn", "simple_cnn"):
-            found.append((
-                f"{title}: {name} is more robust to translation than the MLP (keeps more of its "
-                f"accuracy, mean over shifts 1-{max_shift} px)",
-                compare(retained(records[name]), retained(records["mlp"]), ACCURACY_FLOOR),
-                f"{name} keeps {pct(retained(records[name]))} %, mlp "
-                f"{pct(retained(records['mlp']))} %",
-            ))
+            found.append(
+                (
+                    f"{title}: {name} is more robust to translation than the MLP (keeps more of "
+                    f"its accuracy, mean over shifts 1-{max_shift} px)",
+                    compare(retained(records[name]), retained(records["mlp"]), ACCURACY_FLOOR),
+                    f"{name} keeps {pct(retained(records[name]))} %, mlp "
+                    f"{pct(retained(records['mlp']))} %",
+                )
+            )
     return found
 
 
@@ -244,10 +285,21 @@ def plot_accuracy(results: dict, path) -> str:
         title = TITLES.get(dataset, dataset)
         for name, runs in records.items():
             accuracy = 100 * np.array(values(runs, "test_accuracy"))
-            row[0].errorbar(runs[0]["params"], accuracy.mean(), yerr=accuracy.std(), fmt="o",
-                            capsize=4, label=name)
-            row[0].annotate(name, (runs[0]["params"], accuracy.mean()),
-                            textcoords="offset points", xytext=(6, 6), fontsize=9)
+            row[0].errorbar(
+                runs[0]["params"],
+                accuracy.mean(),
+                yerr=accuracy.std(),
+                fmt="o",
+                capsize=4,
+                label=name,
+            )
+            row[0].annotate(
+                name,
+                (runs[0]["params"], accuracy.mean()),
+                textcoords="offset points",
+                xytext=(6, 6),
+                fontsize=9,
+            )
             curve = 100 * np.array(mean_curve(runs, "val_accuracy"))
             row[1].plot(range(1, len(curve) + 1), curve, marker="o", label=name)
         row[0].set_xscale("log")
@@ -311,8 +363,9 @@ def main(argv=None) -> int:
     results, missing, described, example = {}, {}, [], None
     for dataset in dataset_names(args):
         try:
-            splits = dataset_splits(dataset, args.train_size, args.validation_size,
-                                    args.test_size, args.data_dir)
+            splits = dataset_splits(
+                dataset, args.train_size, args.validation_size, args.test_size, args.data_dir
+            )
         except FileNotFoundError as error:
             missing[dataset] = str(error).split(". Put ")[0]
             print(f"skipping {dataset}: {error}", file=sys.stderr)
@@ -325,8 +378,10 @@ def main(argv=None) -> int:
         raise FileNotFoundError(f"none of the datasets could be loaded: {missing}")
     for claim, verdict, evidence in claims(results, missing, args.max_shift):
         report.claim(claim, verdict, evidence)
-    not_found = "".join(f" {TITLES[d]} could not be loaded ({why}), so it is left out."
-                        for d, why in missing.items())
+    not_found = "".join(
+        f" {TITLES[d]} could not be loaded ({why}), so it is left out."
+        for d, why in missing.items()
+    )
     report.text(
         f"Data: {'; '.join(described)}; the same subsets for every run.{not_found}\n\n"
         f"Models: `mlp` (784-128-10), `tiny_cnn` (2 conv + pooling, 8 and 16 filters) and "
@@ -344,19 +399,29 @@ def main(argv=None) -> int:
         "black); the accuracy at each shift is the mean over the four directions."
     )
     if args.quick:
-        report.text("Quick mode: a smoke test of the script on tiny subsets, few epochs and one "
-                    "seed; its verdicts say nothing about the course. Run without `--quick`.")
-    report.table("Size, accuracy and time",
-                 [row for d, r in results.items() for row in summary_rows(d, r)])
-    report.table("Test accuracy (%) on shifted test images",
-                 [row for d, r in results.items() for row in shift_rows(d, r, args.max_shift)])
-    report.figure(plot_accuracy(results, os.path.join(args.out, "mlp_vs_cnn.png")),
-                  "test accuracy against parameters (mean ± std), validation accuracy per epoch")
-    report.figure(plot_translation(results, args.max_shift,
-                                   os.path.join(args.out, "translation.png")),
-                  "test accuracy against the shift of the test images (mean ± std over seeds)")
-    report.figure(plot_shifts(example, args.max_shift, os.path.join(args.out, "shifts.png")),
-                  "a test image shifted right by 0 to the largest shift")
+        report.text(
+            "Quick mode: a smoke test of the script on tiny subsets, few epochs and one "
+            "seed; its verdicts say nothing about the course. Run without `--quick`."
+        )
+    report.table(
+        "Size, accuracy and time", [row for d, r in results.items() for row in summary_rows(d, r)]
+    )
+    report.table(
+        "Test accuracy (%) on shifted test images",
+        [row for d, r in results.items() for row in shift_rows(d, r, args.max_shift)],
+    )
+    report.figure(
+        plot_accuracy(results, os.path.join(args.out, "mlp_vs_cnn.png")),
+        "test accuracy against parameters (mean ± std), validation accuracy per epoch",
+    )
+    report.figure(
+        plot_translation(results, args.max_shift, os.path.join(args.out, "translation.png")),
+        "test accuracy against the shift of the test images (mean ± std over seeds)",
+    )
+    report.figure(
+        plot_shifts(example, args.max_shift, os.path.join(args.out, "shifts.png")),
+        "a test image shifted right by 0 to the largest shift",
+    )
     report.results["runs"] = results
     report.results["missing datasets"] = missing
     return write_report(report, args.out)

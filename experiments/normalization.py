@@ -33,19 +33,47 @@ import os
 import sys
 import time
 
-from common import (
-    ACCURACY_FLOOR, dataset_splits, fill_from_plan, mean_curve, open_report, parser, pct,
-    positive, run, run_progress, values, write_report,
-)
 from measures import largest_drop
+
+from common import (
+    ACCURACY_FLOOR,
+    dataset_splits,
+    fill_from_plan,
+    mean_curve,
+    open_report,
+    parser,
+    pct,
+    positive,
+    run,
+    run_progress,
+    values,
+    write_report,
+)
 
 MODEL = "configurable_cnn"
 NORMS = (None, "batch", "layer", "group", "instance")
-QUICK = dict(train_size=300, validation_size=100, test_size=300, epochs=1, seeds=1,
-             norms=(None, "batch", "group"), high_lr=(1e-2,), small_batch=(4,),
-             filters=(8, 16, 16))
-FULL = dict(train_size=5000, validation_size=1000, test_size=None, epochs=8, seeds=3,
-            norms=NORMS, high_lr=(1e-2, 3e-2), small_batch=(2, 4), filters=(32, 64, 128))
+QUICK = dict(
+    train_size=300,
+    validation_size=100,
+    test_size=300,
+    epochs=1,
+    seeds=1,
+    norms=(None, "batch", "group"),
+    high_lr=(1e-2,),
+    small_batch=(4,),
+    filters=(8, 16, 16),
+)
+FULL = dict(
+    train_size=5000,
+    validation_size=1000,
+    test_size=None,
+    epochs=8,
+    seeds=3,
+    norms=NORMS,
+    high_lr=(1e-2, 3e-2),
+    small_batch=(2, 4),
+    filters=(32, 64, 128),
+)
 STATISTICS_IMAGES = 256
 
 
@@ -55,21 +83,34 @@ def label(norm) -> str:
 
 def parse_args(argv=None):
     result = parser(__doc__.split("\n\n")[0], "normalization")
-    result.add_argument("--train-size", type=int,
-                        help=f"training images (quick {QUICK['train_size']}, "
-                        f"full {FULL['train_size']})")
-    result.add_argument("--epochs", type=int,
-                        help=f"epochs (quick {QUICK['epochs']}, full {FULL['epochs']})")
+    result.add_argument(
+        "--train-size",
+        type=int,
+        help=f"training images (quick {QUICK['train_size']}, full {FULL['train_size']})",
+    )
+    result.add_argument(
+        "--epochs", type=int, help=f"epochs (quick {QUICK['epochs']}, full {FULL['epochs']})"
+    )
     result.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
-    result.add_argument("--high-lr", type=float, nargs="+",
-                        help=f"higher learning rates (quick {QUICK['high_lr']}, "
-                        f"full {FULL['high_lr']})")
-    result.add_argument("--small-batch", type=int, nargs="+",
-                        help=f"small batch sizes of batch vs group norm (quick "
-                        f"{QUICK['small_batch']}, full {FULL['small_batch']})")
-    result.add_argument("--init-scale", type=float, default=5.0,
-                        help="factor of every initial kernel in the initialization test "
-                        "(default 5)")
+    result.add_argument(
+        "--high-lr",
+        type=float,
+        nargs="+",
+        help=f"higher learning rates (quick {QUICK['high_lr']}, full {FULL['high_lr']})",
+    )
+    result.add_argument(
+        "--small-batch",
+        type=int,
+        nargs="+",
+        help=f"small batch sizes of batch vs group norm (quick "
+        f"{QUICK['small_batch']}, full {FULL['small_batch']})",
+    )
+    result.add_argument(
+        "--init-scale",
+        type=float,
+        default=5.0,
+        help="factor of every initial kernel in the initialization test (default 5)",
+    )
     args = result.parse_args(argv)
     fill_from_plan(args, QUICK, FULL)
     for key in ("train_size", "epochs", "seeds", "batch_size"):
@@ -89,8 +130,12 @@ def configurations(args) -> dict:
         for norm in (None, "batch"):
             result[f"{label(norm)}, lr {rate:g}"] = (norm, rate, args.batch_size, 1.0)
     for norm in (None, "batch"):
-        result[f"{label(norm)}, init x{args.init_scale:g}"] = (norm, 1e-3, args.batch_size,
-                                                               args.init_scale)
+        result[f"{label(norm)}, init x{args.init_scale:g}"] = (
+            norm,
+            1e-3,
+            args.batch_size,
+            args.init_scale,
+        )
     for size in args.small_batch:
         for norm in ("batch", "group"):
             result[f"{norm}, batch {size}"] = (norm, 1e-3, size, 1.0)
@@ -107,7 +152,6 @@ def statistics_callback(images, layer_names, scale: float):
     activation statistics of ``layer_names`` at the start and the end of training (as
     ``.at_start`` and ``.at_end``)."""
     import keras
-
     from measures import activation_statistics
 
     from kcnn.training.optimization import model_kernels
@@ -138,14 +182,25 @@ def train_all(args, splits, configs) -> dict:
         for name, (norm, rate, batch, scale) in configs.items():
             progress.step(f"seed {seed}, {name}")
             probe = statistics_callback(images, stage_outputs(norm, len(args.filters)), scale)
-            record = run(MODEL, splits, args.epochs, seed, model_kwargs=model_kwargs(args, norm),
-                         batch_size=batch, precision=args.precision, learning_rate=rate,
-                         callbacks=[probe])
+            record = run(
+                MODEL,
+                splits,
+                args.epochs,
+                seed,
+                model_kwargs=model_kwargs(args, norm),
+                batch_size=batch,
+                precision=args.precision,
+                learning_rate=rate,
+                callbacks=[probe],
+            )
             record["activations"] = {"initialization": probe.at_start, "trained": probe.at_end}
             records[name].append({"seed": seed, **record})
-            print(f"[{time.perf_counter() - start:6.0f} s] seed {seed} {name:24s} test "
-                  f"{record['test_accuracy']:.4f} ({record['seconds']:.0f} s"
-                  f"{', diverged' if record['diverged'] else ''})", flush=True)
+            print(
+                f"[{time.perf_counter() - start:6.0f} s] seed {seed} {name:24s} test "
+                f"{record['test_accuracy']:.4f} ({record['seconds']:.0f} s"
+                f"{', diverged' if record['diverged'] else ''})",
+                flush=True,
+            )
     return records
 
 
@@ -153,13 +208,21 @@ def summarise(configs, records) -> list[dict]:
     rows = []
     for name, (norm, rate, batch, scale) in configs.items():
         runs = records[name]
-        rows.append({
-            "configuration": name, "norm": label(norm), "lr": rate, "batch": batch,
-            "initial kernels x": scale, "parameters": runs[0]["params"],
-            "test accuracy %": pct(values(runs, "test_accuracy")),
-            "val. acc. epoch 1 %": pct([r["val_accuracy"][0] for r in runs if r["val_accuracy"]]),
-            "diverged": f"{sum(r['diverged'] for r in runs)}/{len(runs)}",
-        })
+        rows.append(
+            {
+                "configuration": name,
+                "norm": label(norm),
+                "lr": rate,
+                "batch": batch,
+                "initial kernels x": scale,
+                "parameters": runs[0]["params"],
+                "test accuracy %": pct(values(runs, "test_accuracy")),
+                "val. acc. epoch 1 %": pct(
+                    [r["val_accuracy"][0] for r in runs if r["val_accuracy"]]
+                ),
+                "diverged": f"{sum(r['diverged'] for r in runs)}/{len(runs)}",
+            }
+        )
     return rows
 
 
@@ -174,45 +237,63 @@ def claims(args, records) -> list[tuple[str, bool | None, str]]:
         return f"{a} {pct(accuracy(a))} vs {b} {pct(accuracy(b))} % {what}"
 
     first = {n: [r["val_accuracy"][0] for r in records[n]] for n in ("batch", "none")}
-    found = [(
-        "Batch normalization accelerates convergence (validation accuracy after one epoch)",
-        compare(first["batch"], first["none"], ACCURACY_FLOOR),
-        f"batch {pct(first['batch'])} vs none {pct(first['none'])} %",
-    )]
+    found = [
+        (
+            "Batch normalization accelerates convergence (validation accuracy after one epoch)",
+            compare(first["batch"], first["none"], ACCURACY_FLOOR),
+            f"batch {pct(first['batch'])} vs none {pct(first['none'])} %",
+        )
+    ]
     for rate in args.high_lr:
         a, b = f"batch, lr {rate:g}", f"none, lr {rate:g}"
-        found.append((f"Batch normalization allows a higher learning rate ({rate:g}): better "
-                      "test accuracy than without it", compare(accuracy(a), accuracy(b),
-                                                               ACCURACY_FLOOR), evidence(a, b)))
+        found.append(
+            (
+                f"Batch normalization allows a higher learning rate ({rate:g}): better "
+                "test accuracy than without it",
+                compare(accuracy(a), accuracy(b), ACCURACY_FLOOR),
+                evidence(a, b),
+            )
+        )
         falls = {n: largest_drop(records[n]) for n in (a, b)}
-        found.append((
-            f"Batch normalization stabilises training at lr {rate:g} (a smaller largest fall of "
-            "validation accuracy below its best earlier epoch)",
-            compare([-v for v in falls[a]], [-v for v in falls[b]], ACCURACY_FLOOR),
-            f"{a} {pct(falls[a])} vs {b} {pct(falls[b])} points; diverged "
-            f"{sum(r['diverged'] for r in records[a])} vs "
-            f"{sum(r['diverged'] for r in records[b])} runs",
-        ))
-    lost = {norm: [p - s for p, s in zip(accuracy(norm),
-                                         accuracy(f"{norm}, init x{args.init_scale:g}"))]
-            for norm in ("batch", "none")}
-    found.append((
-        f"Batch normalization is less sensitive to initialization (test accuracy lost when the "
-        f"initial kernels are {args.init_scale:g}x larger)",
-        compare(lost["none"], lost["batch"], ACCURACY_FLOOR),
-        f"batch loses {pct(lost['batch'])}, none {pct(lost['none'])} points",
-    ))
+        found.append(
+            (
+                f"Batch normalization stabilises training at lr {rate:g} (a smaller largest fall "
+                "of validation accuracy below its best earlier epoch)",
+                compare([-v for v in falls[a]], [-v for v in falls[b]], ACCURACY_FLOOR),
+                f"{a} {pct(falls[a])} vs {b} {pct(falls[b])} points; diverged "
+                f"{sum(r['diverged'] for r in records[a])} vs "
+                f"{sum(r['diverged'] for r in records[b])} runs",
+            )
+        )
+    lost = {
+        norm: [
+            p - s for p, s in zip(accuracy(norm), accuracy(f"{norm}, init x{args.init_scale:g}"))
+        ]
+        for norm in ("batch", "none")
+    }
+    found.append(
+        (
+            f"Batch normalization is less sensitive to initialization (test accuracy lost when the "
+            f"initial kernels are {args.init_scale:g}x larger)",
+            compare(lost["none"], lost["batch"], ACCURACY_FLOOR),
+            f"batch loses {pct(lost['batch'])}, none {pct(lost['none'])} points",
+        )
+    )
     for size in args.small_batch:
-        drop = {norm: [p - s for p, s in zip(accuracy(norm), accuracy(f"{norm}, batch {size}"))]
-                for norm in ("batch", "group")}
-        found.append((
-            f"Group norm keeps its accuracy at batch size {size}, where batch norm degrades "
-            f"(Wu & He 2018): batch norm loses more than group norm against batch "
-            f"{args.batch_size}",
-            compare(drop["batch"], drop["group"], ACCURACY_FLOOR),
-            f"batch norm loses {pct(drop['batch'])}, group norm {pct(drop['group'])} points "
-            f"({evidence(f'batch, batch {size}', f'group, batch {size}')})",
-        ))
+        drop = {
+            norm: [p - s for p, s in zip(accuracy(norm), accuracy(f"{norm}, batch {size}"))]
+            for norm in ("batch", "group")
+        }
+        found.append(
+            (
+                f"Group norm keeps its accuracy at batch size {size}, where batch norm degrades "
+                f"(Wu & He 2018): batch norm loses more than group norm against batch "
+                f"{args.batch_size}",
+                compare(drop["batch"], drop["group"], ACCURACY_FLOOR),
+                f"batch norm loses {pct(drop['batch'])}, group norm {pct(drop['group'])} points "
+                f"({evidence(f'batch, batch {size}', f'group, batch {size}')})",
+            )
+        )
     return found
 
 
@@ -223,12 +304,19 @@ def activation_rows(args, records) -> list[dict]:
     rows = []
     for name in ("none", "batch"):
         for moment in ("initialization", "trained"):
-            for index, layer in enumerate(stage_outputs(None if name == "none" else name,
-                                                        len(args.filters)), start=1):
+            for index, layer in enumerate(
+                stage_outputs(None if name == "none" else name, len(args.filters)), start=1
+            ):
                 stats = [r["activations"][moment][layer] for r in records[name]]
-                rows.append({"norm": name, "when": moment, "stage": index,
-                             "mean": mean_std([m for m, _ in stats]),
-                             "std": mean_std([s for _, s in stats])})
+                rows.append(
+                    {
+                        "norm": name,
+                        "when": moment,
+                        "stage": index,
+                        "mean": mean_std([m for m, _ in stats]),
+                        "std": mean_std([s for _, s in stats]),
+                    }
+                )
     return rows
 
 
@@ -247,10 +335,18 @@ def plot_activations(args, records, path) -> str:
         for name, colour in (("none", "grey"), ("batch", "tab:red")):
             layers = stage_outputs(None if name == "none" else name, len(stages))
             for moment, style in (("initialization", "--"), ("trained", "-")):
-                curve = [np.mean([r["activations"][moment][layer][statistic]
-                                  for r in records[name]]) for layer in layers]
-                axis.plot(stages, curve, style, marker="o", color=colour,
-                          label=f"{'with' if name == 'batch' else 'without'} BN, {moment}")
+                curve = [
+                    np.mean([r["activations"][moment][layer][statistic] for r in records[name]])
+                    for layer in layers
+                ]
+                axis.plot(
+                    stages,
+                    curve,
+                    style,
+                    marker="o",
+                    color=colour,
+                    label=f"{'with' if name == 'batch' else 'without'} BN, {moment}",
+                )
         axis.set_xticks(stages)
         axis.set_xlabel("stage (output after ReLU)")
         axis.set_ylabel(f"activation {title}")
@@ -283,8 +379,9 @@ def plot_curves(args, records, path) -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     report = open_report(args, "Normalization: batch, layer, group, instance or none")
-    splits = dataset_splits(args.dataset, args.train_size, args.validation_size, args.test_size,
-                            args.data_dir)
+    splits = dataset_splits(
+        args.dataset, args.train_size, args.validation_size, args.test_size, args.data_dir
+    )
     configs = configurations(args)
     records = train_all(args, splits, configs)
     for claim, verdict, evidence in claims(args, records):
@@ -299,15 +396,21 @@ def main(argv=None) -> int:
         "normalization layers in training mode (the batch's statistics)."
     )
     if args.quick:
-        report.text("Quick mode: a smoke test of the script on tiny subsets, few epochs and one "
-                    "seed; its verdicts say nothing about the course. Run without `--quick`.")
+        report.text(
+            "Quick mode: a smoke test of the script on tiny subsets, few epochs and one "
+            "seed; its verdicts say nothing about the course. Run without `--quick`."
+        )
     report.table("Accuracy per configuration", summarise(configs, records))
     report.table("Activations per stage (mean ± std over seeds)", activation_rows(args, records))
-    report.figure(plot_curves(args, records, os.path.join(args.out, "curves.png")),
-                  "validation accuracy per epoch of each normalization")
-    report.figure(plot_activations(args, records, os.path.join(args.out, "activations.png")),
-                  "mean and standard deviation of each stage's activations, with and without "
-                  "batch norm, at initialization and after training")
+    report.figure(
+        plot_curves(args, records, os.path.join(args.out, "curves.png")),
+        "validation accuracy per epoch of each normalization",
+    )
+    report.figure(
+        plot_activations(args, records, os.path.join(args.out, "activations.png")),
+        "mean and standard deviation of each stage's activations, with and without "
+        "batch norm, at initialization and after training",
+    )
     report.results["runs"] = records
     return write_report(report, args.out)
 

@@ -35,20 +35,48 @@ import os
 import sys
 import time
 
-from common import (
-    ACCURACY_FLOOR, dataset_splits, epochs_to, fill_from_plan, mean_curve, open_report, parser, pct,
-    positive, run, run_progress, values, write_report,
-)
 from measures import largest_drop
+
+from common import (
+    ACCURACY_FLOOR,
+    dataset_splits,
+    epochs_to,
+    fill_from_plan,
+    mean_curve,
+    open_report,
+    parser,
+    pct,
+    positive,
+    run,
+    run_progress,
+    values,
+    write_report,
+)
 
 CNN = "configurable_cnn"
 RESNET = "tiny_resnet"
-QUICK = dict(train_size=1000, validation_size=500, test_size=2000, epochs=3, resnet_epochs=2,
-             seeds=1, drop_path=(0.2,), high_lr=(1e-2,))
+QUICK = dict(
+    train_size=1000,
+    validation_size=500,
+    test_size=2000,
+    epochs=3,
+    resnet_epochs=2,
+    seeds=1,
+    drop_path=(0.2,),
+    high_lr=(1e-2,),
+)
 # 20 epochs, 3 seeds: over-fitting grows with the epochs, so an effect of L2 on the gap has
 # more room to show than in the 12 epochs x 2 seeds where it was inconclusive
-FULL = dict(train_size=4000, validation_size=1000, test_size=None, epochs=20, resnet_epochs=8,
-            seeds=3, drop_path=(0.2,), high_lr=(1e-2, 3e-2))
+FULL = dict(
+    train_size=4000,
+    validation_size=1000,
+    test_size=None,
+    epochs=20,
+    resnet_epochs=8,
+    seeds=3,
+    drop_path=(0.2,),
+    high_lr=(1e-2, 3e-2),
+)
 TARGET_ACCURACY = 0.85  # "epochs to 85 % validation accuracy" measures the speed of convergence
 
 
@@ -71,11 +99,15 @@ def configurations(args) -> list[Configuration]:
     bn = {"dropout": 0.0, "batch_norm": True}
     resnet = {"width": args.resnet_width}
     result = [Configuration("baseline (no regularisation)", "baseline", CNN, base)]
-    result += [Configuration(f"dropout {rate}", "dropout", CNN, {"dropout": rate})
-               for rate in (0.2, 0.5, 0.8)]
+    result += [
+        Configuration(f"dropout {rate}", "dropout", CNN, {"dropout": rate})
+        for rate in (0.2, 0.5, 0.8)
+    ]
     result += [Configuration(f"L2 {l2:g}", "L2", CNN, base, l2=l2) for l2 in (1e-4, 1e-3)]
-    result += [Configuration(f"augmentation {preset}", "augmentation", CNN, base, augment=preset)
-               for preset in ("light", "standard")]
+    result += [
+        Configuration(f"augmentation {preset}", "augmentation", CNN, base, augment=preset)
+        for preset in ("light", "standard")
+    ]
     result.append(Configuration("batch norm", "batch norm", CNN, bn))
     for high in args.high_lr:
         result += [
@@ -83,32 +115,56 @@ def configurations(args) -> list[Configuration]:
             Configuration(f"batch norm, lr {high:g}", "batch norm", CNN, bn, learning_rate=high),
         ]
     result.append(Configuration("ResNet", "DropPath", RESNET, resnet))
-    result += [Configuration(f"ResNet, DropPath {rate}", "DropPath", RESNET,
-                             {**resnet, "drop_path_rate": rate}) for rate in args.drop_path]
+    result += [
+        Configuration(
+            f"ResNet, DropPath {rate}", "DropPath", RESNET, {**resnet, "drop_path_rate": rate}
+        )
+        for rate in args.drop_path
+    ]
     return result
 
 
 def parse_args(argv=None):
     result = parser(__doc__.split("\n\n")[0], "regularization")
-    result.add_argument("--train-size", type=int,
-                        help=f"training images (quick {QUICK['train_size']}, "
-                        f"full {FULL['train_size']})")
-    result.add_argument("--epochs", type=int,
-                        help=f"CNN epochs (quick {QUICK['epochs']}, full {FULL['epochs']})")
-    result.add_argument("--resnet-epochs", type=int,
-                        help=f"ResNet epochs (quick {QUICK['resnet_epochs']}, "
-                        f"full {FULL['resnet_epochs']})")
-    result.add_argument("--high-lr", type=float, nargs="+",
-                        help="the high learning rates of the batch-norm comparison "
-                        f"(quick {QUICK['high_lr']}, full {FULL['high_lr']})")
-    result.add_argument("--drop-path", type=float, nargs="+",
-                        help=f"DropPath rates of the last block (quick {QUICK['drop_path']}, "
-                        f"full {FULL['drop_path']})")
-    result.add_argument("--resnet-width", type=float, default=0.25,
-                        help="TinyResNet width multiplier (default 0.25: 16-32-64 channels)")
-    result.add_argument("--only", nargs="+",
-                        help="run only these groups (baseline, dropout, L2, augmentation, "
-                        "'batch norm', DropPath); the baseline always runs")
+    result.add_argument(
+        "--train-size",
+        type=int,
+        help=f"training images (quick {QUICK['train_size']}, full {FULL['train_size']})",
+    )
+    result.add_argument(
+        "--epochs", type=int, help=f"CNN epochs (quick {QUICK['epochs']}, full {FULL['epochs']})"
+    )
+    result.add_argument(
+        "--resnet-epochs",
+        type=int,
+        help=f"ResNet epochs (quick {QUICK['resnet_epochs']}, full {FULL['resnet_epochs']})",
+    )
+    result.add_argument(
+        "--high-lr",
+        type=float,
+        nargs="+",
+        help="the high learning rates of the batch-norm comparison "
+        f"(quick {QUICK['high_lr']}, full {FULL['high_lr']})",
+    )
+    result.add_argument(
+        "--drop-path",
+        type=float,
+        nargs="+",
+        help=f"DropPath rates of the last block (quick {QUICK['drop_path']}, "
+        f"full {FULL['drop_path']})",
+    )
+    result.add_argument(
+        "--resnet-width",
+        type=float,
+        default=0.25,
+        help="TinyResNet width multiplier (default 0.25: 16-32-64 channels)",
+    )
+    result.add_argument(
+        "--only",
+        nargs="+",
+        help="run only these groups (baseline, dropout, L2, augmentation, "
+        "'batch norm', DropPath); the baseline always runs",
+    )
     args = result.parse_args(argv)
     fill_from_plan(args, QUICK, FULL)
     for key in ("train_size", "epochs", "resnet_epochs", "seeds"):
@@ -122,20 +178,24 @@ def summarise(configs, records) -> list[dict]:
     for config in configs:
         runs = records[config.name]
         seconds = [s for r in runs for s in r["epoch_seconds"][1:]]
-        rows.append({
-            "technique": config.group,
-            "configuration": config.name,
-            "model": config.model,
-            "lr": config.learning_rate,
-            "parameters": runs[0]["params"],
-            "test accuracy %": pct(values(runs, "test_accuracy")),
-            "train accuracy %": pct(values(runs, "train_accuracy")),
-            "gap (points)": pct(values(runs, "gap")),
-            "val. acc. epoch 1 %": pct([r["val_accuracy"][0] for r in runs if r["val_accuracy"]]),
-            f"epochs to {TARGET_ACCURACY:.0%} val.": _epochs_to(runs),
-            "s/epoch": round(sum(seconds) / len(seconds), 1) if seconds else None,
-            "diverged": f"{sum(r['diverged'] for r in runs)}/{len(runs)}",
-        })
+        rows.append(
+            {
+                "technique": config.group,
+                "configuration": config.name,
+                "model": config.model,
+                "lr": config.learning_rate,
+                "parameters": runs[0]["params"],
+                "test accuracy %": pct(values(runs, "test_accuracy")),
+                "train accuracy %": pct(values(runs, "train_accuracy")),
+                "gap (points)": pct(values(runs, "gap")),
+                "val. acc. epoch 1 %": pct(
+                    [r["val_accuracy"][0] for r in runs if r["val_accuracy"]]
+                ),
+                f"epochs to {TARGET_ACCURACY:.0%} val.": _epochs_to(runs),
+                "s/epoch": round(sum(seconds) / len(seconds), 1) if seconds else None,
+                "diverged": f"{sum(r['diverged'] for r in runs)}/{len(runs)}",
+            }
+        )
     return rows
 
 
@@ -158,8 +218,9 @@ def claims(configs, records, args) -> list[tuple[str, bool | None, str]]:
 
     def test_better(claim, a, b, floor=ACCURACY_FLOOR):
         if {a, b} <= names:
-            verdict = compare(values(records[a], "test_accuracy"),
-                              values(records[b], "test_accuracy"), floor)
+            verdict = compare(
+                values(records[a], "test_accuracy"), values(records[b], "test_accuracy"), floor
+            )
             found.append((claim, verdict, _evidence(records, a, b, "test_accuracy") + " test"))
 
     def gap_smaller(claim, a, b):
@@ -168,42 +229,59 @@ def claims(configs, records, args) -> list[tuple[str, bool | None, str]]:
             found.append((claim, verdict, _evidence(records, a, b, "gap") + " points of gap"))
 
     if {base, bn} <= names:
-        first = {n: [r["val_accuracy"][0] for r in records[n] if r["val_accuracy"]]
-                 for n in (bn, base)}
-        found.append((
-            "Batch normalization accelerates convergence (validation accuracy after one epoch, "
-            "lr 1e-3)",
-            compare(first[bn], first[base], ACCURACY_FLOOR),
-            f"{bn} {pct(first[bn])} vs {base} {pct(first[base])} %; epochs to "
-            f"{TARGET_ACCURACY:.0%}: {_epochs_to(records[bn])} vs {_epochs_to(records[base])}",
-        ))
+        first = {
+            n: [r["val_accuracy"][0] for r in records[n] if r["val_accuracy"]] for n in (bn, base)
+        }
+        found.append(
+            (
+                "Batch normalization accelerates convergence (validation accuracy after one epoch, "
+                "lr 1e-3)",
+                compare(first[bn], first[base], ACCURACY_FLOOR),
+                f"{bn} {pct(first[bn])} vs {base} {pct(first[base])} %; epochs to "
+                f"{TARGET_ACCURACY:.0%}: {_epochs_to(records[bn])} vs {_epochs_to(records[base])}",
+            )
+        )
     for high in args.high_lr:
         base_high, bn_high = f"baseline, lr {high:g}", f"batch norm, lr {high:g}"
-        test_better(f"Batch normalization allows a higher learning rate ({high:g}): better test "
-                    "accuracy than without it", bn_high, base_high)
+        test_better(
+            f"Batch normalization allows a higher learning rate ({high:g}): better test "
+            "accuracy than without it",
+            bn_high,
+            base_high,
+        )
         if {base_high, bn_high} <= names:
             falls = {n: largest_drop(records[n]) for n in (bn_high, base_high)}
-            found.append((
-                f"Batch normalization stabilises training at lr {high:g} (largest fall of "
-                "validation accuracy below its best earlier epoch)",
-                compare([-v for v in falls[bn_high]], [-v for v in falls[base_high]],
-                        ACCURACY_FLOOR),
-                f"{bn_high} {pct(falls[bn_high])} vs {base_high} {pct(falls[base_high])} points; "
-                f"diverged {sum(r['diverged'] for r in records[bn_high])} vs "
-                f"{sum(r['diverged'] for r in records[base_high])} runs",
-            ))
+            found.append(
+                (
+                    f"Batch normalization stabilises training at lr {high:g} (largest fall of "
+                    "validation accuracy below its best earlier epoch)",
+                    compare(
+                        [-v for v in falls[bn_high]], [-v for v in falls[base_high]], ACCURACY_FLOOR
+                    ),
+                    f"{bn_high} {pct(falls[bn_high])} vs {base_high} "
+                    f"{pct(falls[base_high])} points; "
+                    f"diverged {sum(r['diverged'] for r in records[bn_high])} vs "
+                    f"{sum(r['diverged'] for r in records[base_high])} runs",
+                )
+            )
     gap_smaller("Batch normalization acts as a regulariser (smaller gap)", bn, base)
-    for name, technique in (("dropout 0.5", "Dropout 0.5"), ("L2 0.0001", "L2 1e-4"),
-                            ("augmentation standard",
-                             "Data augmentation (the course's Listing 6)")):
+    for name, technique in (
+        ("dropout 0.5", "Dropout 0.5"),
+        ("L2 0.0001", "L2 1e-4"),
+        ("augmentation standard", "Data augmentation (the course's Listing 6)"),
+    ):
         gap_smaller(f"{technique} prevents over-fitting (smaller gap)", name, base)
         test_better(f"{technique} improves test accuracy", name, base)
     if args.drop_path:
         dropped = f"ResNet, DropPath {max(args.drop_path)}"
-        gap_smaller(f"DropPath {max(args.drop_path)} prevents over-fitting of the ResNet "
-                    "(smaller gap)", dropped, "ResNet")
-        test_better(f"DropPath {max(args.drop_path)} improves the ResNet's test accuracy",
-                    dropped, "ResNet")
+        gap_smaller(
+            f"DropPath {max(args.drop_path)} prevents over-fitting of the ResNet (smaller gap)",
+            dropped,
+            "ResNet",
+        )
+        test_better(
+            f"DropPath {max(args.drop_path)} improves the ResNet's test accuracy", dropped, "ResNet"
+        )
     return found
 
 
@@ -216,8 +294,9 @@ def plot_summary(configs, records, path) -> str:
 
     names = [c.name for c in configs]
     figure = Figure(figsize=(11, 0.45 * len(names) + 1.5))
-    for column, (key, title) in enumerate((("test_accuracy", "test accuracy (%)"),
-                                           ("gap", "train - test accuracy (points)"))):
+    for column, (key, title) in enumerate(
+        (("test_accuracy", "test accuracy (%)"), ("gap", "train - test accuracy (points)"))
+    ):
         axis = figure.add_subplot(1, 2, column + 1)
         means = [100 * np.mean(values(records[n], key)) for n in names]
         stds = [100 * np.std(values(records[n], key)) for n in names]
@@ -234,8 +313,14 @@ def plot_summary(configs, records, path) -> str:
 
 
 def _colour(group: str) -> str:
-    palette = {"baseline": "grey", "dropout": "tab:blue", "L2": "tab:orange",
-               "augmentation": "tab:green", "batch norm": "tab:red", "DropPath": "tab:purple"}
+    palette = {
+        "baseline": "grey",
+        "dropout": "tab:blue",
+        "L2": "tab:orange",
+        "augmentation": "tab:green",
+        "batch norm": "tab:red",
+        "DropPath": "tab:purple",
+    }
     return palette.get(group, "black")
 
 
@@ -250,8 +335,9 @@ def plot_batch_norm(configs, records, path) -> str | None:
     if len(chosen) < 2:
         return None
     figure = Figure(figsize=(10, 4))
-    for column, (key, label) in enumerate((("val_accuracy", "validation accuracy"),
-                                           ("loss", "training loss"))):
+    for column, (key, label) in enumerate(
+        (("val_accuracy", "validation accuracy"), ("loss", "training loss"))
+    ):
         axis = figure.add_subplot(1, 2, column + 1)
         rates = sorted({c.learning_rate for c in chosen})
         for config in chosen:
@@ -287,8 +373,12 @@ def plot_overfitting(configs, records, path) -> str:
             reference = group != "DropPath" and config.group == "baseline"
             if config.group == group or reference:
                 curve = mean_curve(records[config.name], "val_loss")
-                axis.plot(range(1, len(curve) + 1), curve, label=config.name,
-                          color="grey" if reference else None)
+                axis.plot(
+                    range(1, len(curve) + 1),
+                    curve,
+                    label=config.name,
+                    color="grey" if reference else None,
+                )
         axis.set_title(group, fontsize=9)
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_xlabel("epoch")
@@ -302,8 +392,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     report = open_report(args, "Regularisation: batch norm, dropout, L2, augmentation, DropPath")
 
-    splits = dataset_splits(args.dataset, args.train_size, args.validation_size, args.test_size,
-                            args.data_dir)
+    splits = dataset_splits(
+        args.dataset, args.train_size, args.validation_size, args.test_size, args.data_dir
+    )
     configs = configurations(args)
     if args.only:
         configs = [c for c in configs if c.group in args.only or c.group == "baseline"]
@@ -315,15 +406,24 @@ def main(argv=None) -> int:
             progress.step(f"seed {seed}, {config.name}")
             epochs = args.resnet_epochs if config.model == RESNET else args.epochs
             record = run(
-                config.model, splits, epochs, seed, model_kwargs=config.model_kwargs,
-                augment=config.augment, precision=args.precision,
-                learning_rate=config.learning_rate, l2=config.l2,
+                config.model,
+                splits,
+                epochs,
+                seed,
+                model_kwargs=config.model_kwargs,
+                augment=config.augment,
+                precision=args.precision,
+                learning_rate=config.learning_rate,
+                l2=config.l2,
             )
             records[config.name].append({"seed": seed, **record})
-            print(f"[{time.perf_counter() - start:6.0f} s] seed {seed} {config.name:32s} test "
-                  f"{record['test_accuracy']:.4f} train {record['train_accuracy']:.4f} gap "
-                  f"{record['gap']:+.4f} ({record['seconds']:.0f} s"
-                  f"{', diverged' if record['diverged'] else ''})", flush=True)
+            print(
+                f"[{time.perf_counter() - start:6.0f} s] seed {seed} {config.name:32s} test "
+                f"{record['test_accuracy']:.4f} train {record['train_accuracy']:.4f} gap "
+                f"{record['gap']:+.4f} ({record['seconds']:.0f} s"
+                f"{', diverged' if record['diverged'] else ''})",
+                flush=True,
+            )
 
     rows = summarise(configs, records)
     for claim, verdict, evidence in claims(configs, records, args):
@@ -340,16 +440,24 @@ def main(argv=None) -> int:
         "depends on the load of the shared CPU (see the load average above)."
     )
     if args.quick:
-        report.text("Quick mode: a smoke test of the script on tiny subsets, few epochs and one "
-                    "seed; its verdicts say nothing about the course. Run without `--quick`.")
+        report.text(
+            "Quick mode: a smoke test of the script on tiny subsets, few epochs and one "
+            "seed; its verdicts say nothing about the course. Run without `--quick`."
+        )
     report.table("Test accuracy and generalisation gap", rows)
     figures = [
-        (plot_summary(configs, records, os.path.join(args.out, "regularization.png")),
-         "test accuracy and train - test gap per configuration (mean ± std over seeds)"),
-        (plot_batch_norm(configs, records, os.path.join(args.out, "batch_norm.png")),
-         "validation accuracy and training loss per epoch, with and without batch norm"),
-        (plot_overfitting(configs, records, os.path.join(args.out, "overfitting.png")),
-         "validation loss per epoch: over-fitting shows as a rising curve"),
+        (
+            plot_summary(configs, records, os.path.join(args.out, "regularization.png")),
+            "test accuracy and train - test gap per configuration (mean ± std over seeds)",
+        ),
+        (
+            plot_batch_norm(configs, records, os.path.join(args.out, "batch_norm.png")),
+            "validation accuracy and training loss per epoch, with and without batch norm",
+        ),
+        (
+            plot_overfitting(configs, records, os.path.join(args.out, "overfitting.png")),
+            "validation loss per epoch: over-fitting shows as a rising curve",
+        ),
     ]
     for path, caption in figures:
         if path:

@@ -40,8 +40,18 @@ import time
 import numpy as np
 
 from common import (
-    ACCURACY_FLOOR, dataset_splits, fill_from_plan, mean_curve, open_report, parser, pct, positive,
-    run, run_progress, values, write_report,
+    ACCURACY_FLOOR,
+    dataset_splits,
+    fill_from_plan,
+    mean_curve,
+    open_report,
+    parser,
+    pct,
+    positive,
+    run,
+    run_progress,
+    values,
+    write_report,
 )
 
 SIZE = 32
@@ -58,20 +68,37 @@ FULL = dict(train_size=5000, validation_size=500, test_size=2000, epochs=6, seed
 
 def parse_args(argv=None):
     result = parser(__doc__.split("\n\n")[0], "resnet_vs_plain")
-    result.add_argument("--train-size", type=int,
-                        help=f"training images (quick {QUICK['train_size']}, "
-                        f"full {FULL['train_size']})")
-    result.add_argument("--test-size", type=int,
-                        help=f"test images (quick {QUICK['test_size']}, full {FULL['test_size']})")
-    result.add_argument("--epochs", type=int,
-                        help=f"epochs (quick {QUICK['epochs']}, full {FULL['epochs']})")
-    result.add_argument("--every", type=int,
-                        help="batches per point of the training-error curve "
-                        f"(quick {QUICK['every']}, full {FULL['every']})")
-    result.add_argument("--width", type=float, default=0.25,
-                        help="channel multiplier of the ResNets (default 0.25: 16-32-64-128)")
-    result.add_argument("--learning-rate", type=float, default=0.1,
-                        help="SGD peak learning rate (default 0.1, He et al.'s)")
+    result.add_argument(
+        "--train-size",
+        type=int,
+        help=f"training images (quick {QUICK['train_size']}, full {FULL['train_size']})",
+    )
+    result.add_argument(
+        "--test-size",
+        type=int,
+        help=f"test images (quick {QUICK['test_size']}, full {FULL['test_size']})",
+    )
+    result.add_argument(
+        "--epochs", type=int, help=f"epochs (quick {QUICK['epochs']}, full {FULL['epochs']})"
+    )
+    result.add_argument(
+        "--every",
+        type=int,
+        help="batches per point of the training-error curve "
+        f"(quick {QUICK['every']}, full {FULL['every']})",
+    )
+    result.add_argument(
+        "--width",
+        type=float,
+        default=0.25,
+        help="channel multiplier of the ResNets (default 0.25: 16-32-64-128)",
+    )
+    result.add_argument(
+        "--learning-rate",
+        type=float,
+        default=0.1,
+        help="SGD peak learning rate (default 0.1, He et al.'s)",
+    )
     args = result.parse_args(argv)
     fill_from_plan(args, QUICK, FULL)
     for key in ("train_size", "test_size", "epochs", "seeds", "every"):
@@ -136,17 +163,29 @@ def train_all(args, splits) -> dict:
         for label, name, skip in NETWORKS:
             progress.step(f"seed {seed}, {label}")
             curve = training_error_curve(args.every)
-            record = run(name, splits, args.epochs, seed, precision=args.precision,
-                         model_kwargs={"stem": "cifar", "width": args.width, "skip": skip},
-                         batch_size=BATCH_SIZE, callbacks=[curve], optimizer="sgd",
-                         learning_rate=args.learning_rate, schedule="cosine")
+            record = run(
+                name,
+                splits,
+                args.epochs,
+                seed,
+                precision=args.precision,
+                model_kwargs={"stem": "cifar", "width": args.width, "skip": skip},
+                batch_size=BATCH_SIZE,
+                callbacks=[curve],
+                optimizer="sgd",
+                learning_rate=args.learning_rate,
+                schedule="cosine",
+            )
             record["training_error_curve"] = curve.points
             record["train_error"] = 1.0 - record["train_accuracy"]
             record["test_error"] = 1.0 - record["test_accuracy"]
             records[label].append({"seed": seed, **record})
-            print(f"[{time.perf_counter() - start:6.0f} s] seed {seed} {label:9s} training "
-                  f"error {record['train_error']:.4f}, test error {record['test_error']:.4f}, "
-                  f"{record['images_per_second']:.0f} img/s", flush=True)
+            print(
+                f"[{time.perf_counter() - start:6.0f} s] seed {seed} {label:9s} training "
+                f"error {record['train_error']:.4f}, test error {record['test_error']:.4f}, "
+                f"{record['images_per_second']:.0f} img/s",
+                flush=True,
+            )
     return records
 
 
@@ -155,16 +194,18 @@ def summary_rows(records: dict, costs: dict) -> list[dict]:
     for label, *_ in NETWORKS:
         runs = records[label]
         last_epoch = [1.0 - r["val_accuracy"][-1] for r in runs if r["val_accuracy"]]
-        rows.append({
-            "network": label,
-            "trainable parameters": costs[label][0],
-            "MACs": costs[label][1],
-            "training error %": pct(values(runs, "train_error")),
-            "validation error %": pct(last_epoch),
-            "test error %": pct(values(runs, "test_error")),
-            "train images/s": round(statistics.mean(values(runs, "images_per_second"))),
-            "diverged": sum(bool(r["diverged"]) for r in runs),
-        })
+        rows.append(
+            {
+                "network": label,
+                "trainable parameters": costs[label][0],
+                "MACs": costs[label][1],
+                "training error %": pct(values(runs, "train_error")),
+                "validation error %": pct(last_epoch),
+                "test error %": pct(values(runs, "test_error")),
+                "train images/s": round(statistics.mean(values(runs, "images_per_second"))),
+                "diverged": sum(bool(r["diverged"]) for r in runs),
+            }
+        )
     return rows
 
 
@@ -179,20 +220,31 @@ def claims(records: dict) -> list[tuple[str, bool | None, str]]:
         return f"{a} {pct(error(a, key))} vs {b} {pct(error(b, key))} % {what}"
 
     return [
-        ("Degradation: the deeper plain network (34 layers) trains to a higher training error "
-         "than the shallower one (18)",
-         compare(error("plain-34"), error("plain-18"), ACCURACY_FLOOR),
-         evidence("plain-34", "plain-18")),
-        ("It is not over-fitting: the deeper plain network's test error is higher too",
-         compare(error("plain-34", "test_error"), error("plain-18", "test_error"), ACCURACY_FLOOR),
-         evidence("plain-34", "plain-18", "test_error", "test error")),
-        ("With shortcuts, depth helps: ResNet-34 trains to a lower training error than ResNet-18",
-         compare(error("ResNet-18"), error("ResNet-34"), ACCURACY_FLOOR),
-         evidence("ResNet-34", "ResNet-18")),
-        ("Shortcuts make the 34-layer network train better: ResNet-34's training error is lower "
-         "than plain-34's",
-         compare(error("plain-34"), error("ResNet-34"), ACCURACY_FLOOR),
-         evidence("ResNet-34", "plain-34")),
+        (
+            "Degradation: the deeper plain network (34 layers) trains to a higher training error "
+            "than the shallower one (18)",
+            compare(error("plain-34"), error("plain-18"), ACCURACY_FLOOR),
+            evidence("plain-34", "plain-18"),
+        ),
+        (
+            "It is not over-fitting: the deeper plain network's test error is higher too",
+            compare(
+                error("plain-34", "test_error"), error("plain-18", "test_error"), ACCURACY_FLOOR
+            ),
+            evidence("plain-34", "plain-18", "test_error", "test error"),
+        ),
+        (
+            "With shortcuts, depth helps: ResNet-34 trains to a lower training error than "
+            "ResNet-18",
+            compare(error("ResNet-18"), error("ResNet-34"), ACCURACY_FLOOR),
+            evidence("ResNet-34", "ResNet-18"),
+        ),
+        (
+            "Shortcuts make the 34-layer network train better: ResNet-34's training error is lower "
+            "than plain-34's",
+            compare(error("plain-34"), error("ResNet-34"), ACCURACY_FLOOR),
+            evidence("ResNet-34", "plain-34"),
+        ),
     ]
 
 
@@ -224,13 +276,21 @@ def plot_degradation(records: dict, steps_per_epoch: int, path) -> str:
             batches, mean, std = mean_points(runs)
             epochs = batches / steps_per_epoch
             axis.plot(epochs, 100 * mean, color=colour, linewidth=1, label=f"{label} training")
-            axis.fill_between(epochs, 100 * (mean - std), 100 * (mean + std), color=colour,
-                              alpha=0.15)
+            axis.fill_between(
+                epochs, 100 * (mean - std), 100 * (mean + std), color=colour, alpha=0.15
+            )
             validation = 100 * (1 - np.array(mean_curve(runs, "val_accuracy")))
-            axis.plot(np.arange(1, len(validation) + 1), validation, color=colour, linewidth=2.5,
-                      marker="o", label=f"{label} validation")
-        axis.set_title("plain networks" if not skip else "residual networks (shortcuts)",
-                       fontsize=10)
+            axis.plot(
+                np.arange(1, len(validation) + 1),
+                validation,
+                color=colour,
+                linewidth=2.5,
+                marker="o",
+                label=f"{label} validation",
+            )
+        axis.set_title(
+            "plain networks" if not skip else "residual networks (shortcuts)", fontsize=10
+        )
         axis.set_xlabel("epoch")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
@@ -245,14 +305,21 @@ def main(argv=None) -> int:
     from kcnn import convmath
     from kcnn.transfer import trainable_parameters
 
-    splits = dataset_splits(args.dataset, args.train_size, args.validation_size, args.test_size,
-                            args.data_dir).padded(SIZE)
+    splits = dataset_splits(
+        args.dataset, args.train_size, args.validation_size, args.test_size, args.data_dir
+    ).padded(SIZE)
     records = train_all(args, splits)
     shape = splits.train[0].shape[1:]
     costs = {}
     for label, name, skip in NETWORKS:
-        model = kcnn.create_model(name, input_shape=shape, classes=len(splits.class_names),
-                                  stem="cifar", width=args.width, skip=skip)
+        model = kcnn.create_model(
+            name,
+            input_shape=shape,
+            classes=len(splits.class_names),
+            stem="cifar",
+            width=args.width,
+            skip=skip,
+        )
         costs[label] = (trainable_parameters(model), int(convmath.macs(model)))
     for claim, verdict, evidence in claims(records):
         report.claim(claim, verdict, evidence)
@@ -271,13 +338,17 @@ def main(argv=None) -> int:
         f"spread and {ACCURACY_FLOOR:.1%} (`kcnn.report.compare`)."
     )
     if args.quick:
-        report.text("Quick mode: a smoke test of the script on tiny subsets, few epochs and one "
-                    "seed; its verdicts say nothing about the course. Run without `--quick`.")
+        report.text(
+            "Quick mode: a smoke test of the script on tiny subsets, few epochs and one "
+            "seed; its verdicts say nothing about the course. Run without `--quick`."
+        )
     report.table("Training and test error", summary_rows(records, costs))
     steps = math.ceil(len(splits.train[1]) / BATCH_SIZE)
-    report.figure(plot_degradation(records, steps, os.path.join(args.out, "degradation.png")),
-                  "training error during training (thin, mean ± std over seeds) and validation "
-                  "error per epoch (bold)")
+    report.figure(
+        plot_degradation(records, steps, os.path.join(args.out, "degradation.png")),
+        "training error during training (thin, mean ± std over seeds) and validation "
+        "error per epoch (bold)",
+    )
     report.results["runs"] = records
     return write_report(report, args.out)
 

@@ -43,50 +43,97 @@ from __future__ import annotations
 import math
 import os
 import sys
-import time
 
 import numpy as np
+from measures import no_worse
 
 from common import (
-    ACCURACY_FLOOR, fill_from_plan, open_report, parser, pct, positive, run_progress,
+    ACCURACY_FLOOR,
+    fill_from_plan,
+    open_report,
+    parser,
+    pct,
+    positive,
+    run_progress,
     write_report,
 )
-from measures import no_worse
 
 METHODS = ("scratch", "frozen", "finetune", "progressive")
 # Budgets: every run of a size trains for the same epochs; an epoch is the labelled examples
 # repeated until it has at least ``epoch_steps`` steps, and a run has at least ``min_steps``
 # steps and ``min_epochs`` epochs.
-QUICK = dict(sizes=(5, 20), seeds=1, source_per_class=40, source_epochs=1, val_per_class=10,
-             test_per_class=20, epoch_steps=2, min_steps=4, min_epochs=2)
-FULL = dict(sizes=(10, 50, 200, 1000), seeds=3, source_per_class=None, source_epochs=3,
-            val_per_class=100, test_per_class=None, epoch_steps=25, min_steps=500, min_epochs=5)
+QUICK = dict(
+    sizes=(5, 20),
+    seeds=1,
+    source_per_class=40,
+    source_epochs=1,
+    val_per_class=10,
+    test_per_class=20,
+    epoch_steps=2,
+    min_steps=4,
+    min_epochs=2,
+)
+FULL = dict(
+    sizes=(10, 50, 200, 1000),
+    seeds=3,
+    source_per_class=None,
+    source_epochs=3,
+    val_per_class=100,
+    test_per_class=None,
+    epoch_steps=25,
+    min_steps=500,
+    min_epochs=5,
+)
 FEW, MEDIUM = 1000, (1000, 10000)  # the course's "few data (< 1000)", "medium (1K-10K)" images
 
 
 def parse_args(argv=None):
     result = parser(__doc__.split("\n\n")[0], "transfer_learning")
-    result.add_argument("--sizes", type=int, nargs="+",
-                        help="labelled examples per class "
-                        f"(quick {QUICK['sizes']}, full {FULL['sizes']})")
-    result.add_argument("--backbone", default="tiny_resnet",
-                        help="kcnn registry or Keras Applications name (default tiny_resnet)")
-    result.add_argument("--backbone-option", action="append", default=[], metavar="KEY=VALUE",
-                        help="backbone builder argument (default for tiny_resnet: width=0.25)")
-    result.add_argument("--weights", default="pretrain",
-                        help="pretrain (on --source, saved in --out), imagenet, or a weights "
-                        "file of the backbone")
+    result.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        help=f"labelled examples per class (quick {QUICK['sizes']}, full {FULL['sizes']})",
+    )
+    result.add_argument(
+        "--backbone",
+        default="tiny_resnet",
+        help="kcnn registry or Keras Applications name (default tiny_resnet)",
+    )
+    result.add_argument(
+        "--backbone-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="backbone builder argument (default for tiny_resnet: width=0.25)",
+    )
+    result.add_argument(
+        "--weights",
+        default="pretrain",
+        help="pretrain (on --source, saved in --out), imagenet, or a weights file of the backbone",
+    )
     result.add_argument("--source", help="pre-training dataset (default: --dataset)")
     result.add_argument("--source-classes", default="0-4", help="its classes (default 0-4)")
-    result.add_argument("--target", help="target dataset (default: --dataset; tfds:NAME or a "
-                        "folder too)")
+    result.add_argument(
+        "--target", help="target dataset (default: --dataset; tfds:NAME or a folder too)"
+    )
     result.add_argument("--target-classes", default="5-9", help="its classes (default 5-9; all)")
-    result.add_argument("--image-size", type=int,
-                        help="model input height and width (default: the target's own size)")
-    result.add_argument("--unfreeze", default="2",
-                        help="progressive: top blocks unfrozen after the head phase, or all")
-    result.add_argument("--finetune-lr", type=float, default=1e-4,
-                        help="progressive: learning rate after the switch (default 1e-4)")
+    result.add_argument(
+        "--image-size",
+        type=int,
+        help="model input height and width (default: the target's own size)",
+    )
+    result.add_argument(
+        "--unfreeze",
+        default="2",
+        help="progressive: top blocks unfrozen after the head phase, or all",
+    )
+    result.add_argument(
+        "--finetune-lr",
+        type=float,
+        default=1e-4,
+        help="progressive: learning rate after the switch (default 1e-4)",
+    )
     result.add_argument("--batch-size", type=int, default=32)
     args = result.parse_args(argv)
     fill_from_plan(args, QUICK, FULL)
@@ -137,8 +184,16 @@ def class_arrays(source, classes_text, image_size, channels, data_dir) -> dict:
     for split in ("train", "test"):
         try:
             dataset, info = make_dataset(
-                source, 1024, split, image_size=image_size, channels=channels, normalize=None,
-                shuffle=False, cache=False, validation_split=0.0, data_dir=data_dir,
+                source,
+                1024,
+                split,
+                image_size=image_size,
+                channels=channels,
+                normalize=None,
+                shuffle=False,
+                cache=False,
+                validation_split=0.0,
+                data_dir=data_dir,
             )
         except ValueError as error:
             if split == "test" and "no test split" in str(error):
@@ -188,8 +243,14 @@ def batches(x, y, batch_size, training, seed, class_names, repeats=1):
     from kcnn.data import make_dataset
 
     dataset, _ = make_dataset(
-        (x, y), batch_size, "train", normalize=None, shuffle=training, seed=seed,
-        validation_split=0.0, class_names=class_names,
+        (x, y),
+        batch_size,
+        "train",
+        normalize=None,
+        shuffle=training,
+        seed=seed,
+        validation_split=0.0,
+        class_names=class_names,
     )
     return dataset.repeat(repeats) if repeats > 1 else dataset
 
@@ -210,8 +271,12 @@ def build(args, method, classes, shape, weights):
     strategy = "finetune" if method == "scratch" else method
     with precision_policy(args.precision):
         return transfer.build(
-            args.backbone, classes, strategy, weights=None if method == "scratch" else weights,
-            input_shape=shape, backbone_options=args.options,
+            args.backbone,
+            classes,
+            strategy,
+            weights=None if method == "scratch" else weights,
+            input_shape=shape,
+            backbone_options=args.options,
         )
 
 
@@ -221,8 +286,9 @@ def phases_for(args, method, epochs):
     if method == "scratch":
         return (transfer.Phase(epochs, "all", transfer.HEAD_LEARNING_RATE),)
     if method == "progressive":
-        return transfer.schedule("progressive", epochs, unfreeze=args.unfreeze,
-                                 finetune_learning_rate=args.finetune_lr)
+        return transfer.schedule(
+            "progressive", epochs, unfreeze=args.unfreeze, finetune_learning_rate=args.finetune_lr
+        )
     return transfer.schedule(method, epochs)
 
 
@@ -240,20 +306,33 @@ def pretrain(args, source: dict, plan: dict) -> dict:
     train_data = batches(x, y, args.batch_size, True, 0, source["class_names"])
     test_data = batches(*source["test"], 256, False, 0, source["class_names"])
     epochs = plan["source_epochs"]
-    print(f"pre-training {args.backbone} on {args.source} classes {args.source_classes} "
-          f"({len(y)} images, {epochs} epochs)", flush=True)
+    print(
+        f"pre-training {args.backbone} on {args.source} classes {args.source_classes} "
+        f"({len(y)} images, {epochs} epochs)",
+        flush=True,
+    )
     result = transfer.train(
-        model, train_data, (transfer.Phase(epochs, "all", transfer.HEAD_LEARNING_RATE),),
-        test_data=test_data, verbose=2, tensorboard=False,
+        model,
+        train_data,
+        (transfer.Phase(epochs, "all", transfer.HEAD_LEARNING_RATE),),
+        test_data=test_data,
+        verbose=2,
+        tensorboard=False,
     )
     options = "".join(f"_{k}{v}" for k, v in sorted(args.options.items()))
     source_name = args.source.replace(":", "_").replace(os.sep, "_")
-    name = (f"transfer_{args.backbone}{options}_{source_name}_{args.source_classes}_"
-            f"{len(y)}x{epochs}")
+    name = (
+        f"transfer_{args.backbone}{options}_{source_name}_{args.source_classes}_{len(y)}x{epochs}"
+    )
     path = transfer.save_backbone_weights(model, os.path.join(args.out, f"{name}.weights.h5"))
     keras.utils.clear_session(free_memory=True)
-    return {"weights": path, "examples": int(len(y)), "epochs": epochs,
-            "test_accuracy": result.test_accuracy, "seconds": result.seconds}
+    return {
+        "weights": path,
+        "examples": int(len(y)),
+        "epochs": epochs,
+        "test_accuracy": result.test_accuracy,
+        "seconds": result.seconds,
+    }
 
 
 def run(args, method, target, indices, validation, test, plan, weights, seed) -> dict:
@@ -268,16 +347,24 @@ def run(args, method, target, indices, validation, test, plan, weights, seed) ->
     model = build(args, method, len(names), target["shape"], weights)
     repeats, epochs, steps = budget(len(indices), args.batch_size, plan)
     result = transfer.train(
-        model, batches(x[indices], y[indices], args.batch_size, True, seed, names, repeats),
+        model,
+        batches(x[indices], y[indices], args.batch_size, True, seed, names, repeats),
         phases_for(args, method, epochs),
         validation_data=batches(*validation, 256, False, 0, names),
-        test_data=batches(*test, 256, False, 0, names), seed=seed, verbose=0,
+        test_data=batches(*test, 256, False, 0, names),
+        seed=seed,
+        verbose=0,
         tensorboard=False,
     )
     return {
-        "method": method, "per_class": int(len(indices) // len(names)), "seed": seed,
-        "examples": int(len(indices)), "epochs": epochs, "steps": steps,
-        "test_accuracy": result.test_accuracy, "train_seconds": result.train_seconds,
+        "method": method,
+        "per_class": int(len(indices) // len(names)),
+        "seed": seed,
+        "examples": int(len(indices)),
+        "epochs": epochs,
+        "steps": steps,
+        "test_accuracy": result.test_accuracy,
+        "train_seconds": result.train_seconds,
         "trainable_parameters": result.trainable_parameters,
         "val_accuracy": result.history["val_accuracy"],
         "precision": model.dtype_policy.name,
@@ -286,13 +373,11 @@ def run(args, method, target, indices, validation, test, plan, weights, seed) ->
 
 def accuracies(records, size, method) -> list[float]:
     """Per seed: the test accuracy of ``method`` trained on ``size`` examples per class."""
-    return [r["test_accuracy"] for r in records
-            if r["per_class"] == size and r["method"] == method]
+    return [r["test_accuracy"] for r in records if r["per_class"] == size and r["method"] == method]
 
 
 def seconds(records, size, method) -> list[float]:
-    return [r["train_seconds"] for r in records
-            if r["per_class"] == size and r["method"] == method]
+    return [r["train_seconds"] for r in records if r["per_class"] == size and r["method"] == method]
 
 
 def summarise(records) -> list[dict]:
@@ -304,14 +389,18 @@ def summarise(records) -> list[dict]:
         for method in METHODS:
             runs = [r for r in records if r["per_class"] == size and r["method"] == method]
             if runs:
-                rows.append({
-                    "examples per class (total)": f"{size} ({runs[0]['examples']})",
-                    "method": method, "epochs (steps)": f"{runs[0]['epochs']} ({runs[0]['steps']})",
-                    "test accuracy %": pct(accuracies(records, size, method)),
-                    "training s": mean_std(seconds(records, size, method), digits=1),
-                    "trainable parameters": " → ".join(
-                        f"{n:,}" for n in runs[0]["trainable_parameters"]),
-                })
+                rows.append(
+                    {
+                        "examples per class (total)": f"{size} ({runs[0]['examples']})",
+                        "method": method,
+                        "epochs (steps)": f"{runs[0]['epochs']} ({runs[0]['steps']})",
+                        "test accuracy %": pct(accuracies(records, size, method)),
+                        "training s": mean_std(seconds(records, size, method), digits=1),
+                        "trainable parameters": " → ".join(
+                            f"{n:,}" for n in runs[0]["trainable_parameters"]
+                        ),
+                    }
+                )
     return rows
 
 
@@ -329,46 +418,77 @@ def claims(records) -> list[tuple[str, bool | None, str]]:
     from kcnn.report import compare, mean_std
 
     sizes = sorted({r["per_class"] for r in records})
-    examples = {size: next(r["examples"] for r in records if r["per_class"] == size)
-                for size in sizes}
+    examples = {
+        size: next(r["examples"] for r in records if r["per_class"] == size) for size in sizes
+    }
     small, large = sizes[0], sizes[-1]
     transferred = best_of(records, small, METHODS[1:])
-    found = [(
-        f"Transfer beats training from scratch with little data ({small} per class)",
-        compare(accuracies(records, small, transferred), accuracies(records, small, "scratch"),
-                ACCURACY_FLOOR),
-        _evidence(records, small, (transferred, "scratch")),
-    )]
+    found = [
+        (
+            f"Transfer beats training from scratch with little data ({small} per class)",
+            compare(
+                accuracies(records, small, transferred),
+                accuracies(records, small, "scratch"),
+                ACCURACY_FLOOR,
+            ),
+            _evidence(records, small, (transferred, "scratch")),
+        )
+    ]
     for size in (s for s in sizes if examples[s] < FEW):
-        others = [compare(accuracies(records, size, m), accuracies(records, size, "frozen"),
-                          ACCURACY_FLOOR) for m in METHODS if m != "frozen"]
+        others = [
+            compare(
+                accuracies(records, size, m), accuracies(records, size, "frozen"), ACCURACY_FLOOR
+            )
+            for m in METHODS
+            if m != "frozen"
+        ]
         verdict = False if True in others else True if all(v is False for v in others) else None
-        found.append((
-            f"Few data (< {FEW} images): feature extraction is best ({size} per class, "
-            f"{examples[size]} images)", verdict, _evidence(records, size, METHODS),
-        ))
-    found.append((
-        f"With more data, fine-tuning beats feature extraction ({large} per class)",
-        compare(accuracies(records, large, "finetune"), accuracies(records, large, "frozen"),
-                ACCURACY_FLOOR),
-        _evidence(records, large, ("finetune", "frozen")),
-    ))
+        found.append(
+            (
+                f"Few data (< {FEW} images): feature extraction is best ({size} per class, "
+                f"{examples[size]} images)",
+                verdict,
+                _evidence(records, size, METHODS),
+            )
+        )
+    found.append(
+        (
+            f"With more data, fine-tuning beats feature extraction ({large} per class)",
+            compare(
+                accuracies(records, large, "finetune"),
+                accuracies(records, large, "frozen"),
+                ACCURACY_FLOOR,
+            ),
+            _evidence(records, large, ("finetune", "frozen")),
+        )
+    )
     for size in (s for s in sizes if MEDIUM[0] <= examples[s] <= MEDIUM[1]):
-        each = [no_worse(accuracies(records, size, "progressive"), accuracies(records, size, m),
-                         ACCURACY_FLOOR) for m in ("frozen", "finetune")]
+        each = [
+            no_worse(
+                accuracies(records, size, "progressive"),
+                accuracies(records, size, m),
+                ACCURACY_FLOOR,
+            )
+            for m in ("frozen", "finetune")
+        ]
         verdict = False if False in each else True if all(each) else None
-        found.append((
-            f"Medium data ({MEDIUM[0]:,}-{MEDIUM[1]:,} images): fine-tuning the last blocks "
-            f"(progressive) is at least as good as either extreme ({size} per class)", verdict,
-            _evidence(records, size, ("progressive", "frozen", "finetune")),
-        ))
+        found.append(
+            (
+                f"Medium data ({MEDIUM[0]:,}-{MEDIUM[1]:,} images): fine-tuning the last blocks "
+                f"(progressive) is at least as good as either extreme ({size} per class)",
+                verdict,
+                _evidence(records, size, ("progressive", "frozen", "finetune")),
+            )
+        )
     frozen, finetune = seconds(records, large, "frozen"), seconds(records, large, "finetune")
-    found.append((
-        f"Feature extraction trains faster than fine-tuning ({large} per class)",
-        compare(finetune, frozen),
-        f"frozen {mean_std(frozen, digits=1)} s vs finetune {mean_std(finetune, digits=1)} s "
-        "of training",
-    ))
+    found.append(
+        (
+            f"Feature extraction trains faster than fine-tuning ({large} per class)",
+            compare(finetune, frozen),
+            f"frozen {mean_std(frozen, digits=1)} s vs finetune {mean_std(finetune, digits=1)} s "
+            "of training",
+        )
+    )
     return found
 
 
@@ -383,13 +503,19 @@ def plot_validation(records, path) -> str:
     for index, size in enumerate(sizes):
         axis = figure.add_subplot(1, len(sizes), index + 1)
         for method in METHODS:
-            curves = np.array([r["val_accuracy"] for r in records
-                               if r["per_class"] == size and r["method"] == method])
+            curves = np.array(
+                [
+                    r["val_accuracy"]
+                    for r in records
+                    if r["per_class"] == size and r["method"] == method
+                ]
+            )
             epochs = np.arange(1, curves.shape[1] + 1)
             mean = curves.mean(axis=0)
             axis.plot(epochs, mean, label=method)
-            axis.fill_between(epochs, mean - curves.std(axis=0), mean + curves.std(axis=0),
-                              alpha=0.2)
+            axis.fill_between(
+                epochs, mean - curves.std(axis=0), mean + curves.std(axis=0), alpha=0.2
+            )
         steps = next(r["steps"] // r["epochs"] for r in records if r["per_class"] == size)
         axis.set_title(f"{size} labelled examples per class")
         axis.set_xlabel(f"epoch ({steps} steps)")
@@ -412,8 +538,14 @@ def plot_sizes(records, path) -> str:
     axis = figure.add_subplot(1, 1, 1)
     for method in METHODS:
         found = [100 * np.array(accuracies(records, size, method)) for size in sizes]
-        axis.errorbar(sizes, [a.mean() for a in found], yerr=[a.std() for a in found],
-                      marker="o", capsize=3, label=method)
+        axis.errorbar(
+            sizes,
+            [a.mean() for a in found],
+            yerr=[a.std() for a in found],
+            marker="o",
+            capsize=3,
+            label=method,
+        )
     axis.set_xscale("log")
     axis.set_xlabel("labelled examples per class")
     axis.set_ylabel("test accuracy (%)")
@@ -432,8 +564,9 @@ def split_target(target, plan) -> tuple:
     validation_indices = per_class(y, plan["val_per_class"], rng)
     validation = (x[validation_indices], y[validation_indices])
     if target["test"] is None:
-        test_indices = per_class(y, max(plan["test_per_class"] or 100, 100), rng,
-                                 exclude=validation_indices)
+        test_indices = per_class(
+            y, max(plan["test_per_class"] or 100, 100), rng, exclude=validation_indices
+        )
         target["test"] = (x[test_indices], y[test_indices])
         return validation, np.concatenate([validation_indices, test_indices])
     test_x, test_y = target["test"]
@@ -444,8 +577,7 @@ def split_target(target, plan) -> tuple:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    report = open_report(args, "Transfer learning: scratch vs frozen vs fine-tuned vs "
-                         "progressive")
+    report = open_report(args, "Transfer learning: scratch vs frozen vs fine-tuned vs progressive")
     plan = plan_of(args)
     from kcnn import registry
     from kcnn.options import parse_options
@@ -459,12 +591,16 @@ def main(argv=None) -> int:
     size = (args.image_size, args.image_size) if args.image_size else None
     target = class_arrays(args.target, args.target_classes, size, channels, args.data_dir)
     if args.weights == "pretrain":
-        source = class_arrays(args.source, args.source_classes, target["shape"][:2],
-                              target["shape"][2], args.data_dir)
+        source = class_arrays(
+            args.source, args.source_classes, target["shape"][:2], target["shape"][2], args.data_dir
+        )
         pretraining = pretrain(args, source, plan)
         weights = pretraining["weights"]
-        print(f"source task: test accuracy {pretraining['test_accuracy']:.4f}, "
-              f"{pretraining['seconds']:.0f} s; weights in {weights}", flush=True)
+        print(
+            f"source task: test accuracy {pretraining['test_accuracy']:.4f}, "
+            f"{pretraining['seconds']:.0f} s; weights in {weights}",
+            flush=True,
+        )
     else:
         pretraining, weights = None, args.weights
     validation, used = split_target(target, plan)
@@ -477,25 +613,34 @@ def main(argv=None) -> int:
             indices = per_class(y, per_class_count, np.random.default_rng(seed), exclude=used)
             for method in METHODS:
                 progress.step(f"{per_class_count}/class, seed {seed}, {method}")
-                record = run(args, method, target, indices, validation, target["test"], plan,
-                             weights, seed)
+                record = run(
+                    args, method, target, indices, validation, target["test"], plan, weights, seed
+                )
                 records.append(record)
-                print(f"{per_class_count:>5}/class seed {seed} {method:<11} "
-                      f"test {record['test_accuracy']:.4f}  {record['train_seconds']:6.1f} s  "
-                      f"{record['epochs']} epochs, {record['steps']} steps", flush=True)
+                print(
+                    f"{per_class_count:>5}/class seed {seed} {method:<11} "
+                    f"test {record['test_accuracy']:.4f}  {record['train_seconds']:6.1f} s  "
+                    f"{record['epochs']} epochs, {record['steps']} steps",
+                    flush=True,
+                )
 
     for claim, verdict, evidence in claims(records):
         report.claim(claim, verdict, evidence)
     report.text(describe_setup(args, plan, target, pretraining, weights, records))
     if args.quick:
-        report.text("Quick mode: a smoke test of the script on tiny subsets, few epochs and one "
-                    "seed; its verdicts say nothing about the course. Run without `--quick`.")
+        report.text(
+            "Quick mode: a smoke test of the script on tiny subsets, few epochs and one "
+            "seed; its verdicts say nothing about the course. Run without `--quick`."
+        )
     report.table("Test accuracy and training time", summarise(records))
-    report.figure(plot_validation(records, os.path.join(args.out, "val_accuracy.png")),
-                  "validation accuracy per epoch, one panel per size (mean and spread over "
-                  "seeds)")
-    report.figure(plot_sizes(records, os.path.join(args.out, "test_accuracy.png")),
-                  "test accuracy against the labelled examples per class")
+    report.figure(
+        plot_validation(records, os.path.join(args.out, "val_accuracy.png")),
+        "validation accuracy per epoch, one panel per size (mean and spread over seeds)",
+    )
+    report.figure(
+        plot_sizes(records, os.path.join(args.out, "test_accuracy.png")),
+        "test accuracy against the labelled examples per class",
+    )
     report.results.update({"plan": plan, "pretraining": pretraining, "runs": records})
     return write_report(report, args.out)
 

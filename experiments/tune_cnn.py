@@ -34,22 +34,32 @@ VALIDATION_SIZE = 1000  # images of the comparison's validation subset (curves o
 
 def parse_args(argv=None):
     result = parser(__doc__.split("\n\n")[0], "tune_cnn")
-    result.add_argument("--tuner", choices=("random", "hyperband", "bayesian"),
-                        default="hyperband", help="default hyperband")
-    result.add_argument("--max-trials", type=int,
-                        help=f"trials of the search (default {QUICK['max_trials']} quick, "
-                        f"{FULL['max_trials']} full)")
-    result.add_argument("--epochs", type=int,
-                        help=f"most epochs of a trial and epochs of the comparison (default "
-                        f"{QUICK['epochs']} quick, {FULL['epochs']} full)")
+    result.add_argument(
+        "--tuner",
+        choices=("random", "hyperband", "bayesian"),
+        default="hyperband",
+        help="default hyperband",
+    )
+    result.add_argument(
+        "--max-trials",
+        type=int,
+        help=f"trials of the search (default {QUICK['max_trials']} quick, "
+        f"{FULL['max_trials']} full)",
+    )
+    result.add_argument(
+        "--epochs",
+        type=int,
+        help=f"most epochs of a trial and epochs of the comparison (default "
+        f"{QUICK['epochs']} quick, {FULL['epochs']} full)",
+    )
     return result.parse_args(argv)
 
 
 def search(args, splits, epochs: int, max_trials: int):
     """Run (or resume) the search on the training subset; returns the hypermodel and result."""
-    from kcnn import tuning
-
     import numpy as np
+
+    from kcnn import tuning
 
     pooled = tuple(np.concatenate([a, b]) for a, b in zip(splits.train, splits.validation))
     held_out = len(splits.validation[1]) / len(pooled[1])
@@ -57,9 +67,15 @@ def search(args, splits, epochs: int, max_trials: int):
     hypermodel = tuning.CNNHyperModel(data.info, precision=args.precision)
     mode = "quick" if args.quick else "full"
     result = tuning.search(
-        hypermodel, data, tuner=args.tuner, max_trials=max_trials, epochs=epochs, patience=3,
+        hypermodel,
+        data,
+        tuner=args.tuner,
+        max_trials=max_trials,
+        epochs=epochs,
+        patience=3,
         directory=os.path.join(args.out, "search"),
-        project_name=f"{args.dataset}_{args.tuner}_{mode}_{epochs}e_{max_trials}t", verbose=0,
+        project_name=f"{args.dataset}_{args.tuner}_{mode}_{epochs}e_{max_trials}t",
+        verbose=0,
     )
     return hypermodel, result
 
@@ -71,20 +87,31 @@ def compare(args, splits, hypermodel, hp, epochs: int, seeds: int) -> dict:
     augment = None if training["augment"] == "none" else training["augment"]
     trainings = {
         "best found": lambda seed: run(
-            "configurable_cnn", splits, epochs, seed, model_kwargs=model_kwargs, augment=augment,
-            precision=args.precision, optimizer=training["optimizer"],
-            learning_rate=training["learning_rate"], weight_decay=training["weight_decay"],
+            "configurable_cnn",
+            splits,
+            epochs,
+            seed,
+            model_kwargs=model_kwargs,
+            augment=augment,
+            precision=args.precision,
+            optimizer=training["optimizer"],
+            learning_rate=training["learning_rate"],
+            weight_decay=training["weight_decay"],
         ),
-        "simple_cnn": lambda seed: run("simple_cnn", splits, epochs, seed,
-                                       precision=args.precision),
+        "simple_cnn": lambda seed: run(
+            "simple_cnn", splits, epochs, seed, precision=args.precision
+        ),
     }
     records = {name: [] for name in trainings}
     for seed in range(seeds):
         # Alternate which model trains first, so neither always pays the process's warm-up.
         for name in sorted(trainings, reverse=seed % 2 == 1):
             records[name].append(trainings[name](seed))
-        print(f"seed {seed}: best found {records['best found'][-1]['test_accuracy']:.4f}, "
-              f"simple_cnn {records['simple_cnn'][-1]['test_accuracy']:.4f}", flush=True)
+        print(
+            f"seed {seed}: best found {records['best found'][-1]['test_accuracy']:.4f}, "
+            f"simple_cnn {records['simple_cnn'][-1]['test_accuracy']:.4f}",
+            flush=True,
+        )
     return records
 
 
@@ -97,8 +124,9 @@ def configuration(hypermodel, hp) -> dict:
 def describe(hypermodel, hp) -> str:
     """A configuration in one line of builder and training arguments."""
     arguments = configuration(hypermodel, hp)
-    return ", ".join(f"{k}={v:.2g}" if isinstance(v, float) else f"{k}={v}"
-                     for k, v in arguments.items())
+    return ", ".join(
+        f"{k}={v:.2g}" if isinstance(v, float) else f"{k}={v}" for k, v in arguments.items()
+    )
 
 
 def verdict(records, found_default: bool) -> tuple:
@@ -109,16 +137,22 @@ def verdict(records, found_default: bool) -> tuple:
     best = values(records["best found"], "test_accuracy")
     baseline = values(records["simple_cnn"], "test_accuracy")
     difference = statistics.mean(best) - statistics.mean(baseline)
-    spread = max(statistics.stdev(best) if len(best) > 1 else 0.0,
-                 statistics.stdev(baseline) if len(baseline) > 1 else 0.0)
+    spread = max(
+        statistics.stdev(best) if len(best) > 1 else 0.0,
+        statistics.stdev(baseline) if len(baseline) > 1 else 0.0,
+    )
     margin = max(ACCURACY_FLOOR, spread)
     holds = True if difference > margin else False if difference < -margin else None
-    evidence = (f"test accuracy {pct(best, 2)} % vs {pct(baseline, 2)} % "
-                f"({100 * difference:+.2f} points, margin {100 * margin:.2f}) over "
-                f"{len(best)} seed(s)")
+    evidence = (
+        f"test accuracy {pct(best, 2)} % vs {pct(baseline, 2)} % "
+        f"({100 * difference:+.2f} points, margin {100 * margin:.2f}) over "
+        f"{len(best)} seed(s)"
+    )
     if found_default:
-        return False, ("the best configuration found is the space's default, simple_cnn "
-                       f"itself; retrained, {evidence}")
+        return False, (
+            "the best configuration found is the space's default, simple_cnn "
+            f"itself; retrained, {evidence}"
+        )
     return holds, evidence
 
 
@@ -143,8 +177,13 @@ def main(argv=None):
     from kcnn.report import Report, mean_std
 
     report = Report(f"Hyperparameter search vs the course's CNN ({args.dataset})")
-    splits = dataset_splits(args.dataset, settings["train_size"], VALIDATION_SIZE,
-                            settings["test_size"], data_dir=args.data_dir)
+    splits = dataset_splits(
+        args.dataset,
+        settings["train_size"],
+        VALIDATION_SIZE,
+        settings["test_size"],
+        data_dir=args.data_dir,
+    )
     print(splits.describe(), flush=True)
 
     hypermodel, result = search(args, splits, epochs, max_trials)
@@ -154,8 +193,11 @@ def main(argv=None):
     found_default = configuration(hypermodel, best) == configuration(
         hypermodel, keras_tuner.HyperParameters()
     )
-    print(f"search: {len(result.trials)} trials ({search_seconds:.0f} s of training), best "
-          f"{result.objective} {result.best_score:.4f}", flush=True)
+    print(
+        f"search: {len(result.trials)} trials ({search_seconds:.0f} s of training), best "
+        f"{result.objective} {result.best_score:.4f}",
+        flush=True,
+    )
     records = compare(args, splits, hypermodel, best, epochs, seeds)
 
     statuses = [row["status"] for row in result.trials]
@@ -176,29 +218,41 @@ def main(argv=None):
             "script whose verdict says nothing about the course; run without `--quick` for the "
             "full search and comparison."
         )
-    report.table("Search", [{
-        "tuner": args.tuner,
-        "trials": len(statuses),
-        "completed": statuses.count("COMPLETED"),
-        "failed": sum(s in ("FAILED", "INVALID") for s in statuses),
-        "best validation accuracy": result.best_score,
-        "time of the trials (s)": round(search_seconds, 1),
-    }])
+    report.table(
+        "Search",
+        [
+            {
+                "tuner": args.tuner,
+                "trials": len(statuses),
+                "completed": statuses.count("COMPLETED"),
+                "failed": sum(s in ("FAILED", "INVALID") for s in statuses),
+                "best validation accuracy": result.best_score,
+                "time of the trials (s)": round(search_seconds, 1),
+            }
+        ],
+    )
     rows = []
     for name, runs in records.items():
-        rows.append({
-            "model": name,
-            "configuration": describe(hypermodel, best) if name == "best found"
-            else "Listing 1: 32-64 filters, dense 128, dropout 0.5, Adam 1e-3",
-            "parameters": runs[0]["params"],
-            "test accuracy (%)": pct(values(runs, "test_accuracy"), 2),
-            "training time (s)": mean_std([sum(r["epoch_seconds"]) for r in runs], 1),
-            "images/s": mean_std([r["images_per_second"] for r in runs], 0),
-        })
+        rows.append(
+            {
+                "model": name,
+                "configuration": describe(hypermodel, best)
+                if name == "best found"
+                else "Listing 1: 32-64 filters, dense 128, dropout 0.5, Adam 1e-3",
+                "parameters": runs[0]["params"],
+                "test accuracy (%)": pct(values(runs, "test_accuracy"), 2),
+                "training time (s)": mean_std([sum(r["epoch_seconds"]) for r in runs], 1),
+                "images/s": mean_std([r["images_per_second"] for r in runs], 0),
+            }
+        )
     report.table(f"Same budget: {epochs} epochs, {seeds} seed(s)", rows)
     holds, evidence = verdict(records, found_default)
-    report.claim("A keras-tuner search over the CNN space finds a model that beats the course's "
-                 "Listing 1 (simple_cnn) under the same training budget", holds, evidence)
+    report.claim(
+        "A keras-tuner search over the CNN space finds a model that beats the course's "
+        "Listing 1 (simple_cnn) under the same training budget",
+        holds,
+        evidence,
+    )
     path = report.write(args.out)
     print(f"report: {path}")
 

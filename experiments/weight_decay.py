@@ -28,31 +28,61 @@ import sys
 import time
 
 import numpy as np
-
-from common import (
-    ACCURACY_FLOOR, dataset_splits, fill_from_plan, open_report, parser, pct, positive, run,
-    run_progress, values, write_report,
-)
 from measures import PRUNING_LEVELS, pruned_accuracy
 
+from common import (
+    ACCURACY_FLOOR,
+    dataset_splits,
+    fill_from_plan,
+    open_report,
+    parser,
+    pct,
+    positive,
+    run,
+    run_progress,
+    values,
+    write_report,
+)
+
 MODEL = "configurable_cnn"
-QUICK = dict(train_size=300, validation_size=100, test_size=300, epochs=1, seeds=1,
-             l2=(1e-3,), l1=(1e-4,), filters=(8, 16))
-FULL = dict(train_size=5000, validation_size=1000, test_size=None, epochs=10, seeds=3,
-            l2=(1e-4, 1e-3), l1=(1e-5, 1e-4), filters=(32, 64))
+QUICK = dict(
+    train_size=300,
+    validation_size=100,
+    test_size=300,
+    epochs=1,
+    seeds=1,
+    l2=(1e-3,),
+    l1=(1e-4,),
+    filters=(8, 16),
+)
+FULL = dict(
+    train_size=5000,
+    validation_size=1000,
+    test_size=None,
+    epochs=10,
+    seeds=3,
+    l2=(1e-4, 1e-3),
+    l1=(1e-5, 1e-4),
+    filters=(32, 64),
+)
 
 
 def parse_args(argv=None):
     result = parser(__doc__.split("\n\n")[0], "weight_decay")
-    result.add_argument("--train-size", type=int,
-                        help=f"training images (quick {QUICK['train_size']}, "
-                        f"full {FULL['train_size']})")
-    result.add_argument("--epochs", type=int,
-                        help=f"epochs (quick {QUICK['epochs']}, full {FULL['epochs']})")
-    result.add_argument("--l2", type=float, nargs="+",
-                        help=f"L2 factors (quick {QUICK['l2']}, full {FULL['l2']})")
-    result.add_argument("--l1", type=float, nargs="+",
-                        help=f"L1 factors (quick {QUICK['l1']}, full {FULL['l1']})")
+    result.add_argument(
+        "--train-size",
+        type=int,
+        help=f"training images (quick {QUICK['train_size']}, full {FULL['train_size']})",
+    )
+    result.add_argument(
+        "--epochs", type=int, help=f"epochs (quick {QUICK['epochs']}, full {FULL['epochs']})"
+    )
+    result.add_argument(
+        "--l2", type=float, nargs="+", help=f"L2 factors (quick {QUICK['l2']}, full {FULL['l2']})"
+    )
+    result.add_argument(
+        "--l1", type=float, nargs="+", help=f"L1 factors (quick {QUICK['l1']}, full {FULL['l1']})"
+    )
     args = result.parse_args(argv)
     fill_from_plan(args, QUICK, FULL)
     for key in ("train_size", "epochs", "seeds"):
@@ -89,8 +119,9 @@ def measure_weights(model, splits) -> dict:
         "largest_weight": float(np.abs(weights).max()),
         "sparsity": kernel_sparsity(model)["overall"],
         "histogram": {"counts": counts.tolist(), "edges": edges.tolist()},
-        "pruned_accuracy": {f"{level:g}": value for level, value in
-                            pruned_accuracy(model, *splits.test).items()},
+        "pruned_accuracy": {
+            f"{level:g}": value for level, value in pruned_accuracy(model, *splits.test).items()
+        },
     }
 
 
@@ -101,13 +132,23 @@ def train_all(args, splits, configs) -> dict:
     for seed in range(args.seeds):
         for name, penalty in configs.items():
             progress.step(f"seed {seed}, {name}")
-            record = run(MODEL, splits, args.epochs, seed, precision=args.precision,
-                         model_kwargs={"filters": tuple(args.filters), "dropout": 0.0},
-                         keep_model=True, **penalty)
+            record = run(
+                MODEL,
+                splits,
+                args.epochs,
+                seed,
+                precision=args.precision,
+                model_kwargs={"filters": tuple(args.filters), "dropout": 0.0},
+                keep_model=True,
+                **penalty,
+            )
             record.update(measure_weights(record.pop("model"), splits))
             records[name].append({"seed": seed, **record})
-            print(f"[{time.perf_counter() - start:6.0f} s] seed {seed} {name:10s} test "
-                  f"{record['test_accuracy']:.4f} sparsity {record['sparsity']:.3f}", flush=True)
+            print(
+                f"[{time.perf_counter() - start:6.0f} s] seed {seed} {name:10s} test "
+                f"{record['test_accuracy']:.4f} sparsity {record['sparsity']:.3f}",
+                flush=True,
+            )
     return records
 
 
@@ -142,36 +183,46 @@ def claims(args, records) -> list[tuple[str, bool | None, str]]:
         return values(records[name], key)
 
     def evidence(key, names, digits=3, unit=""):
-        return ", ".join(f"{n} {pct([v / 100 for v in measured(n, key)], digits)}{unit}"
-                         for n in names)
+        return ", ".join(
+            f"{n} {pct([v / 100 for v in measured(n, key)], digits)}{unit}" for n in names
+        )
 
-    found = [(
-        f"{l2} penalises large weights: a smaller kernel norm than without a penalty",
-        compare(measured("none", "kernel_norm"), measured(l2, "kernel_norm")),
-        "kernel norm " + evidence("kernel_norm", ("none", l2), 2),
-    ), (
-        f"{l2} penalises large weights: a smaller largest weight than without a penalty",
-        compare(measured("none", "largest_weight"), measured(l2, "largest_weight")),
-        "largest |w| " + evidence("largest_weight", ("none", l2)),
-    )]
+    found = [
+        (
+            f"{l2} penalises large weights: a smaller kernel norm than without a penalty",
+            compare(measured("none", "kernel_norm"), measured(l2, "kernel_norm")),
+            "kernel norm " + evidence("kernel_norm", ("none", l2), 2),
+        ),
+        (
+            f"{l2} penalises large weights: a smaller largest weight than without a penalty",
+            compare(measured("none", "largest_weight"), measured(l2, "largest_weight")),
+            "largest |w| " + evidence("largest_weight", ("none", l2)),
+        ),
+    ]
     for other in ("none", l2):
-        found.append((
-            f"{l1} drives weights to (near) zero: more weights below 1e-3 than {other}",
-            compare(measured(l1, "sparsity"), measured(other, "sparsity"), ACCURACY_FLOOR),
-            f"{pct(measured(l1, 'sparsity'))} vs {pct(measured(other, 'sparsity'))} % of the "
-            "kernel weights",
-        ))
+        found.append(
+            (
+                f"{l1} drives weights to (near) zero: more weights below 1e-3 than {other}",
+                compare(measured(l1, "sparsity"), measured(other, "sparsity"), ACCURACY_FLOOR),
+                f"{pct(measured(l1, 'sparsity'))} vs {pct(measured(other, 'sparsity'))} % of the "
+                "kernel weights",
+            )
+        )
     for level in PRUNING_LEVELS:
-        kept = {n: [p - a for p, a in zip(pruned(records[n], level),
-                                          measured(n, "test_accuracy"))] for n in (l1, "none")}
-        found.append((
-            f"L1's sparsity makes pruning cheap: with {level:.0%} of each kernel pruned, the L1 "
-            "network loses less test accuracy than the unpenalised one",
-            compare(kept[l1], kept["none"], ACCURACY_FLOOR),
-            f"{l1} loses {pct([-v for v in kept[l1]])}, none {pct([-v for v in kept['none']])} "
-            f"points (to {pct(pruned(records[l1], level))} and "
-            f"{pct(pruned(records['none'], level))} %)",
-        ))
+        kept = {
+            n: [p - a for p, a in zip(pruned(records[n], level), measured(n, "test_accuracy"))]
+            for n in (l1, "none")
+        }
+        found.append(
+            (
+                f"L1's sparsity makes pruning cheap: with {level:.0%} of each kernel pruned, the "
+                "L1 network loses less test accuracy than the unpenalised one",
+                compare(kept[l1], kept["none"], ACCURACY_FLOOR),
+                f"{l1} loses {pct([-v for v in kept[l1]])}, none {pct([-v for v in kept['none']])} "
+                f"points (to {pct(pruned(records[l1], level))} and "
+                f"{pct(pruned(records['none'], level))} %)",
+            )
+        )
     return found
 
 
@@ -186,8 +237,12 @@ def plot_weights(records, path) -> str:
     for name, runs in records.items():
         histogram = runs[0]["histogram"]
         edges = np.array(histogram["edges"])
-        axis.step((edges[:-1] + edges[1:]) / 2, np.maximum(histogram["counts"], 0.5),
-                  where="mid", label=name)
+        axis.step(
+            (edges[:-1] + edges[1:]) / 2,
+            np.maximum(histogram["counts"], 0.5),
+            where="mid",
+            label=name,
+        )
     axis.set_yscale("log")
     axis.set_xlabel("kernel weight")
     axis.set_ylabel("count (seed 0)")
@@ -206,9 +261,12 @@ def plot_pruning(records, path) -> str:
     axis = figure.add_subplot(1, 1, 1)
     levels = (0.0, *PRUNING_LEVELS)
     for name, runs in records.items():
-        axis.plot([100 * v for v in levels],
-                  [100 * np.mean(pruned(runs, level)) for level in levels], marker="o",
-                  label=name)
+        axis.plot(
+            [100 * v for v in levels],
+            [100 * np.mean(pruned(runs, level)) for level in levels],
+            marker="o",
+            label=name,
+        )
     axis.set_xlabel("weights pruned per kernel (%)")
     axis.set_ylabel("test accuracy (%)")
     axis.legend(fontsize=8)
@@ -219,8 +277,9 @@ def plot_pruning(records, path) -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     report = open_report(args, "Weight decay: L1 vs L2 vs none")
-    splits = dataset_splits(args.dataset, args.train_size, args.validation_size, args.test_size,
-                            args.data_dir)
+    splits = dataset_splits(
+        args.dataset, args.train_size, args.validation_size, args.test_size, args.data_dir
+    )
     records = train_all(args, splits, configurations(args))
     for claim, verdict, evidence in claims(args, records):
         report.claim(claim, verdict, evidence)
@@ -233,13 +292,19 @@ def main(argv=None) -> int:
         "retraining."
     )
     if args.quick:
-        report.text("Quick mode: a smoke test of the script on tiny subsets, few epochs and one "
-                    "seed; its verdicts say nothing about the course. Run without `--quick`.")
+        report.text(
+            "Quick mode: a smoke test of the script on tiny subsets, few epochs and one "
+            "seed; its verdicts say nothing about the course. Run without `--quick`."
+        )
     report.table("Weights, sparsity and pruning", summarise(records))
-    report.figure(plot_weights(records, os.path.join(args.out, "weights.png")),
-                  "histogram of the trained kernel weights of each penalty")
-    report.figure(plot_pruning(records, os.path.join(args.out, "pruning.png")),
-                  "test accuracy against the share of each kernel's weights pruned")
+    report.figure(
+        plot_weights(records, os.path.join(args.out, "weights.png")),
+        "histogram of the trained kernel weights of each penalty",
+    )
+    report.figure(
+        plot_pruning(records, os.path.join(args.out, "pruning.png")),
+        "test accuracy against the share of each kernel's weights pruned",
+    )
     report.results["runs"] = records
     return write_report(report, args.out)
 

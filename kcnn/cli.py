@@ -89,8 +89,16 @@ def _values_of(flag: str, options: dict):
         raise
 
 
-def _add_data_flags(parser, *, dataset=None, batch_size, held_out=True, training=True,
-                    preset=False, image_size_help="resize images to this height and width"):
+def _add_data_flags(
+    parser,
+    *,
+    dataset=None,
+    batch_size,
+    held_out=True,
+    training=True,
+    preset=False,
+    image_size_help="resize images to this height and width",
+):
     """The flags that say which images a command reads and how.
 
     ``--dataset`` (required when ``dataset`` is None, else its default), ``--data-dir``,
@@ -101,50 +109,83 @@ def _add_data_flags(parser, *, dataset=None, batch_size, held_out=True, training
     """
     given = (lambda value: None) if preset else (lambda value: value)
     if dataset is None:
-        parser.add_argument("--dataset", required=True,
-                            help="dataset name, 'tfds:NAME' or image folder")
+        parser.add_argument(
+            "--dataset", required=True, help="dataset name, 'tfds:NAME' or image folder"
+        )
     else:
-        parser.add_argument("--dataset", default=given(dataset),
-                            help=f"dataset name, 'tfds:NAME' or image folder (default {dataset})")
+        parser.add_argument(
+            "--dataset",
+            default=given(dataset),
+            help=f"dataset name, 'tfds:NAME' or image folder (default {dataset})",
+        )
     parser.add_argument("--data-dir", help="folder searched first for the dataset files")
-    parser.add_argument("--batch-size", type=_checked(checks.positive_int, "batch_size", int),
-                        default=given(batch_size), help=f"batch size (default {batch_size})")
+    parser.add_argument(
+        "--batch-size",
+        type=_checked(checks.positive_int, "batch_size", int),
+        default=given(batch_size),
+        help=f"batch size (default {batch_size})",
+    )
     if held_out:
-        parser.add_argument("--image-size", type=_checked(checks.positive_int, "image_size", int),
-                            help=image_size_help)
-        parser.add_argument("--validation-split", default=given(0.1),
-                            type=_checked(checks.fraction, "validation_split"),
-                            help="share of the training split held out for validation "
-                            "(default 0.1)")
+        parser.add_argument(
+            "--image-size",
+            type=_checked(checks.positive_int, "image_size", int),
+            help=image_size_help,
+        )
+        parser.add_argument(
+            "--validation-split",
+            default=given(0.1),
+            type=_checked(checks.fraction, "validation_split"),
+            help="share of the training split held out for validation (default 0.1)",
+        )
     if training:
-        parser.add_argument("--augment",
-                            help="augmentation preset: none, light, standard, strong")
-        parser.add_argument("--no-test", action="store_true",
-                            help="skip the final evaluation on the test split (data without one)")
+        parser.add_argument("--augment", help="augmentation preset: none, light, standard, strong")
+        parser.add_argument(
+            "--no-test",
+            action="store_true",
+            help="skip the final evaluation on the test split (data without one)",
+        )
 
 
 def _add_options_flag(parser, flag: str, example: str):
     """A repeatable ``KEY=VALUE`` flag of builder arguments (read by `kcnn.options.parse_options`;
     a value the builder refuses is a usage error, see `_values_of`)."""
-    parser.add_argument(flag, action="append", default=[], metavar="KEY=VALUE",
-                        help=f"a builder argument, e.g. {example} (repeatable)")
+    parser.add_argument(
+        flag,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"a builder argument, e.g. {example} (repeatable)",
+    )
 
 
 def _add_hardware_flags(parser, *, preset=False):
     """``--precision``, ``--jit-compile`` and ``--seed``, default auto, auto and 0 (None with
     ``preset``, as in `_add_data_flags`)."""
-    parser.add_argument("--precision", choices=_PRECISIONS, default=None if preset else "auto",
-                        help="default auto: the fastest the hardware supports")
-    parser.add_argument("--jit-compile", choices=tuple(_JIT_COMPILE),
-                        default=None if preset else "auto", help="XLA (default auto: on GPU only)")
+    parser.add_argument(
+        "--precision",
+        choices=_PRECISIONS,
+        default=None if preset else "auto",
+        help="default auto: the fastest the hardware supports",
+    )
+    parser.add_argument(
+        "--jit-compile",
+        choices=tuple(_JIT_COMPILE),
+        default=None if preset else "auto",
+        help="XLA (default auto: on GPU only)",
+    )
     seed = _checked(functools.partial(checks.integer, low=0), "seed", int)
-    parser.add_argument("--seed", type=seed, default=None if preset else 0,
-                        help="seed of the weights, the data and the search (default 0)")
+    parser.add_argument(
+        "--seed",
+        type=seed,
+        default=None if preset else 0,
+        help="seed of the weights, the data and the search (default 0)",
+    )
 
 
 def _add_models_command(subparsers):
     parser = subparsers.add_parser(
-        "models", help="list every registered model with its parameters and input shape",
+        "models",
+        help="list every registered model with its parameters and input shape",
         description="Build every registered model with its default arguments and print a table: "
         "name, family, trainable parameters, default input shape, multiply-accumulates per "
         "image at that shape (kcnn.convmath.macs) and the Grad-CAM target layer. With "
@@ -216,7 +257,8 @@ _PIXEL_SCALE_HELP = (
 
 def _add_explain_command(subparsers):
     parser = subparsers.add_parser(
-        "explain", help="show which pixels a saved model's prediction rests on (Grad-CAM...)",
+        "explain",
+        help="show which pixels a saved model's prediction rests on (Grad-CAM...)",
         description="For each image, explain a saved .keras model's prediction (or --class-index) "
         "with the chosen method and write OUT/<image name>_<method>.png: the image and the map "
         "laid over it. Images are read as grey or RGB to match the model and resized to its "
@@ -224,14 +266,24 @@ def _add_explain_command(subparsers):
     )
     parser.add_argument("model", help="the .keras model file")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG...)")
-    parser.add_argument("--method", choices=_EXPLAIN_METHODS, default="gradcam",
-                        help="explanation method (default: gradcam)")
-    parser.add_argument("--out", default=os.path.join("results", "explain"),
-                        help="folder for the figures (default: results/explain)")
-    parser.add_argument("--class-index", type=int,
-                        help="explain this class instead of the predicted one")
-    parser.add_argument("--layer", help="feature-map layer of the CAM methods (default: the "
-                        "model's Grad-CAM target)")
+    parser.add_argument(
+        "--method",
+        choices=_EXPLAIN_METHODS,
+        default="gradcam",
+        help="explanation method (default: gradcam)",
+    )
+    parser.add_argument(
+        "--out",
+        default=os.path.join("results", "explain"),
+        help="folder for the figures (default: results/explain)",
+    )
+    parser.add_argument(
+        "--class-index", type=int, help="explain this class instead of the predicted one"
+    )
+    parser.add_argument(
+        "--layer",
+        help="feature-map layer of the CAM methods (default: the model's Grad-CAM target)",
+    )
     parser.add_argument("--scale", type=float, default=1.0, help=_PIXEL_SCALE_HELP)
     parser.set_defaults(run=_run_explain)
 
@@ -307,7 +359,8 @@ def _run_explain(args):
 
 def _add_visualize_command(subparsers):
     parser = subparsers.add_parser(
-        "visualize", help="draw a saved model's filters, or its feature maps for an image",
+        "visualize",
+        help="draw a saved model's filters, or its feature maps for an image",
         description="filters: the kernels of a convolutional layer (default: the first), written "
         "to OUT/filters_<layer>.png. feature-maps: the activations of several layers for IMAGE "
         "(default: each stage's output, or four layers spread over the network), written to "
@@ -316,10 +369,18 @@ def _add_visualize_command(subparsers):
     parser.add_argument("what", choices=("filters", "feature-maps"), help="what to draw")
     parser.add_argument("model", help="the .keras model file")
     parser.add_argument("image", nargs="?", help="the image (feature-maps only)")
-    parser.add_argument("--layer", action="append", dest="layers", metavar="NAME",
-                        help="a layer to draw; repeat for several (nested models searched)")
-    parser.add_argument("--out", default=os.path.join("results", "visualize"),
-                        help="folder for the figures (default: results/visualize)")
+    parser.add_argument(
+        "--layer",
+        action="append",
+        dest="layers",
+        metavar="NAME",
+        help="a layer to draw; repeat for several (nested models searched)",
+    )
+    parser.add_argument(
+        "--out",
+        default=os.path.join("results", "visualize"),
+        help="folder for the figures (default: results/visualize)",
+    )
     parser.add_argument("--scale", type=float, default=1.0, help=_PIXEL_SCALE_HELP)
     parser.set_defaults(run=_run_visualize)
 
@@ -330,8 +391,9 @@ def _run_visualize(args):
     if args.what == "filters" and args.image:
         raise CommandError("'visualize filters' takes no image")
     if args.what == "feature-maps" and not args.image:
-        raise CommandError("'visualize feature-maps' needs an image: kcnn visualize feature-maps "
-                           "MODEL.keras IMAGE")
+        raise CommandError(
+            "'visualize feature-maps' needs an image: kcnn visualize feature-maps MODEL.keras IMAGE"
+        )
     model = load_model(args.model, compile=False)
     if args.what == "filters":
         for layer in args.layers or [None]:
@@ -348,7 +410,8 @@ def _run_visualize(args):
 
 def _add_export_command(subparsers):
     parser = subparsers.add_parser(
-        "export", help="write a saved model as a SavedModel, TFLite or ONNX file for serving",
+        "export",
+        help="write a saved model as a SavedModel, TFLite or ONNX file for serving",
         description="Export a .keras model (safe mode) for serving: a TensorFlow SavedModel "
         "folder (serving_default signature: input 'image', output 'predictions'), a TFLite file "
         "(LiteRT), or an ONNX file (onnxruntime; needs pip install 'kcnn[export]'). Like the "
@@ -358,11 +421,17 @@ def _add_export_command(subparsers):
     )
     parser.add_argument("model", help="the .keras model file")
     parser.add_argument("--format", required=True, choices=("saved_model", "tflite", "onnx"))
-    parser.add_argument("--out", help="file or folder to write (default beside the model: "
-                        "NAME_saved_model, NAME[-QUANTIZE].tflite, NAME.onnx)")
-    parser.add_argument("--quantize", choices=("dynamic", "float16", "int8"),
-                        help="tflite only: dynamic-range int8 weights, float16 weights, or int8 "
-                        "weights and activations (default: float32)")
+    parser.add_argument(
+        "--out",
+        help="file or folder to write (default beside the model: "
+        "NAME_saved_model, NAME[-QUANTIZE].tflite, NAME.onnx)",
+    )
+    parser.add_argument(
+        "--quantize",
+        choices=("dynamic", "float16", "int8"),
+        help="tflite only: dynamic-range int8 weights, float16 weights, or int8 "
+        "weights and activations (default: float32)",
+    )
     parser.add_argument("--dataset", help="training data for int8 calibration (default: the run's)")
     parser.add_argument("--data-dir", help="folder searched first for the dataset files")
     parser.add_argument("--overwrite", action="store_true", help="replace what is at --out")
@@ -385,12 +454,20 @@ def _run_export(args):
             dataset, data_dir = export.training_dataset(args.model) or (None, None)
             data_dir = args.data_dir or data_dir
         if dataset is None:
-            raise CommandError(f"--quantize int8 calibrates on training images: pass --dataset "
-                               f"(no run.json beside {args.model} names the data)")
+            raise CommandError(
+                f"--quantize int8 calibrates on training images: pass --dataset "
+                f"(no run.json beside {args.model} names the data)"
+            )
         images = export.representative_images(model, dataset, data_dir=data_dir)
     try:
-        export.export(model, out, args.format, quantize=args.quantize,
-                      representative_data=images, overwrite=args.overwrite)
+        export.export(
+            model,
+            out,
+            args.format,
+            quantize=args.quantize,
+            representative_data=images,
+            overwrite=args.overwrite,
+        )
     except OSError as error:  # a folder that cannot be written: atomic_path's message names it
         if isinstance(error, FileNotFoundError):
             raise
@@ -401,59 +478,106 @@ def _run_export(args):
 
 def _add_train_command(subparsers):
     parser = subparsers.add_parser(
-        "train", help="train a model on a dataset, with checkpoints, logs and resume",
+        "train",
+        help="train a model on a dataset, with checkpoints, logs and resume",
         description="Train a registered model on a dataset (a name such as fashion_mnist, "
         "'tfds:NAME', or a folder of images with one sub-folder per class) and evaluate it on "
         "the test split. The run directory (--out) gets best.keras, last.keras, history.csv, "
         "TensorBoard logs, curves.png and run.json; a run killed at any moment continues with "
         "--resume. Flags left out take the preset's values (--preset), else kcnn's defaults.",
     )
-    parser.add_argument("--preset",
-                        help="a named recipe (e.g. fashion-fast); other flags override it")
+    parser.add_argument(
+        "--preset", help="a named recipe (e.g. fashion-fast); other flags override it"
+    )
     parser.add_argument("--model", help="registry name (see `kcnn models`; default simple_cnn)")
     _add_options_flag(parser, "--model-option", "stem=cifar or width=0.5")
     _add_data_flags(parser, dataset="fashion_mnist", batch_size=128, preset=True)
-    parser.add_argument("--epochs", type=_checked(checks.positive_int, "epochs", int),
-                        help="epochs (default 10)")
+    parser.add_argument(
+        "--epochs", type=_checked(checks.positive_int, "epochs", int), help="epochs (default 10)"
+    )
     parser.add_argument("--optimizer", choices=("adam", "sgd"), help="default adam")
-    parser.add_argument("--lr", type=_checked(checks.positive_number, "learning_rate"),
-                        help="(peak) learning rate (default 1e-3 adam, 0.1 sgd)")
-    parser.add_argument("--schedule", choices=("constant", "plateau", "cosine", "onecycle"),
-                        help="learning-rate schedule (default constant)")
-    parser.add_argument("--weight-decay",
-                        type=_checked(checks.non_negative_number, "weight_decay"),
-                        help="decoupled weight decay (default 0)")
-    parser.add_argument("--l1", type=_checked(checks.non_negative_number, "l1"),
-                        help="L1 penalty on the kernels, for sparse weights (default 0)")
-    parser.add_argument("--l2", type=_checked(checks.non_negative_number, "l2"),
-                        help="L2 penalty on the kernels (default 0)")
-    parser.add_argument("--label-smoothing", type=_checked(checks.fraction, "label_smoothing"),
-                        help="default 0")
-    parser.add_argument("--early-stopping", metavar="PATIENCE",
-                        type=_checked(checks.positive_int, "early_stopping", int),
-                        help="stop after PATIENCE epochs without a better validation loss")
+    parser.add_argument(
+        "--lr",
+        type=_checked(checks.positive_number, "learning_rate"),
+        help="(peak) learning rate (default 1e-3 adam, 0.1 sgd)",
+    )
+    parser.add_argument(
+        "--schedule",
+        choices=("constant", "plateau", "cosine", "onecycle"),
+        help="learning-rate schedule (default constant)",
+    )
+    parser.add_argument(
+        "--weight-decay",
+        type=_checked(checks.non_negative_number, "weight_decay"),
+        help="decoupled weight decay (default 0)",
+    )
+    parser.add_argument(
+        "--l1",
+        type=_checked(checks.non_negative_number, "l1"),
+        help="L1 penalty on the kernels, for sparse weights (default 0)",
+    )
+    parser.add_argument(
+        "--l2",
+        type=_checked(checks.non_negative_number, "l2"),
+        help="L2 penalty on the kernels (default 0)",
+    )
+    parser.add_argument(
+        "--label-smoothing", type=_checked(checks.fraction, "label_smoothing"), help="default 0"
+    )
+    parser.add_argument(
+        "--early-stopping",
+        metavar="PATIENCE",
+        type=_checked(checks.positive_int, "early_stopping", int),
+        help="stop after PATIENCE epochs without a better validation loss",
+    )
     _add_hardware_flags(parser, preset=True)
-    parser.add_argument("--strategy", choices=("auto", "default", "mirrored", "multiworker"),
-                        help="tf.distribute strategy (default auto; multiworker reads TF_CONFIG)")
-    parser.add_argument("--deterministic", action="store_true", default=None,
-                        help="enable TensorFlow op determinism (identical weights run to run)")
+    parser.add_argument(
+        "--strategy",
+        choices=("auto", "default", "mirrored", "multiworker"),
+        help="tf.distribute strategy (default auto; multiworker reads TF_CONFIG)",
+    )
+    parser.add_argument(
+        "--deterministic",
+        action="store_true",
+        default=None,
+        help="enable TensorFlow op determinism (identical weights run to run)",
+    )
     parser.add_argument("--out", help="run directory (default saved_models/MODEL-DATASET)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the run in --out from its last completed epoch, with the "
-                        "settings it was started with (flags given must agree with them)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="delete the run already in --out and start again (refused when the "
-                        "folder holds files a kcnn run did not write)")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its last completed epoch, with the "
+        "settings it was started with (flags given must agree with them)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete the run already in --out and start again (refused when the "
+        "folder holds files a kcnn run did not write)",
+    )
     parser.set_defaults(run=_run_train)
 
 
 _TRAIN_FLAGS = {
-    "model": "model", "dataset": "data", "data_dir": "data_dir", "epochs": "epochs",
-    "batch_size": "batch_size", "augment": "augment", "image_size": "image_size",
-    "validation_split": "validation_split", "optimizer": "optimizer", "lr": "learning_rate",
-    "schedule": "schedule", "weight_decay": "weight_decay", "l1": "l1", "l2": "l2",
-    "label_smoothing": "label_smoothing", "early_stopping": "early_stopping",
-    "precision": "precision", "strategy": "strategy", "seed": "seed",
+    "model": "model",
+    "dataset": "data",
+    "data_dir": "data_dir",
+    "epochs": "epochs",
+    "batch_size": "batch_size",
+    "augment": "augment",
+    "image_size": "image_size",
+    "validation_split": "validation_split",
+    "optimizer": "optimizer",
+    "lr": "learning_rate",
+    "schedule": "schedule",
+    "weight_decay": "weight_decay",
+    "l1": "l1",
+    "l2": "l2",
+    "label_smoothing": "label_smoothing",
+    "early_stopping": "early_stopping",
+    "precision": "precision",
+    "strategy": "strategy",
+    "seed": "seed",
     "deterministic": "deterministic",
 }
 
@@ -543,7 +667,8 @@ def _curves_figure(history):
 
 def _add_evaluate_command(subparsers):
     parser = subparsers.add_parser(
-        "evaluate", help="accuracy and loss of a saved model on a dataset split",
+        "evaluate",
+        help="accuracy and loss of a saved model on a dataset split",
         description="Load a .keras model (safe mode; .h5 and SavedModel are refused) and "
         "evaluate it on a split of a dataset. The images are fed as raw 0-255 pixels, resized to "
         "the model's input, as `kcnn train` feeds them.",
@@ -563,8 +688,13 @@ def _run_evaluate(args):
     height, width, channels = model.inputs[0].shape[1:]
     size = (height, width) if height and width else None
     dataset, info = make_dataset(
-        args.dataset, args.batch_size, split=args.split, image_size=size, channels=channels,
-        normalize=None, data_dir=args.data_dir,
+        args.dataset,
+        args.batch_size,
+        split=args.split,
+        image_size=size,
+        channels=channels,
+        normalize=None,
+        data_dir=args.data_dir,
     )
     classes = model.outputs[0].shape[-1]
     if classes != info.num_classes:
@@ -573,13 +703,16 @@ def _run_evaluate(args):
         )
     model.compile(loss=classification_loss(model), metrics=["accuracy"])
     metrics = model.evaluate(dataset, verbose=0, return_dict=True)
-    print(f"{info.name} ({args.split}, {info.num_examples:,} images): "
-          f"accuracy {metrics['accuracy']:.4f}, loss {metrics['loss']:.4f}")
+    print(
+        f"{info.name} ({args.split}, {info.num_examples:,} images): "
+        f"accuracy {metrics['accuracy']:.4f}, loss {metrics['loss']:.4f}"
+    )
 
 
 def _add_predict_command(subparsers):
     parser = subparsers.add_parser(
-        "predict", help="top-k classes of images under a saved model",
+        "predict",
+        help="top-k classes of images under a saved model",
         description="Load a .keras model (safe mode) and print the top-k classes of each image, "
         "with the class names of the run.json that `kcnn train` wrote next to the model (class "
         "indices without one). Images are fed as raw 0-255 pixels, resized to the model's input. "
@@ -634,7 +767,8 @@ def _run_predict(args):
 
 def _add_transfer_command(subparsers):
     parser = subparsers.add_parser(
-        "transfer", help="transfer learning: a new head on a pretrained backbone, then fine-tuning",
+        "transfer",
+        help="transfer learning: a new head on a pretrained backbone, then fine-tuning",
         description="Build a transfer model (kcnn.transfer.build: the backbone's own "
         "preprocessing, the backbone, a new float32 head), train it on a dataset with the "
         "strategy's phases (frozen: the head only; finetune: everything at a small learning "
@@ -642,35 +776,68 @@ def _add_transfer_command(subparsers):
         "the test split and save OUT/model.keras. The model takes raw 0-255 pixels. Each phase "
         "keeps its checkpoints and logs in OUT/phase<i>.",
     )
-    parser.add_argument("--backbone", required=True,
-                        help="Keras Applications name (ResNet50, MobileNetV2, EfficientNetB0...) "
-                        "or kcnn registry name (resnet18, tiny_resnet...)")
-    _add_data_flags(parser, batch_size=32, image_size_help="height and width of the model's "
-                    "input (default the backbone's: 224 for Keras Applications)")
-    parser.add_argument("--strategy", choices=("frozen", "finetune", "progressive"),
-                        default="progressive", help="default progressive")
-    parser.add_argument("--weights", default="imagenet",
-                        help="imagenet (Keras Applications; downloaded once), none, or a weights "
-                        "file of the backbone (default imagenet)")
-    parser.add_argument("--epochs", type=_checked(checks.positive_int, "epochs", int), default=10,
-                        help="epochs of all phases (default 10)")
-    parser.add_argument("--head-epochs", type=_checked(checks.positive_int, "head_epochs", int),
-                        help="progressive: epochs of the head alone (default half)")
-    parser.add_argument("--unfreeze", default="all",
-                        help="progressive: blocks unfrozen after the head phase, or all (default)")
-    parser.add_argument("--lr", type=_checked(checks.positive_number, "learning_rate"),
-                        help="learning rate of the head (default 1e-3)")
-    parser.add_argument("--finetune-lr", type=_checked(checks.positive_number, "learning_rate"),
-                        help="learning rate when the backbone trains (default 1e-4 finetune, "
-                        "1e-5 progressive)")
-    parser.add_argument("--dropout", type=_checked(checks.fraction, "dropout"), default=0.2,
-                        help="before the new head (default 0.2)")
+    parser.add_argument(
+        "--backbone",
+        required=True,
+        help="Keras Applications name (ResNet50, MobileNetV2, EfficientNetB0...) "
+        "or kcnn registry name (resnet18, tiny_resnet...)",
+    )
+    _add_data_flags(
+        parser,
+        batch_size=32,
+        image_size_help="height and width of the model's "
+        "input (default the backbone's: 224 for Keras Applications)",
+    )
+    parser.add_argument(
+        "--strategy",
+        choices=("frozen", "finetune", "progressive"),
+        default="progressive",
+        help="default progressive",
+    )
+    parser.add_argument(
+        "--weights",
+        default="imagenet",
+        help="imagenet (Keras Applications; downloaded once), none, or a weights "
+        "file of the backbone (default imagenet)",
+    )
+    parser.add_argument(
+        "--epochs",
+        type=_checked(checks.positive_int, "epochs", int),
+        default=10,
+        help="epochs of all phases (default 10)",
+    )
+    parser.add_argument(
+        "--head-epochs",
+        type=_checked(checks.positive_int, "head_epochs", int),
+        help="progressive: epochs of the head alone (default half)",
+    )
+    parser.add_argument(
+        "--unfreeze",
+        default="all",
+        help="progressive: blocks unfrozen after the head phase, or all (default)",
+    )
+    parser.add_argument(
+        "--lr",
+        type=_checked(checks.positive_number, "learning_rate"),
+        help="learning rate of the head (default 1e-3)",
+    )
+    parser.add_argument(
+        "--finetune-lr",
+        type=_checked(checks.positive_number, "learning_rate"),
+        help="learning rate when the backbone trains (default 1e-4 finetune, 1e-5 progressive)",
+    )
+    parser.add_argument(
+        "--dropout",
+        type=_checked(checks.fraction, "dropout"),
+        default=0.2,
+        help="before the new head (default 0.2)",
+    )
     _add_options_flag(parser, "--backbone-option", "stem=cifar or alpha=0.5")
     _add_hardware_flags(parser)
-    parser.add_argument("--out",
-                        help="run folder (default saved_models/transfer-BACKBONE-DATASET)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="delete the runs already in --out and start again")
+    parser.add_argument("--out", help="run folder (default saved_models/transfer-BACKBONE-DATASET)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="delete the runs already in --out and start again"
+    )
     parser.set_defaults(run=_run_transfer)
 
 
@@ -689,22 +856,43 @@ def _run_transfer(args):
     else:
         shape = (args.image_size or 224, args.image_size or 224, 3)
     phases = transfer.schedule(
-        args.strategy, args.epochs, learning_rate=args.lr or transfer.HEAD_LEARNING_RATE,
-        finetune_learning_rate=args.finetune_lr, head_epochs=args.head_epochs, unfreeze=unfreeze,
+        args.strategy,
+        args.epochs,
+        learning_rate=args.lr or transfer.HEAD_LEARNING_RATE,
+        finetune_learning_rate=args.finetune_lr,
+        head_epochs=args.head_epochs,
+        unfreeze=unfreeze,
     )
     with precision_policy(args.precision), _values_of("--backbone-option", options):
-        model = transfer.build(args.backbone, info.num_classes, args.strategy, weights=weights,
-                               input_shape=shape, dropout=args.dropout, backbone_options=options)
+        model = transfer.build(
+            args.backbone,
+            info.num_classes,
+            args.strategy,
+            weights=weights,
+            input_shape=shape,
+            dropout=args.dropout,
+            backbone_options=options,
+        )
     dataset = os.path.basename(os.path.normpath(args.dataset)).replace(":", "_")
     out = args.out or os.path.join("saved_models", f"transfer-{args.backbone}-{dataset}")
-    print(f"kcnn: {args.strategy} transfer of {args.backbone} ({args.weights}) to {args.dataset} "
-          f"({info.num_classes} classes, {'x'.join(map(str, shape))}) -> {out}", flush=True)
+    print(
+        f"kcnn: {args.strategy} transfer of {args.backbone} ({args.weights}) to {args.dataset} "
+        f"({info.num_classes} classes, {'x'.join(map(str, shape))}) -> {out}",
+        flush=True,
+    )
     try:
         result = transfer.train(
-            model, args.dataset, phases, batch_size=args.batch_size,
-            validation_split=args.validation_split, test=not args.no_test,
-            augment=None if args.augment == "none" else args.augment, data_dir=args.data_dir,
-            seed=args.seed, out=out, overwrite=args.overwrite,
+            model,
+            args.dataset,
+            phases,
+            batch_size=args.batch_size,
+            validation_split=args.validation_split,
+            test=not args.no_test,
+            augment=None if args.augment == "none" else args.augment,
+            data_dir=args.data_dir,
+            seed=args.seed,
+            out=out,
+            overwrite=args.overwrite,
             jit_compile=_JIT_COMPILE[args.jit_compile],
         )
     except TrainingDiverged as error:
@@ -727,7 +915,8 @@ def _integer(flag, text) -> int:
 
 def _add_tune_command(subparsers):
     parser = subparsers.add_parser(
-        "tune", help="search a CNN or ResNet space's hyperparameters with keras-tuner",
+        "tune",
+        help="search a CNN or ResNet space's hyperparameters with keras-tuner",
         description="Search the hyperparameters of a kcnn search space (kcnn.tuning: cnn = "
         "configurable_cnn's blocks, filters, kernel size, normalization, convolution kind, "
         "dropout, dense width, optimizer, learning rate, weight decay and augmentation; resnet = "
@@ -741,25 +930,51 @@ def _add_tune_command(subparsers):
     )
     parser.add_argument("--space", choices=("cnn", "resnet"), default="cnn", help="default cnn")
     _add_data_flags(parser, dataset="fashion_mnist", batch_size=128, training=False)
-    parser.add_argument("--tuner", choices=("random", "hyperband", "bayesian"),
-                        default="hyperband", help="default hyperband")
-    parser.add_argument("--max-trials", type=_checked(checks.positive_int, "max_trials", int),
-                        default=10,
-                        help="number of trials (for hyperband, a cap on its schedule; default 10)")
-    parser.add_argument("--epochs", type=_checked(checks.positive_int, "epochs", int), default=10,
-                        help="most epochs of a trial (hyperband's max_epochs; default 10)")
-    parser.add_argument("--patience", type=_checked(checks.positive_int, "patience", int),
-                        default=3, help="early stopping's patience on the objective (default 3)")
+    parser.add_argument(
+        "--tuner",
+        choices=("random", "hyperband", "bayesian"),
+        default="hyperband",
+        help="default hyperband",
+    )
+    parser.add_argument(
+        "--max-trials",
+        type=_checked(checks.positive_int, "max_trials", int),
+        default=10,
+        help="number of trials (for hyperband, a cap on its schedule; default 10)",
+    )
+    parser.add_argument(
+        "--epochs",
+        type=_checked(checks.positive_int, "epochs", int),
+        default=10,
+        help="most epochs of a trial (hyperband's max_epochs; default 10)",
+    )
+    parser.add_argument(
+        "--patience",
+        type=_checked(checks.positive_int, "patience", int),
+        default=3,
+        help="early stopping's patience on the objective (default 3)",
+    )
     parser.add_argument("--objective", default="val_accuracy", help="default val_accuracy")
-    parser.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
-                        help="fix a hyperparameter of the space, e.g. conv_blocks=3, "
-                        "norm=batch, augment=light (repeatable)")
+    parser.add_argument(
+        "--fix",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="fix a hyperparameter of the space, e.g. conv_blocks=3, "
+        "norm=batch, augment=light (repeatable)",
+    )
     _add_hardware_flags(parser)
-    parser.add_argument("--out", default=os.path.join("results", "tune"),
-                        help="folder of the searches (default results/tune)")
+    parser.add_argument(
+        "--out",
+        default=os.path.join("results", "tune"),
+        help="folder of the searches (default results/tune)",
+    )
     parser.add_argument("--project", help="the search's sub-folder (default SPACE_TUNER)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="delete the search already in OUT/PROJECT instead of resuming it")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete the search already in OUT/PROJECT instead of resuming it",
+    )
     parser.add_argument("--quiet", action="store_true", help="no per-trial output")
     parser.set_defaults(run=_run_tune)
 
@@ -777,8 +992,10 @@ def _fixed_hyperparameters(pairs, hypermodel):
             raise CommandError(f"--fix must be NAME=VALUE, got {pair!r}")
         ((name, value),) = parse_options([pair], "--fix").items()
         if name not in known:
-            raise CommandError(f"--fix: the {hypermodel.name} space has no hyperparameter "
-                               f"{name!r}; it has {', '.join(known)}")
+            raise CommandError(
+                f"--fix: the {hypermodel.name} space has no hyperparameter "
+                f"{name!r}; it has {', '.join(known)}"
+            )
         fixed.Fixed(name, value)
     return fixed
 
@@ -787,23 +1004,39 @@ def _run_tune(args):
     from kcnn import tuning
 
     data = tuning.SearchData(
-        args.dataset, batch_size=args.batch_size, image_size=args.image_size,
-        validation_split=args.validation_split, data_dir=args.data_dir, seed=args.seed,
+        args.dataset,
+        batch_size=args.batch_size,
+        image_size=args.image_size,
+        validation_split=args.validation_split,
+        data_dir=args.data_dir,
+        seed=args.seed,
     )
     info = data.info
     hypermodel = tuning.SPACES[args.space](
-        info, precision=args.precision,
+        info,
+        precision=args.precision,
         jit_compile=_JIT_COMPILE[args.jit_compile],
     )
     project = args.project or f"{args.space}_{args.tuner}"
-    print(f"kcnn: {args.tuner} search of the {args.space} space on {info.name} "
-          f"({info.num_examples} training images, {'x'.join(map(str, info.image_shape))}, "
-          f"{info.num_classes} classes) -> {os.path.join(args.out, project)}", flush=True)
+    print(
+        f"kcnn: {args.tuner} search of the {args.space} space on {info.name} "
+        f"({info.num_examples} training images, {'x'.join(map(str, info.image_shape))}, "
+        f"{info.num_classes} classes) -> {os.path.join(args.out, project)}",
+        flush=True,
+    )
     try:
         result = tuning.search(
-            hypermodel, data, tuner=args.tuner, objective=args.objective,
-            max_trials=args.max_trials, epochs=args.epochs, patience=args.patience,
-            directory=args.out, project_name=project, seed=args.seed, overwrite=args.overwrite,
+            hypermodel,
+            data,
+            tuner=args.tuner,
+            objective=args.objective,
+            max_trials=args.max_trials,
+            epochs=args.epochs,
+            patience=args.patience,
+            directory=args.out,
+            project_name=project,
+            seed=args.seed,
+            overwrite=args.overwrite,
             hyperparameters=_fixed_hyperparameters(args.fix, hypermodel),
             verbose=0 if args.quiet else "auto",
         )

@@ -63,8 +63,15 @@ class ExportError(ValueError):
     """A model that a format cannot hold, or a converter that failed; the message is one line."""
 
 
-def export(model, path, format: str = "saved_model", *, quantize: str | None = None,
-           representative_data=None, overwrite: bool = False) -> str:
+def export(
+    model,
+    path,
+    format: str = "saved_model",
+    *,
+    quantize: str | None = None,
+    representative_data=None,
+    overwrite: bool = False,
+) -> str:
     """Write ``model`` to ``path`` in ``format``; returns ``path``.
 
     Args:
@@ -91,12 +98,14 @@ def export(model, path, format: str = "saved_model", *, quantize: str | None = N
     if quantize is not None and format != "tflite":
         raise ValueError(f"quantize={quantize!r} applies to the tflite format only, not {format!r}")
     if quantize == "int8" and representative_data is None:
-        raise ValueError("quantize='int8' needs representative_data: training images to "
-                         "calibrate on")
+        raise ValueError(
+            "quantize='int8' needs representative_data: training images to calibrate on"
+        )
     path = os.fspath(path)
     if os.path.lexists(path) and not overwrite:
-        raise ValueError(f"{path!r} already exists; pass overwrite=True (--overwrite) to "
-                         "replace it")
+        raise ValueError(
+            f"{path!r} already exists; pass overwrite=True (--overwrite) to replace it"
+        )
     if isinstance(model, (str, os.PathLike)):
         from kcnn.models.saving import load_model
 
@@ -152,8 +161,10 @@ def input_spec(model):
     import tensorflow as tf
 
     if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise ExportError(f"{model.name} has {len(model.inputs)} inputs and {len(model.outputs)} "
-                          "outputs; export takes models of one image input and one output")
+        raise ExportError(
+            f"{model.name} has {len(model.inputs)} inputs and {len(model.outputs)} "
+            "outputs; export takes models of one image input and one output"
+        )
     return tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32, name=INPUT_NAME)
 
 
@@ -205,8 +216,10 @@ def _write_onnx(model, path):
     try:
         import tf2onnx
     except ImportError as error:
-        raise ExportError(f"the onnx format needs tf2onnx and onnx ({error}); "
-                          "install them with: pip install 'kcnn[export]'") from None
+        raise ExportError(
+            f"the onnx format needs tf2onnx and onnx ({error}); "
+            "install them with: pip install 'kcnn[export]'"
+        ) from None
     import tensorflow as tf
     from keras.src.export.tf2onnx_lib import patch_tf2onnx
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
@@ -218,14 +231,19 @@ def _write_onnx(model, path):
     with _quiet_converter(), atomic_path(path, suffix=".onnx") as temporary:
         patch_tf2onnx()  # Keras's fix of tf2onnx for NumPy 2, as model.export applies it
         converted, _ = tf2onnx.convert.from_graph_def(
-            frozen.graph.as_graph_def(), name=model.name, input_names=[image],
-            output_names=[output], tensors_to_rename={image: INPUT_NAME, output: OUTPUT_NAME},
+            frozen.graph.as_graph_def(),
+            name=model.name,
+            input_names=[image],
+            output_names=[output],
+            tensors_to_rename={image: INPUT_NAME, output: OUTPUT_NAME},
             output_path=temporary,
         )
         unconverted = _unconverted_nodes(converted)
         if unconverted:
-            raise ExportError(f"onnx export of {model.name}: tf2onnx cannot convert "
-                              f"{len(unconverted)} node(s), the first {unconverted[0]}")
+            raise ExportError(
+                f"onnx export of {model.name}: tf2onnx cannot convert "
+                f"{len(unconverted)} node(s), the first {unconverted[0]}"
+            )
 
 
 GROUPED_CONVOLUTION_HINT = (
@@ -240,10 +258,12 @@ def _unconverted_nodes(onnx_model) -> list[str]:
     function call says what puts one there in kcnn's models (`GROUPED_CONVOLUTION_HINT`)."""
     import onnx
 
-    return [f"{node.op_type} (node {node.name}"
-            + (f", {GROUPED_CONVOLUTION_HINT})" if node.op_type.endswith("PartitionedCall") else ")")
-            for node in onnx_model.graph.node
-            if node.domain in ("", "ai.onnx") and not onnx.defs.has(node.op_type)]
+    return [
+        f"{node.op_type} (node {node.name}"
+        + (f", {GROUPED_CONVOLUTION_HINT})" if node.op_type.endswith("PartitionedCall") else ")")
+        for node in onnx_model.graph.node
+        if node.domain in ("", "ai.onnx") and not onnx.defs.has(node.op_type)
+    ]
 
 
 @contextlib.contextmanager
@@ -290,8 +310,10 @@ def _images_for(model, images) -> np.ndarray:
     images = np.asarray(list(images) if not hasattr(images, "shape") else images, dtype="float32")
     expected = tuple(model.inputs[0].shape[1:])
     if images.ndim != 4 or images.shape[1:] != expected or len(images) == 0:
-        raise ValueError(f"representative_data must be images of shape "
-                         f"(N, {', '.join(map(str, expected))}), got shape {images.shape}")
+        raise ValueError(
+            f"representative_data must be images of shape "
+            f"(N, {', '.join(map(str, expected))}), got shape {images.shape}"
+        )
     return images
 
 
@@ -308,8 +330,16 @@ def representative_images(model, dataset, count: int = REPRESENTATIVE_IMAGES, da
     from kcnn.data import make_dataset
 
     height, width, channels = model.inputs[0].shape[1:]
-    batches, _ = make_dataset(dataset, count, "train", image_size=(height, width),
-                              channels=channels, normalize=None, cache=False, data_dir=data_dir)
+    batches, _ = make_dataset(
+        dataset,
+        count,
+        "train",
+        image_size=(height, width),
+        channels=channels,
+        normalize=None,
+        cache=False,
+        data_dir=data_dir,
+    )
     images, _ = next(iter(batches))
     return np.asarray(images, dtype="float32")
 
@@ -351,8 +381,9 @@ def load_exported(path):
         import tensorflow as tf
 
         signature = tf.saved_model.load(path).signatures["serving_default"]
-        return lambda images: signature(
-            **{INPUT_NAME: tf.constant(images, tf.float32)})[OUTPUT_NAME].numpy()
+        return lambda images: signature(**{INPUT_NAME: tf.constant(images, tf.float32)})[
+            OUTPUT_NAME
+        ].numpy()
     if path.endswith(".tflite"):
         try:
             from ai_edge_litert.interpreter import Interpreter
@@ -365,8 +396,9 @@ def load_exported(path):
 
         session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
         return lambda images: session.run(None, {INPUT_NAME: np.asarray(images, np.float32)})[0]
-    raise ValueError(f"{path!r} is not an exported model: a SavedModel folder, a .tflite or an "
-                     ".onnx file")
+    raise ValueError(
+        f"{path!r} is not an exported model: a SavedModel folder, a .tflite or an .onnx file"
+    )
 
 
 def size_on_disk(path) -> int:
@@ -374,8 +406,11 @@ def size_on_disk(path) -> int:
     path = os.fspath(path)
     if os.path.isfile(path):
         return os.path.getsize(path)
-    return sum(os.path.getsize(os.path.join(folder, name))
-               for folder, _, names in os.walk(path) for name in names)
+    return sum(
+        os.path.getsize(os.path.join(folder, name))
+        for folder, _, names in os.walk(path)
+        for name in names
+    )
 
 
 def _first_line(error) -> str:

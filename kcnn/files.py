@@ -101,7 +101,8 @@ def remove_temporaries(folder, names) -> list[str]:
     """
     folder = os.fspath(folder)
     patterns = [
-        re.compile(rf"\.{re.escape(name)}\.[a-z0-9_]{{8}}{re.escape(_suffix(name))}") for name in names
+        re.compile(rf"\.{re.escape(name)}\.[a-z0-9_]{{8}}{re.escape(_suffix(name))}")
+        for name in names
     ]
     try:
         entries = os.listdir(folder)

@@ -11,9 +11,9 @@ import dataclasses
 import difflib
 import importlib
 import inspect
-from typing import Callable
+from collections.abc import Callable
 
-_REGISTRY: dict[str, "ModelInfo"] = {}
+_REGISTRY: dict[str, ModelInfo] = {}
 _BUILTINS_LOADED = False
 
 
@@ -191,6 +191,5 @@ def check_options(builder: Callable, kwargs: dict, owner: str) -> None:
         close = difflib.get_close_matches(key, options, n=3, cutoff=0.6)
         named.append(f"{key!r} (did you mean {', '.join(close)}?)" if close else repr(key))
     raise ValueError(
-        f"{owner} has no option {', '.join(named)}; its options are: "
-        f"{', '.join(options)}"
+        f"{owner} has no option {', '.join(named)}; its options are: {', '.join(options)}"
     )

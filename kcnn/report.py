@@ -44,8 +44,11 @@ def describe_hardware() -> str:
     memory = _memory_gib()
     if memory:
         parts.append(f"{memory:.0f} GiB RAM")
-    bfloat16 = [name for flag, name in (("avx512_bf16", "AVX512-BF16"), ("amx_bf16", "AMX"))
-                if flag in flags]
+    bfloat16 = [
+        name
+        for flag, name in (("avx512_bf16", "AVX512-BF16"), ("amx_bf16", "AMX"))
+        if flag in flags
+    ]
     if bfloat16:
         parts.append(f"bfloat16 instructions: {' and '.join(bfloat16)}")
     parts.append(_gpus() or "no GPU")
@@ -197,7 +200,12 @@ class Report:
         path = write_text(os.path.join(folder, "report.md"), self.markdown())
         write_json(
             os.path.join(folder, "results.json"),
-            {"title": self.title, "command": self.command, "hardware": describe_hardware(),
-             "claims": self.claims, "results": self.results},
+            {
+                "title": self.title,
+                "command": self.command,
+                "hardware": describe_hardware(),
+                "claims": self.claims,
+                "results": self.results,
+            },
         )
         return path

@@ -49,14 +49,30 @@ def test_integer_bounds_are_inclusive_and_named_in_the_message():
 @pytest.mark.parametrize(
     "function, good, bad, message",
     [
-        (checks.positive_number, [1e-3, 2, np.float32(0.5), float("inf")],
-         [0, -0.1, math.nan, True, "0.1", None], "a positive number"),
-        (checks.non_negative_number, [0, 0.0, 1e-4, np.float64(3.0)],
-         [-1e-9, math.nan, False, "0"], "a number >= 0"),
-        (checks.fraction, [0, 0.0, 0.5, 0.999, np.float32(0.1)],
-         [1, 1.0, -0.1, math.nan, True, False, "0.5"], "a number in [0, 1)"),
-        (checks.probability, [0, 0.5, 1, 1.0, np.float16(1.0)],
-         [1.01, -0.01, math.nan, True, None], "a number in [0, 1]"),
+        (
+            checks.positive_number,
+            [1e-3, 2, np.float32(0.5), float("inf")],
+            [0, -0.1, math.nan, True, "0.1", None],
+            "a positive number",
+        ),
+        (
+            checks.non_negative_number,
+            [0, 0.0, 1e-4, np.float64(3.0)],
+            [-1e-9, math.nan, False, "0"],
+            "a number >= 0",
+        ),
+        (
+            checks.fraction,
+            [0, 0.0, 0.5, 0.999, np.float32(0.1)],
+            [1, 1.0, -0.1, math.nan, True, False, "0.5"],
+            "a number in [0, 1)",
+        ),
+        (
+            checks.probability,
+            [0, 0.5, 1, 1.0, np.float16(1.0)],
+            [1.01, -0.01, math.nan, True, None],
+            "a number in [0, 1]",
+        ),
     ],
 )
 def test_number_checks_accept_their_interval_and_return_float(function, good, bad, message):
@@ -93,8 +109,12 @@ def test_numpy_scalars_reach_keras_as_python_numbers():
     from kcnn import transfer
 
     model = kcnn.create_model(
-        "configurable_cnn", filters=(np.int64(4), np.int64(8)), kernel_size=np.int64(3),
-        fc_units=np.int64(8), dropout=np.float32(0.25), classes=np.int64(3),
+        "configurable_cnn",
+        filters=(np.int64(4), np.int64(8)),
+        kernel_size=np.int64(3),
+        fc_units=np.int64(8),
+        dropout=np.float32(0.25),
+        classes=np.int64(3),
         input_shape=(np.int64(16), np.int64(16), np.int64(1)),
     )
     assert model.output_shape == (None, 3)

@@ -28,8 +28,12 @@ def _write_folder(root, count_train=90, count_test=30):
 
 def _kcnn(*args):
     return subprocess.run(
-        [sys.executable, "-m", "kcnn.cli", *args], cwd=ROOT, capture_output=True, text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=600,
+        [sys.executable, "-m", "kcnn.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        timeout=600,
     )
 
 
@@ -37,9 +41,23 @@ def _kcnn(*args):
 def test_train_evaluate_predict_on_an_image_folder(tmp_path):
     data = _write_folder(tmp_path / "shapes")
     out = tmp_path / "run"
-    trained = _kcnn("train", "--model", "tiny_cnn", "--dataset", str(data), "--epochs", "4",
-                    "--batch-size", "16", "--lr", "0.01", "--out", str(out),
-                    "--validation-split", "0.2")
+    trained = _kcnn(
+        "train",
+        "--model",
+        "tiny_cnn",
+        "--dataset",
+        str(data),
+        "--epochs",
+        "4",
+        "--batch-size",
+        "16",
+        "--lr",
+        "0.01",
+        "--out",
+        str(out),
+        "--validation-split",
+        "0.2",
+    )
     assert trained.returncode == 0, trained.stderr[-3000:]
     assert "test         accuracy" in trained.stdout
     assert f"model file   {out / 'best.keras'}" in trained.stdout
@@ -97,8 +115,21 @@ def test_preset_and_flags_make_the_train_arguments(tmp_path):
     from kcnn.training import PRESETS
 
     args = build_parser().parse_args(
-        ["train", "--preset", "fashion-fast", "--epochs", "2", "--jit-compile", "off",
-         "--model-option", "width=0.5", "--augment", "none", "--out", str(tmp_path)]
+        [
+            "train",
+            "--preset",
+            "fashion-fast",
+            "--epochs",
+            "2",
+            "--jit-compile",
+            "off",
+            "--model-option",
+            "width=0.5",
+            "--augment",
+            "none",
+            "--out",
+            str(tmp_path),
+        ]
     )
     arguments = _train_arguments(args)
     assert arguments["epochs"] == 2 and arguments["jit_compile"] is False

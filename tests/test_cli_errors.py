@@ -34,11 +34,23 @@ def image_folder(tmp_path_factory):
         ("spatial_dropout=1.5", "spatial_dropout must be a number in [0, 1), got 1.5"),
     ],
 )
-def test_a_bad_model_option_value_is_a_usage_error(option, message, image_folder, tmp_path,
-                                                  capsys):
-    argv = ["train", "--model", "configurable_cnn", "--dataset", str(image_folder), "--no-test",
-            "--epochs", "1", "--validation-split", "0.4", "--model-option", option,
-            "--out", str(tmp_path / "run")]
+def test_a_bad_model_option_value_is_a_usage_error(option, message, image_folder, tmp_path, capsys):
+    argv = [
+        "train",
+        "--model",
+        "configurable_cnn",
+        "--dataset",
+        str(image_folder),
+        "--no-test",
+        "--epochs",
+        "1",
+        "--validation-split",
+        "0.4",
+        "--model-option",
+        option,
+        "--out",
+        str(tmp_path / "run"),
+    ]
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code == 2
@@ -59,14 +71,18 @@ def test_a_bad_model_option_value_of_kcnn_models_is_a_usage_error(capsys):
 
 @pytest.mark.parametrize("command", ["train", "transfer", "tune", "evaluate"])
 def test_the_shared_data_flags_are_checked_alike_in_every_command(command, capsys):
-    required = {"transfer": ["--backbone", "tiny_cnn", "--dataset", "x"],
-                "evaluate": ["model.keras", "--dataset", "x"]}.get(command, [])
+    required = {
+        "transfer": ["--backbone", "tiny_cnn", "--dataset", "x"],
+        "evaluate": ["model.keras", "--dataset", "x"],
+    }.get(command, [])
     with pytest.raises(SystemExit) as exit_info:
         main([command, *required, "--batch-size", "0"])
     assert exit_info.value.code == 2
     error = capsys.readouterr().err.strip()
-    assert error.startswith(f"kcnn {command}: error: argument --batch-size: batch_size must be "
-                            "a positive integer, got 0")
+    assert error.startswith(
+        f"kcnn {command}: error: argument --batch-size: batch_size must be "
+        "a positive integer, got 0"
+    )
 
 
 @pytest.mark.parametrize("command", ["train", "transfer", "tune"])
@@ -121,7 +137,10 @@ def test_checks_raise_user_errors_that_name_the_argument():
 
 def test_parse_options_reads_literals_and_lives_outside_the_command():
     assert parse_options(["width=0.5", "stem=cifar", "depths=(2, 2)", "bias=True"]) == {
-        "width": 0.5, "stem": "cifar", "depths": (2, 2), "bias": True,
+        "width": 0.5,
+        "stem": "cifar",
+        "depths": (2, 2),
+        "bias": True,
     }
     assert cli.parse_options is parse_options
     with pytest.raises(UserError, match="--fix must be KEY=VALUE, got 'conv_blocks'"):

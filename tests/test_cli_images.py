@@ -20,7 +20,9 @@ def saved(tmp_path):
     _, info = load((rng.integers(0, 256, (30, 16, 16), dtype=np.uint8), np.arange(30) % 3))
     build_model("tiny_cnn", info).save(tmp_path / "tiny.keras")
     for name in ("one", "two"):
-        Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8)).save(tmp_path / f"{name}.png")
+        Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8)).save(
+            tmp_path / f"{name}.png"
+        )
     return tmp_path
 
 
@@ -77,8 +79,12 @@ def test_unreadable_images_get_a_line_each_and_the_others_are_treated(saved, cap
 def test_a_single_bad_image_is_one_line(saved, capsys):
     bomb = write_png_bomb(saved / "bomb.png")
     model = str(saved / "tiny.keras")
-    for argv in (["predict", model, bomb], ["explain", model, bomb],
-                 ["visualize", "feature-maps", model, bomb], ["predict", model, str(saved)]):
+    for argv in (
+        ["predict", model, bomb],
+        ["explain", model, bomb],
+        ["visualize", "feature-maps", model, bomb],
+        ["predict", model, str(saved)],
+    ):
         assert main(argv + (["--out", str(saved / "out")] if argv[0] != "predict" else [])) == 1
         error = capsys.readouterr().err
         assert error.count("\n") == 1 and "is not a readable image" in error, error

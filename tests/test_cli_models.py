@@ -41,10 +41,14 @@ def test_a_model_file_naming_code_outside_keras_is_one_line_and_never_run(
     with zipfile.ZipFile(model_file) as archive:
         members = {name: archive.read(name) for name in archive.namelist()}
     marker = tmp_path / "payload-ran"
-    members["config.json"] = json.dumps({
-        "module": "subprocess", "class_name": "Popen", "registered_name": None,
-        "config": {"args": ["touch", str(marker)]},
-    })
+    members["config.json"] = json.dumps(
+        {
+            "module": "subprocess",
+            "class_name": "Popen",
+            "registered_name": None,
+            "config": {"args": ["touch", str(marker)]},
+        }
+    )
     crafted = tmp_path / "crafted.keras"
     with zipfile.ZipFile(crafted, "w") as archive:
         for name, data in members.items():
@@ -97,14 +101,29 @@ def image_folder(tmp_path):
 
 @pytest.mark.parametrize(
     "option, message",
-    [("bogus=1", "has no option 'bogus'; its options are: include_top,"),
-     ("classes=1000000000", "classes=1,000,000,000 is too many for this machine")],
+    [
+        ("bogus=1", "has no option 'bogus'; its options are: include_top,"),
+        ("classes=1000000000", "classes=1,000,000,000 is too many for this machine"),
+    ],
 )
 def test_a_model_option_the_builder_cannot_take_is_one_line(
     option, message, image_folder, tmp_path, capsys
 ):
-    argv = ["train", "--model", "tiny_cnn", "--dataset", str(image_folder), "--no-test",
-            "--epochs", "1", "--validation-split", "0.4", "--model-option", option,
-            "--out", str(tmp_path / "run")]
+    argv = [
+        "train",
+        "--model",
+        "tiny_cnn",
+        "--dataset",
+        str(image_folder),
+        "--no-test",
+        "--epochs",
+        "1",
+        "--validation-split",
+        "0.4",
+        "--model-option",
+        option,
+        "--out",
+        str(tmp_path / "run"),
+    ]
     assert main(argv) == 1
     assert message in _one_error_line(capsys)

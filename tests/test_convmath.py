@@ -339,8 +339,14 @@ def test_receptive_field_of_alexnet_grows_as_published():
     fields = convmath.receptive_field(kcnn.create_model("alexnet", include_top=False))
     sizes = {name: field.size[0] for name, field in fields.items()}
     assert sizes == {
-        "stage1_conv": 11, "stage1_pool": 19, "stage2_conv": 51, "stage2_pool": 67,
-        "stage3_conv1": 99, "stage3_conv2": 131, "stage3_conv3": 163, "stage3_pool": 195,
+        "stage1_conv": 11,
+        "stage1_pool": 19,
+        "stage2_conv": 51,
+        "stage2_pool": 67,
+        "stage3_conv1": 99,
+        "stage3_conv2": 131,
+        "stage3_conv3": 163,
+        "stage3_pool": 195,
     }
     assert fields["stage3_pool"].jump == (32, 32)
 
@@ -369,8 +375,9 @@ def test_receptive_field_of_a_plain_block_equals_the_residual_one_and_attention_
 def test_spatial_attention_in_a_block_is_a_7x7_window_and_channel_attention_keeps_the_local_one():
     def block(attention):
         inputs = keras.Input((16, 16, 8))
-        outputs = ResidualBlock(8, stride=2, attention=attention, attention_ratio=4,
-                                name="block")(inputs)
+        outputs = ResidualBlock(8, stride=2, attention=attention, attention_ratio=4, name="block")(
+            inputs
+        )
         return convmath.receptive_field(keras.Model(inputs, outputs))["block"]
 
     plain = convmath.ReceptiveField((7, 7), (2, 2))
@@ -382,8 +389,14 @@ def test_spatial_attention_in_a_block_is_a_7x7_window_and_channel_attention_keep
 
 
 def test_a_resnet_with_spatial_attention_has_a_finite_receptive_field():
-    options = dict(depths=(1, 1), input_shape=(16, 16, 3), width=0.125, stem="cifar",
-                   include_top=False, attention_ratio=2)
+    options = dict(
+        depths=(1, 1),
+        input_shape=(16, 16, 3),
+        width=0.125,
+        stem="cifar",
+        include_top=False,
+        attention_ratio=2,
+    )
     fields = {
         attention: convmath.receptive_field(
             kcnn.create_model("resnet", attention=attention, **options)
@@ -478,8 +491,9 @@ def test_layer_table_counts_every_kind_of_convolution_and_dense():
 
 def test_layer_table_looks_inside_kcnn_blocks_and_attention_layers():
     inputs = keras.Input((8, 8, 8))
-    x = ResidualBlock(16, stride=2, attention="cbam", attention_ratio=4, drop_path_rate=0.1,
-                      name="block")(inputs)
+    x = ResidualBlock(
+        16, stride=2, attention="cbam", attention_ratio=4, drop_path_rate=0.1, name="block"
+    )(inputs)
     x = SqueezeExcite(4, name="se")(x)
     x = CBAM(4, name="cbam")(x)
     model = keras.Model(inputs, SpatialAttention(name="spatial")(x))
@@ -534,13 +548,27 @@ def test_models_command_prints_the_macs_column():
 def test_models_command_builds_the_models_that_take_the_options_with_them():
     output = io.StringIO()
     with contextlib.redirect_stdout(output):
-        assert cli.main(["models", "--family", "simple_cnn", "--model-option", "conv=separable",
-                         "--model-option", "norm=group",
-                         "--model-option", "input_shape=(16, 16, 1)"]) == 0
+        assert (
+            cli.main(
+                [
+                    "models",
+                    "--family",
+                    "simple_cnn",
+                    "--model-option",
+                    "conv=separable",
+                    "--model-option",
+                    "norm=group",
+                    "--model-option",
+                    "input_shape=(16, 16, 1)",
+                ]
+            )
+            == 0
+        )
     header, _, *rows = output.getvalue().splitlines()
     assert [row.split()[0] for row in rows] == ["configurable_cnn"]  # the others take no conv
-    separable = kcnn.create_model("configurable_cnn", conv="separable", norm="group",
-                                  input_shape=(16, 16, 1))
+    separable = kcnn.create_model(
+        "configurable_cnn", conv="separable", norm="group", input_shape=(16, 16, 1)
+    )
     assert f"{separable.count_params():,}" in rows[0]
     assert "16x16x1" in rows[0] and rows[0].endswith("stage2_relu")  # after the norm
     assert convmath.format_count(convmath.macs(separable)) in rows[0]

@@ -44,8 +44,18 @@ def trained_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
     data = _write_folder(root / "shapes")
     out = root / "run"
-    train("tiny_cnn", str(data), epochs=4, batch_size=30, out=out, learning_rate=1e-2,
-          validation_split=0.2, tensorboard=False, precision="float32", verbose=0)
+    train(
+        "tiny_cnn",
+        str(data),
+        epochs=4,
+        batch_size=30,
+        out=out,
+        learning_rate=1e-2,
+        validation_split=0.2,
+        tensorboard=False,
+        precision="float32",
+        verbose=0,
+    )
     images, _ = patterns(12, 5)
     return out / "best.keras", images.astype("float32")
 
@@ -165,12 +175,15 @@ def test_kcnn_export_is_the_module_and_its_function():
     assert callable(kcnn.export) and kcnn.export.FORMATS == ("saved_model", "tflite", "onnx")
 
 
-@pytest.mark.parametrize(("format", "quantize", "expected"), [
-    ("saved_model", None, "run/best_saved_model"),
-    ("tflite", None, "run/best.tflite"),
-    ("tflite", "int8", "run/best-int8.tflite"),
-    ("onnx", None, "run/best.onnx"),
-])
+@pytest.mark.parametrize(
+    ("format", "quantize", "expected"),
+    [
+        ("saved_model", None, "run/best_saved_model"),
+        ("tflite", None, "run/best.tflite"),
+        ("tflite", "int8", "run/best-int8.tflite"),
+        ("onnx", None, "run/best.onnx"),
+    ],
+)
 def test_the_default_path_is_beside_the_model(format, quantize, expected):
     assert default_path("run/best.keras", format, quantize) == expected
 
@@ -182,10 +195,13 @@ def test_an_unknown_format_is_a_one_line_usage_error(model_file, capsys):
     assert "invalid choice: 'pb'" in _one_error_line(capsys)
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["--format", "saved_model", "--quantize", "int8"], "applies to --format tflite only"),
-    (["--format", "tflite", "--quantize", "int8"], "pass --dataset"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--format", "saved_model", "--quantize", "int8"], "applies to --format tflite only"),
+        (["--format", "tflite", "--quantize", "int8"], "pass --dataset"),
+    ],
+)
 def test_bad_export_flags_are_one_line(argv, message, model_file, tmp_path, capsys):
     assert main(["export", str(model_file), "--out", str(tmp_path / "out"), *argv]) == 1
     assert message in _one_error_line(capsys)
@@ -206,16 +222,20 @@ def test_an_existing_target_is_not_overwritten(model_file, tmp_path, capsys):
     assert target.read_text() == "an earlier export"
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    (dict(format="pb"), "format must be one of"),
-    (dict(format="onnx", quantize="dynamic"), "applies to the tflite format only"),
-    (dict(format="tflite", quantize="int4"), "quantize must be one of"),
-    (dict(format="tflite", quantize="int8"), "needs representative_data"),
-    (dict(format="tflite", quantize="int8", representative_data=np.zeros((4, 28, 28, 1))),
-     r"shape \(N, 16, 16, 1\)"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(format="pb"), "format must be one of"),
+        (dict(format="onnx", quantize="dynamic"), "applies to the tflite format only"),
+        (dict(format="tflite", quantize="int4"), "quantize must be one of"),
+        (dict(format="tflite", quantize="int8"), "needs representative_data"),
+        (
+            dict(format="tflite", quantize="int8", representative_data=np.zeros((4, 28, 28, 1))),
+            r"shape \(N, 16, 16, 1\)",
+        ),
+    ],
+)
 def test_bad_export_arguments_are_value_errors(kwargs, message, model_file, tmp_path):
     with pytest.raises(ValueError, match=message):
         kcnn.export(model_file, tmp_path / "out", **kwargs)
     assert not (tmp_path / "out").exists()
-

@@ -9,7 +9,12 @@ import pytest
 
 import kcnn
 from kcnn.files import (
-    atomic_path, remove_temporaries, save_model, save_weights, write_json, write_text,
+    atomic_path,
+    remove_temporaries,
+    save_model,
+    save_weights,
+    write_json,
+    write_text,
 )
 
 
@@ -39,8 +44,10 @@ def test_a_read_only_folder_is_an_os_error_and_keeps_the_file(tmp_path):
 
 
 def test_write_json_converts_numpy_and_non_finite_numbers(tmp_path):
-    path = write_json(tmp_path / "sub" / "r.json", {"a": np.float32(0.5), "b": np.arange(3),
-                                                    "c": float("nan"), 1: (1, 2)})
+    path = write_json(
+        tmp_path / "sub" / "r.json",
+        {"a": np.float32(0.5), "b": np.arange(3), "c": float("nan"), 1: (1, 2)},
+    )
     assert json.loads(open(path).read()) == {"a": 0.5, "b": [0, 1, 2], "c": None, "1": [1, 2]}
 
 
@@ -72,8 +79,9 @@ def test_a_model_save_that_fails_half_way_keeps_the_previous_model(tmp_path, mon
     with pytest.raises(OSError, match="No space left"):
         save_model(model, path)
     assert os.listdir(tmp_path) == ["last.keras"]
-    np.testing.assert_allclose(kcnn.load_model(path).predict(images, verbose=0), expected,
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        kcnn.load_model(path).predict(images, verbose=0), expected, rtol=1e-6
+    )
 
 
 @pytest.fixture
@@ -95,9 +103,13 @@ def test_new_files_get_the_mode_of_a_plain_open_under_the_umask(tmp_path, umask_
 
     from kcnn.viz import save_figure
 
-    written = [write_text(tmp_path / "a.md", "x"), write_json(tmp_path / "run.json", {}),
-               save_model(model, tmp_path / "m.keras"), save_weights(model, tmp_path / "m.weights.h5"),
-               save_figure(Figure(figsize=(1, 1)), tmp_path / "curves.png")]
+    written = [
+        write_text(tmp_path / "a.md", "x"),
+        write_json(tmp_path / "run.json", {}),
+        save_model(model, tmp_path / "m.keras"),
+        save_weights(model, tmp_path / "m.weights.h5"),
+        save_figure(Figure(figsize=(1, 1)), tmp_path / "curves.png"),
+    ]
     assert _mode(tmp_path / "plain.txt") == 0o640
     assert {path: _mode(path) for path in written} == {path: 0o640 for path in written}
 
@@ -111,8 +123,13 @@ def test_a_new_version_keeps_the_mode_of_the_file_it_replaces(tmp_path, umask_02
 
 def test_remove_temporaries_deletes_only_the_temporary_files_of_the_names_given(tmp_path):
     names = [".last.keras.ab3_x9zq.keras", ".run.json.0a1b2c3d.json", ".best.keras.k3x_9q2a.keras"]
-    kept = ["last.keras", ".last.keras.notes.keras", ".last.keras.ab3_x9zq.txt", "notes.txt",
-            ".other.keras.ab3_x9zq.keras"]
+    kept = [
+        "last.keras",
+        ".last.keras.notes.keras",
+        ".last.keras.ab3_x9zq.txt",
+        "notes.txt",
+        ".other.keras.ab3_x9zq.keras",
+    ]
     for name in names + kept:
         (tmp_path / name).write_text("x")
     removed = remove_temporaries(tmp_path, ["last.keras", "run.json", "best.keras"])

@@ -72,9 +72,17 @@ def test_clock_excludes_warmup_and_stops_when_timed_long_enough(gpu):
 
 
 def test_resnet50_lines_show_the_anchor(gpu):
-    result = {"model": "resnet50", "image_size": 224, "batch_size": 256,
-              "precision": "mixed_bfloat16", "jit_compile": True, "images_per_second": 3210.4,
-              "timed_steps": 40, "timed_seconds": 3.2, "warmup_seconds": 50.0}
+    result = {
+        "model": "resnet50",
+        "image_size": 224,
+        "batch_size": 256,
+        "precision": "mixed_bfloat16",
+        "jit_compile": True,
+        "images_per_second": 3210.4,
+        "timed_steps": 40,
+        "timed_seconds": 3.2,
+        "warmup_seconds": 50.0,
+    }
     line = gpu.describe(result)
     assert "3,210 images/s" in line and "anchor 2,375" in line and "3,000" in line
     assert "anchor" not in gpu.describe({**result, "model": "resnet18"})
@@ -85,10 +93,20 @@ def test_resnet50_lines_show_the_anchor(gpu):
 @pytest.mark.slow
 def test_smoke_run_on_jax_without_tensorflow(tmp_path):
     out = tmp_path / "gpu.json"
-    result = run_without_tensorflow([
-        str(SCRIPT), "--smoke", "--models", "resnet18", "--precisions", "mixed_bfloat16",
-        "--xla", "on", "--out", str(out),
-    ])
+    result = run_without_tensorflow(
+        [
+            str(SCRIPT),
+            "--smoke",
+            "--models",
+            "resnet18",
+            "--precisions",
+            "mixed_bfloat16",
+            "--xla",
+            "on",
+            "--out",
+            str(out),
+        ]
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(out.read_text())
     assert report["device"]["platform"] == "cpu" and report["smoke"]

@@ -28,12 +28,27 @@ def test_unknown_options_are_refused_through_model_kwargs_and_backbone_options()
     with pytest.raises(ValueError, match="'dropuot'"):
         build_model("tiny_cnn", model_kwargs={"dropuot": 0.5})
     with pytest.raises(ValueError, match="'alpha'"):
-        build("tiny_resnet", 3, "frozen", weights=None, input_shape=(32, 32, 3),
-              backbone_options={"alpha": 0.5})
-    with pytest.raises(ValueError, match=r"backbone 'MobileNetV2' has no option 'alhpa' \(did "
-                       r"you mean alpha\?\); its options are: .*alpha"):
-        build("MobileNetV2", 3, "frozen", weights=None, input_shape=(32, 32, 3),
-              backbone_options={"alhpa": 0.5})
+        build(
+            "tiny_resnet",
+            3,
+            "frozen",
+            weights=None,
+            input_shape=(32, 32, 3),
+            backbone_options={"alpha": 0.5},
+        )
+    with pytest.raises(
+        ValueError,
+        match=r"backbone 'MobileNetV2' has no option 'alhpa' \(did "
+        r"you mean alpha\?\); its options are: .*alpha",
+    ):
+        build(
+            "MobileNetV2",
+            3,
+            "frozen",
+            weights=None,
+            input_shape=(32, 32, 3),
+            backbone_options={"alhpa": 0.5},
+        )
 
 
 def test_a_head_too_big_for_any_memory_is_refused_with_its_parameter_count():
@@ -60,12 +75,15 @@ def test_hidden_layers_are_held_to_the_memory_of_the_machine(monkeypatch):
 SMALL = dict(include_top=False, input_shape=(32, 32, 3))
 OPTION_FACTS = [
     ("vgg16", dict(SMALL, batch_norm=True), dict(gradcam_layer="stage5_relu3")),
-    ("resnet18", dict(SMALL, width=0.25, preact=True),
-     dict(gradcam_layer="stage4_post_relu")),
+    ("resnet18", dict(SMALL, width=0.25, preact=True), dict(gradcam_layer="stage4_post_relu")),
     ("resnet18", dict(SMALL, width=0.25, stem="cifar"), dict(min_input_size=8)),
     ("lenet5", dict(include_top=False), dict(min_input_size=16)),
-    pytest.param("inception_v3", dict(SMALL, width=0.125, stem="cifar"),
-                 dict(min_input_size=7), marks=pytest.mark.slow),
+    pytest.param(
+        "inception_v3",
+        dict(SMALL, width=0.125, stem="cifar"),
+        dict(min_input_size=7),
+        marks=pytest.mark.slow,
+    ),
 ]
 
 
@@ -88,5 +106,7 @@ def test_the_registrys_facts_are_those_of_the_model_built_with_the_defaults(name
     info = kcnn.model_info(name)
     built = kcnn.model_facts(name)
     assert (info.input_shape, info.min_input_size, info.gradcam_layer) == (
-        built.input_shape, built.min_input_size, built.gradcam_layer
+        built.input_shape,
+        built.min_input_size,
+        built.gradcam_layer,
     )

@@ -12,7 +12,9 @@ def test_mean_std_and_markdown_table():
     assert mean_std([0.9123], digits=3) == "0.912"
     table = markdown_table([{"model": "mlp", "params": 101770, "acc": 0.98123, "note": None}])
     assert table.splitlines() == [
-        "| model | params | acc | note |", "|---|---|---|---|", "| mlp | 101,770 | 0.9812 | - |"
+        "| model | params | acc | note |",
+        "|---|---|---|---|",
+        "| mlp | 101,770 | 0.9812 | - |",
     ]
 
 

@@ -72,7 +72,8 @@ def _largest(sizes):
 
 def _merge_fields(fields):
     return ReceptiveField(
-        _largest([f.size for f in fields]), _largest([f.jump for f in fields]),
+        _largest([f.size for f in fields]),
+        _largest([f.jump for f in fields]),
         _largest([f.local for f in fields]),
     )
 
@@ -95,12 +96,40 @@ def _pointwise_layers():
     from kcnn.layers.dropout import DropPath
 
     names = (
-        "Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax", "BatchNormalization",
-        "LayerNormalization", "GroupNormalization", "UnitNormalization", "Dropout",
-        "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "AlphaDropout", "Add", "Subtract",
-        "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Rescaling", "Normalization",
-        "ZeroPadding2D", "Cropping2D", "Dense", "Identity", "RandomFlip", "RandomRotation",
-        "RandomTranslation", "RandomZoom", "RandomContrast", "RandomBrightness",
+        "Activation",
+        "ReLU",
+        "LeakyReLU",
+        "ELU",
+        "PReLU",
+        "Softmax",
+        "BatchNormalization",
+        "LayerNormalization",
+        "GroupNormalization",
+        "UnitNormalization",
+        "Dropout",
+        "SpatialDropout2D",
+        "GaussianNoise",
+        "GaussianDropout",
+        "AlphaDropout",
+        "Add",
+        "Subtract",
+        "Multiply",
+        "Average",
+        "Maximum",
+        "Minimum",
+        "Concatenate",
+        "Rescaling",
+        "Normalization",
+        "ZeroPadding2D",
+        "Cropping2D",
+        "Dense",
+        "Identity",
+        "RandomFlip",
+        "RandomRotation",
+        "RandomTranslation",
+        "RandomZoom",
+        "RandomContrast",
+        "RandomBrightness",
     )
     return (DropPath, *(getattr(keras.layers, n) for n in names if hasattr(keras.layers, n)))
 
@@ -110,9 +139,12 @@ def _global_layers():
     import keras
 
     return (
-        keras.layers.Flatten, keras.layers.Reshape,
-        keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D,
-        keras.layers.GlobalAveragePooling1D, keras.layers.GlobalMaxPooling1D,
+        keras.layers.Flatten,
+        keras.layers.Reshape,
+        keras.layers.GlobalAveragePooling2D,
+        keras.layers.GlobalMaxPooling2D,
+        keras.layers.GlobalAveragePooling1D,
+        keras.layers.GlobalMaxPooling1D,
     )
 
 
@@ -122,8 +154,9 @@ def _layer_field(layer, field: ReceptiveField) -> ReceptiveField:
     from kcnn.layers.attention import CBAM, SpatialAttention, SqueezeExcite
     from kcnn.layers.blocks import BottleneckBlock, ResidualBlock
 
-    if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D,
-                          keras.layers.SeparableConv2D)):
+    if isinstance(
+        layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)
+    ):
         return _window_field(field, layer.kernel_size, layer.strides, layer.dilation_rate)
     if isinstance(layer, (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D)):
         return _window_field(field, layer.pool_size, layer.strides)
@@ -240,8 +273,14 @@ def _weightless_cost_layers():
     """Layers with weights that do no multiply-accumulate in this convention."""
     import keras
 
-    names = ("BatchNormalization", "LayerNormalization", "GroupNormalization", "Normalization",
-             "Embedding", "PReLU")
+    names = (
+        "BatchNormalization",
+        "LayerNormalization",
+        "GroupNormalization",
+        "Normalization",
+        "Embedding",
+        "PReLU",
+    )
     return tuple(getattr(keras.layers, n) for n in names if hasattr(keras.layers, n))
 
 
@@ -258,14 +297,21 @@ def _leaf_macs(layer, input_shape, output_shape) -> int:
     if isinstance(layer, keras.layers.SeparableConv2D):
         weights = math.prod(layer.depthwise_kernel.shape) + math.prod(layer.pointwise_kernel.shape)
         return _spatial_positions(layer, output_shape) * weights
-    conv_types = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D,
-                  keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)
+    conv_types = (
+        keras.layers.Conv1D,
+        keras.layers.Conv2D,
+        keras.layers.Conv3D,
+        keras.layers.DepthwiseConv1D,
+        keras.layers.DepthwiseConv2D,
+    )
     if isinstance(layer, conv_types):
         # Every output position applies every weight of the kernel once: with groups the kernel
         # is (kh, kw, C_in / groups, C_out), for a depthwise one (kh, kw, C_in, multiplier).
         return _spatial_positions(layer, output_shape) * math.prod(layer.kernel.shape)
-    if isinstance(layer, (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose,
-                          keras.layers.Conv3DTranspose)):
+    if isinstance(
+        layer,
+        (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose, keras.layers.Conv3DTranspose),
+    ):
         return _spatial_positions(layer, input_shape) * math.prod(layer.kernel.shape)
     if isinstance(layer, keras.layers.Dense):
         return math.prod(int(d) for d in input_shape[1:-1]) * math.prod(layer.kernel.shape)

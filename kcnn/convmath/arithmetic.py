@@ -128,8 +128,9 @@ def _same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[i
     return total // 2, total - total // 2
 
 
-def conv_params(kernel, c_in: int, c_out: int, bias: bool = True, groups: int = 1,
-                conv: str = "standard") -> int:
+def conv_params(
+    kernel, c_in: int, c_out: int, bias: bool = True, groups: int = 1, conv: str = "standard"
+) -> int:
     """Trainable parameters of a convolution layer (the course's eq. 4), with ``groups``, or of
     a depthwise separable one.
 
@@ -164,9 +165,7 @@ def conv_params(kernel, c_in: int, c_out: int, bias: bool = True, groups: int = 
     c_in = checks.positive_int("c_in", c_in)
     c_out = checks.positive_int("c_out", c_out)
     if c_in % groups or c_out % groups:
-        raise ValueError(
-            f"groups={groups} must divide both c_in={c_in} and c_out={c_out}"
-        )
+        raise ValueError(f"groups={groups} must divide both c_in={c_in} and c_out={c_out}")
     if conv == "separable":
         return kh * kw * c_in + c_in * c_out + int(bool(bias)) * c_out
     return (kh * kw * (c_in // groups) + int(bool(bias))) * c_out
@@ -373,7 +372,9 @@ def conv2d_backward(image, kernel, grad_output, stride=1, padding=0, dilation=1)
     full = _Geometry(
         pads=((dh * (kh - 1),) * 2, (dw * (kw - 1),) * 2),
         out=(spread.shape[1] + dh * (kh - 1), spread.shape[2] + dw * (kw - 1)),
-        kernel=(kh, kw), stride=(1, 1), dilation=(dh, dw),
+        kernel=(kh, kw),
+        stride=(1, 1),
+        dilation=(dh, dw),
     )
     rotated = k[::-1, ::-1].transpose(0, 1, 3, 2)
     grad_reached = _correlate(full.pad(spread), rotated, full)

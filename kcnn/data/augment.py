@@ -32,8 +32,12 @@ PRESETS = {
     "light": {"flip": True, "translation": 0.1},
     "standard": {"crop_scale": (0.35, 1.0), "flip": True, "rotation": 15.0, "color": 0.2},
     "strong": {
-        "crop_scale": (0.08, 1.0), "flip": True, "rotation": 15.0, "translation": 0.1,
-        "color": 0.4, "erasing": 0.25,
+        "crop_scale": (0.08, 1.0),
+        "flip": True,
+        "rotation": 15.0,
+        "translation": 0.1,
+        "color": 0.4,
+        "erasing": 0.25,
     },
 }
 
@@ -107,31 +111,53 @@ def augmentation_layers(
     result = []
     if "crop_scale" in options:
         height, width = _size(image_size, augment)
-        result.append(RandomResizedCrop(
-            height, width, scale=options["crop_scale"], seed=next(seeds),
-            name="augment_random_resized_crop", dtype=dtype,
-        ))
+        result.append(
+            RandomResizedCrop(
+                height,
+                width,
+                scale=options["crop_scale"],
+                seed=next(seeds),
+                name="augment_random_resized_crop",
+                dtype=dtype,
+            )
+        )
     if options.get("flip"):
-        result.append(layers.RandomFlip(
-            "horizontal", seed=next(seeds), name="augment_flip", dtype=dtype
-        ))
+        result.append(
+            layers.RandomFlip("horizontal", seed=next(seeds), name="augment_flip", dtype=dtype)
+        )
     if options.get("rotation"):
-        result.append(layers.RandomRotation(
-            options["rotation"] / 360.0, fill_mode="constant", seed=next(seeds),
-            name="augment_rotation", dtype=dtype,
-        ))
+        result.append(
+            layers.RandomRotation(
+                options["rotation"] / 360.0,
+                fill_mode="constant",
+                seed=next(seeds),
+                name="augment_rotation",
+                dtype=dtype,
+            )
+        )
     if options.get("translation"):
-        result.append(layers.RandomTranslation(
-            options["translation"], options["translation"], fill_mode="constant",
-            seed=next(seeds), name="augment_translation", dtype=dtype,
-        ))
+        result.append(
+            layers.RandomTranslation(
+                options["translation"],
+                options["translation"],
+                fill_mode="constant",
+                seed=next(seeds),
+                name="augment_translation",
+                dtype=dtype,
+            )
+        )
     if options.get("color"):
         result += _color_layers(options["color"], channels, value_range, seeds, dtype)
     if options.get("erasing"):
-        result.append(layers.RandomErasing(
-            factor=(options["erasing"], options["erasing"]), value_range=value_range,
-            seed=next(seeds), name="augment_erasing", dtype=dtype,
-        ))
+        result.append(
+            layers.RandomErasing(
+                factor=(options["erasing"], options["erasing"]),
+                value_range=value_range,
+                seed=next(seeds),
+                name="augment_erasing",
+                dtype=dtype,
+            )
+        )
     return result
 
 
@@ -140,21 +166,32 @@ def _color_layers(strength: float, channels: int, value_range, seeds, dtype) -> 
     ``ColorJitter(brightness, contrast, saturation)`` with Keras layers)."""
     color = [
         layers.RandomBrightness(
-            strength, value_range=value_range, seed=next(seeds), name="augment_brightness",
+            strength,
+            value_range=value_range,
+            seed=next(seeds),
+            name="augment_brightness",
             dtype=dtype,
         ),
         layers.RandomContrast(
-            strength, value_range=value_range, seed=next(seeds), name="augment_contrast",
+            strength,
+            value_range=value_range,
+            seed=next(seeds),
+            name="augment_contrast",
             dtype=dtype,
         ),
     ]
     if channels == 3:
         # Keras's saturation factor f scales saturation by f / (1 - f): 0.5 leaves it unchanged.
         low, high = (1.0 - strength) / (2.0 - strength), (1.0 + strength) / (2.0 + strength)
-        color.append(layers.RandomSaturation(
-            (low, high), value_range=value_range, seed=next(seeds), name="augment_saturation",
-            dtype=dtype,
-        ))
+        color.append(
+            layers.RandomSaturation(
+                (low, high),
+                value_range=value_range,
+                seed=next(seeds),
+                name="augment_saturation",
+                dtype=dtype,
+            )
+        )
     return color
 
 
@@ -195,14 +232,14 @@ def label_mixing(
             checks.positive_number(name, alpha)
     mixers = []
     if mixup is not None:
-        mixers.append(layers.MixUp(
-            alpha=float(mixup), seed=seed, name="augment_mixup", dtype=dtype
-        ))
+        mixers.append(
+            layers.MixUp(alpha=float(mixup), seed=seed, name="augment_mixup", dtype=dtype)
+        )
     if cutmix is not None:
         alpha = float(cutmix)
-        mixers.append(layers.CutMix(
-            factor=(alpha, alpha), seed=seed + 1, name="augment_cutmix", dtype=dtype
-        ))
+        mixers.append(
+            layers.CutMix(factor=(alpha, alpha), seed=seed + 1, name="augment_cutmix", dtype=dtype)
+        )
     if not mixers:
         return None
     chooser = keras.random.SeedGenerator(seed + 2)

@@ -132,6 +132,7 @@ def convert_channels(image: tf.Tensor, channels: int) -> tf.Tensor:
     """``image`` (..., H, W, 1 to 4 channels) as grey (1) or RGB (3), alpha dropped."""
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels!r}")
+
     def from_colour():
         return tf.image.rgb_to_grayscale(image[..., :3]) if channels == 1 else image[..., :3]
 
@@ -249,7 +250,7 @@ def _gif_header(data: bytes) -> ImageHeader:
     while position < len(data) and data[position] != 0x3B:  # 0x3B: the trailer
         if data[position] == 0x2C:  # an image descriptor, then its LZW data
             frame_width, frame_height, frame_flags = struct.unpack(
-                "<HHB", data[position + 5: position + 10]
+                "<HHB", data[position + 5 : position + 10]
             )
             frame_pixels += frame_width * frame_height
             position += 10 + (3 << ((frame_flags & 7) + 1) if frame_flags & 0x80 else 0) + 1

@@ -23,12 +23,29 @@ import numpy as np
 from kcnn.data.idx import read_idx
 
 FASHION_MNIST_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 MNIST_CLASSES = tuple(str(digit) for digit in range(10))
 CIFAR10_CLASSES = (
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
 )
 # The fine labels of CIFAR-100 in label order (the `fine_label_names` of its `meta` file).
 CIFAR100_CLASSES = tuple(
@@ -43,17 +60,21 @@ CIFAR100_CLASSES = tuple(
 )
 
 IDX_FILES = (
-    "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
 )
 CIFAR10_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
 CIFAR100_FILES = ("train", "test")
-_NUMPY_PICKLE_GLOBALS = frozenset({
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"),
-})
+_NUMPY_PICKLE_GLOBALS = frozenset(
+    {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+    }
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,24 +104,33 @@ NAMED_DATASETS = {
     spec.name: spec
     for spec in (
         NamedDataset(
-            "fashion_mnist", "Fashion-MNIST", FASHION_MNIST_CLASSES,
+            "fashion_mnist",
+            "Fashion-MNIST",
+            FASHION_MNIST_CLASSES,
             ("fashion-mnist", "fashion_mnist"),
             "the four IDX files " + ", ".join(f + ".gz" for f in IDX_FILES),
             debian_package="dataset-fashion-mnist",
             system_folders=("/usr/share/datasets/fashion-mnist",),
         ),
         NamedDataset(
-            "mnist", "MNIST", MNIST_CLASSES, ("mnist",),
+            "mnist",
+            "MNIST",
+            MNIST_CLASSES,
+            ("mnist",),
             "Keras's mnist.npz, or the four IDX files " + ", ".join(f + ".gz" for f in IDX_FILES),
             system_folders=("/usr/share/datasets/mnist",),
         ),
         NamedDataset(
-            "cifar10", "CIFAR-10", CIFAR10_CLASSES,
+            "cifar10",
+            "CIFAR-10",
+            CIFAR10_CLASSES,
             ("cifar-10-batches-py", "cifar-10-batches-py-target/cifar-10-batches-py", "cifar10"),
             "cifar-10-python.tar.gz, or the folder cifar-10-batches-py extracted from it",
         ),
         NamedDataset(
-            "cifar100", "CIFAR-100", CIFAR100_CLASSES,
+            "cifar100",
+            "CIFAR-100",
+            CIFAR100_CLASSES,
             ("cifar-100-python", "cifar-100-python-target/cifar-100-python", "cifar100"),
             "cifar-100-python.tar.gz, or the folder cifar-100-python extracted from it",
         ),

@@ -171,8 +171,13 @@ def _resolve_source(source, split, data_dir, validation_split, seed, class_names
             )
         return dataset, info
     return load(
-        source, split=split, data_dir=data_dir, validation_split=validation_split, seed=seed,
-        class_names=class_names, download=download,
+        source,
+        split=split,
+        data_dir=data_dir,
+        validation_split=validation_split,
+        seed=seed,
+        class_names=class_names,
+        download=download,
     )
 
 
@@ -180,8 +185,12 @@ def _augmentation(augment, erasing, image_size, channels, seed) -> list:
     if augment is None and not erasing:
         return []
     return augmentation_layers(
-        "none" if augment is None else augment, image_size=image_size, channels=channels,
-        seed=seed, erasing=erasing, dtype="float32",
+        "none" if augment is None else augment,
+        image_size=image_size,
+        channels=channels,
+        seed=seed,
+        erasing=erasing,
+        dtype="float32",
     )
 
 

@@ -76,7 +76,13 @@ def load(
     if isinstance(name_or_path, (tuple, list)):
         train, test = _array_splits(name_or_path)
         return from_arrays(
-            train, test, split, fraction, seed, name="arrays", source="arrays",
+            train,
+            test,
+            split,
+            fraction,
+            seed,
+            name="arrays",
+            source="arrays",
             class_names=class_names,
         )
     if not isinstance(name_or_path, (str, os.PathLike)):
@@ -88,11 +94,17 @@ def load(
     if text.startswith("tfds:"):
         from kcnn.data.tfds_source import load_tfds
 
-        return load_tfds(text[len("tfds:"):], split, data_dir, fraction, seed, download)
+        return load_tfds(text[len("tfds:") :], split, data_dir, fraction, seed, download)
     if text in NAMED_DATASETS:
         raw = load_named(text, data_dir, download)
         return from_arrays(
-            raw.train, raw.test, split, fraction, seed, name=text, source=raw.source,
+            raw.train,
+            raw.test,
+            split,
+            fraction,
+            seed,
+            name=text,
+            source=raw.source,
             class_names=NAMED_DATASETS[text].class_names,
         )
     if os.path.isdir(text):

@@ -101,7 +101,7 @@ def _prepare(builder, name: str, data_dir, download: bool) -> None:
     folder = data_dir or "~/tensorflow_datasets"
     raise FileNotFoundError(
         f"tfds dataset {name!r} is not prepared in {folder} and could not be downloaded "
-        f"({reason}). On a machine with network, run: python -c \"import tensorflow_datasets as "
+        f'({reason}). On a machine with network, run: python -c "import tensorflow_datasets as '
         f"tfds; tfds.builder('{name}', data_dir='DIR').download_and_prepare()\" and copy DIR "
         f"here, then pass data_dir=DIR (or set TFDS_DATA_DIR)"
     )
@@ -151,7 +151,9 @@ def _statistics(dataset: tf.data.Dataset) -> tuple:
         pixels = tf.cast(image, tf.float64)
         count = tf.cast(tf.reduce_prod(tf.shape(image)[:2]), tf.float64)
         return (
-            tf.reduce_sum(pixels, axis=[0, 1]), tf.reduce_sum(tf.square(pixels), axis=[0, 1]), count
+            tf.reduce_sum(pixels, axis=[0, 1]),
+            tf.reduce_sum(tf.square(pixels), axis=[0, 1]),
+            count,
         )
 
     total = total_sq = count = 0.0

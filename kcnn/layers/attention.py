@@ -14,7 +14,7 @@ value received.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 from keras import layers, ops
@@ -48,8 +48,7 @@ class SqueezeExcite(layers.Layer):
         activation: of the hidden layer: ReLU in the paper, swish in EfficientNet's SE.
     """
 
-    def __init__(self, ratio: int = 16, squeeze: str = "avg", activation: str = "relu",
-                 **kwargs):
+    def __init__(self, ratio: int = 16, squeeze: str = "avg", activation: str = "relu", **kwargs):
         super().__init__(**kwargs)
         self.ratio = checks.positive_int("ratio", ratio)
         if squeeze not in ("avg", "avg_max"):
@@ -71,7 +70,9 @@ class SqueezeExcite(layers.Layer):
                 f"{self.name!r}: the hidden layer would have no units"
             )
         self.reduce = layers.Dense(
-            channels // self.ratio, activation=self.activation, name=f"{self.name}_reduce",
+            channels // self.ratio,
+            activation=self.activation,
+            name=f"{self.name}_reduce",
             dtype=self.dtype_policy,
         )
         self.expand = layers.Dense(channels, name=f"{self.name}_expand", dtype=self.dtype_policy)
@@ -96,8 +97,12 @@ class SqueezeExcite(layers.Layer):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "ratio": self.ratio, "squeeze": self.squeeze,
-                "activation": self.activation}
+        return {
+            **super().get_config(),
+            "ratio": self.ratio,
+            "squeeze": self.squeeze,
+            "activation": self.activation,
+        }
 
 
 @keras.saving.register_keras_serializable(package="kcnn")
@@ -227,8 +232,10 @@ def check_attention(attention, ratio: int = 16, min_channels: int | None = None)
     """
     attention = checks.choice("attention", attention, ATTENTION_KINDS)
     ratio = checks.positive_int("attention_ratio", ratio)
-    if attention is not None and _KINDS[attention].reduces_channels and (
-        min_channels is not None and ratio > min_channels
+    if (
+        attention is not None
+        and _KINDS[attention].reduces_channels
+        and (min_channels is not None and ratio > min_channels)
     ):
         raise ValueError(
             f"attention_ratio={ratio} is larger than the {min_channels} channels that "

@@ -87,9 +87,16 @@ class _ResidualUnit(layers.Layer):
         # "same" would pad only the bottom and right of an even input and shift the output.
         padding = "valid" if stride > 1 else "same"
         return convolution(
-            conv, filters, kernel_size, strides=stride, padding=padding, groups=groups,
-            use_bias=self.norm is None, kernel_initializer="he_normal",
-            name=f"{self.name}_{suffix}", dtype=self.dtype_policy,
+            conv,
+            filters,
+            kernel_size,
+            strides=stride,
+            padding=padding,
+            groups=groups,
+            use_bias=self.norm is None,
+            kernel_initializer="he_normal",
+            name=f"{self.name}_{suffix}",
+            dtype=self.dtype_policy,
         )
 
     @staticmethod
@@ -105,8 +112,13 @@ class _ResidualUnit(layers.Layer):
     def _norm(self, channels, suffix):
         """The block's normalization over ``channels``, named ``{name}_{suffix}``."""
         return normalization(
-            self.norm, channels, norm_groups=self.norm_groups, epsilon=self.bn_epsilon,
-            momentum=self.bn_momentum, name=f"{self.name}_{suffix}", dtype=self.dtype_policy,
+            self.norm,
+            channels,
+            norm_groups=self.norm_groups,
+            epsilon=self.bn_epsilon,
+            momentum=self.bn_momentum,
+            name=f"{self.name}_{suffix}",
+            dtype=self.dtype_policy,
         )
 
     def _branch_convs(self):

@@ -42,10 +42,21 @@ def check_conv(conv, dilation=1, groups=1):
     return conv, dilation, groups
 
 
-def convolution(conv, filters: int, kernel_size: int, *, name: str, strides: int = 1,
-                padding: str = "same", dilation: int = 1, groups: int = 1,
-                use_bias: bool = True, activation=None,
-                kernel_initializer="glorot_uniform", dtype=None):
+def convolution(
+    conv,
+    filters: int,
+    kernel_size: int,
+    *,
+    name: str,
+    strides: int = 1,
+    padding: str = "same",
+    dilation: int = 1,
+    groups: int = 1,
+    use_bias: bool = True,
+    activation=None,
+    kernel_initializer="glorot_uniform",
+    dtype=None,
+):
     """The 2D convolution layer of kind ``conv``.
 
     Args:
@@ -68,13 +79,21 @@ def convolution(conv, filters: int, kernel_size: int, *, name: str, strides: int
     """
     conv, dilation, groups = check_conv(conv, dilation, groups)
     common = dict(
-        strides=strides, padding=padding, dilation_rate=dilation, use_bias=use_bias,
-        activation=activation, name=name, dtype=dtype,
+        strides=strides,
+        padding=padding,
+        dilation_rate=dilation,
+        use_bias=use_bias,
+        activation=activation,
+        name=name,
+        dtype=dtype,
     )
     if conv == "separable":
         return layers.SeparableConv2D(
-            filters, kernel_size, depthwise_initializer=kernel_initializer,
-            pointwise_initializer=kernel_initializer, **common,
+            filters,
+            kernel_size,
+            depthwise_initializer=kernel_initializer,
+            pointwise_initializer=kernel_initializer,
+            **common,
         )
     return layers.Conv2D(
         filters, kernel_size, groups=groups, kernel_initializer=kernel_initializer, **common

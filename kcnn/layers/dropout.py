@@ -92,8 +92,9 @@ def dropout_layer(kind, rate: float, *, name: str, dtype=None):
     return layers.Dropout(rate, name=name, dtype=dtype)
 
 
-def dense_with_dropout(units: int, *, rate: float, kind: str = "standard", name: str,
-                       dropout_name: str, **options) -> list:
+def dense_with_dropout(
+    units: int, *, rate: float, kind: str = "standard", name: str, dropout_name: str, **options
+) -> list:
     """The layers of a Dense layer whose inputs get dropout, in the order to apply them.
 
     ``"standard"``: ``Dropout(rate)`` named ``dropout_name``, then ``Dense(units)`` named

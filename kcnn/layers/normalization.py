@@ -97,9 +97,17 @@ def group_count(channels: int, norm_groups: int = NORM_GROUPS) -> int:
     return max(g for g in range(1, min(channels, norm_groups) + 1) if channels % g == 0)
 
 
-def normalization(norm, channels: int, *, name: str, norm_groups: int = NORM_GROUPS,
-                  epsilon: float = BN_EPSILON, momentum: float = BN_MOMENTUM,
-                  scale: bool = True, dtype=None):
+def normalization(
+    norm,
+    channels: int,
+    *,
+    name: str,
+    norm_groups: int = NORM_GROUPS,
+    epsilon: float = BN_EPSILON,
+    momentum: float = BN_MOMENTUM,
+    scale: bool = True,
+    dtype=None,
+):
     """The normalization layer of kind ``norm`` over ``channels`` channels, or None.
 
     Args:
@@ -128,5 +136,6 @@ def normalization(norm, channels: int, *, name: str, norm_groups: int = NORM_GRO
         "layer": 1,
         "instance": channels,
     }[norm]
-    return layers.GroupNormalization(groups=groups, epsilon=epsilon, scale=scale, name=name,
-                                     dtype=dtype)
+    return layers.GroupNormalization(
+        groups=groups, epsilon=epsilon, scale=scale, name=name, dtype=dtype
+    )

@@ -120,9 +120,7 @@ class RandomResizedCrop(layers.Layer):
         in_ratio = image_width / image_height
         too_narrow = in_ratio < self.ratio[0]
         too_wide = in_ratio > self.ratio[1]
-        height = ops.where(
-            too_narrow, ops.round(image_width / self.ratio[0]), image_height
-        )
+        height = ops.where(too_narrow, ops.round(image_width / self.ratio[0]), image_height)
         width = ops.where(too_wide, ops.round(image_height * self.ratio[1]), image_width)
         return height, width
 
@@ -143,8 +141,11 @@ class RandomResizedCrop(layers.Layer):
             images = self._crop(images, self.get_random_transformation(images))
         if tuple(images.shape[1:3]) != (self.height, self.width):
             images = ops.image.resize(
-                images, (self.height, self.width), interpolation=self.interpolation,
-                antialias=True, crop_to_aspect_ratio=not training,
+                images,
+                (self.height, self.width),
+                interpolation=self.interpolation,
+                antialias=True,
+                crop_to_aspect_ratio=not training,
             )
         images = ops.cast(images, self.compute_dtype)
         return images[0] if single else images
@@ -158,14 +159,22 @@ class RandomResizedCrop(layers.Layer):
         # Output pixel (x, y) samples input (left + (x + 0.5) * scale_x - 0.5, ...).
         transform = ops.stack(
             [
-                scale_x, zeros, crop["left"] + 0.5 * (scale_x - 1.0),
-                zeros, scale_y, crop["top"] + 0.5 * (scale_y - 1.0),
-                zeros, zeros,
+                scale_x,
+                zeros,
+                crop["left"] + 0.5 * (scale_x - 1.0),
+                zeros,
+                scale_y,
+                crop["top"] + 0.5 * (scale_y - 1.0),
+                zeros,
+                zeros,
             ],
             axis=1,
         )
         return ops.image.affine_transform(
-            images, transform, interpolation=self.interpolation, fill_mode="nearest",
+            images,
+            transform,
+            interpolation=self.interpolation,
+            fill_mode="nearest",
             data_format="channels_last",
         )
 

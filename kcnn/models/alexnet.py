@@ -7,7 +7,13 @@ from keras import layers
 
 from kcnn import checks
 from kcnn.models.common import (
-    Head, check_arguments, classifier, dense, finish, global_pool, model_input,
+    Head,
+    check_arguments,
+    classifier,
+    dense,
+    finish,
+    global_pool,
+    model_input,
 )
 from kcnn.registry import register_model
 
@@ -23,7 +29,10 @@ VARIANTS = {
 
 
 @register_model(
-    family="alexnet", paper=PAPER, input_shape=(227, 227, 3), min_input_size=67,
+    family="alexnet",
+    paper=PAPER,
+    input_shape=(227, 227, 3),
+    min_input_size=67,
     gradcam_layer="stage3_conv3",
 )
 def alexnet(
@@ -63,10 +72,16 @@ def alexnet(
     fc_units = checks.positive_int("fc_units", fc_units)
     dropout = checks.fraction("dropout", dropout)
     shape = check_arguments(
-        include_top=include_top, weights=weights, input_tensor=input_tensor,
-        input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, name=name,
-        default_shape=(default_size, default_size, 3), min_size=min_size,
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        default_shape=(default_size, default_size, 3),
+        min_size=min_size,
         head=Head(flatten=True),
     )
     inputs = model_input(input_tensor, shape)
@@ -81,7 +96,11 @@ def alexnet(
     x = layers.MaxPooling2D(3, strides=2, name="stage2_pool")(x)
     for i, (width, conv_groups) in enumerate(zip(filters[2:], (1, groups, groups)), start=1):
         x = layers.Conv2D(
-            width, 3, padding="same", groups=conv_groups, activation="relu",
+            width,
+            3,
+            padding="same",
+            groups=conv_groups,
+            activation="relu",
             name=f"stage3_conv{i}",
         )(x)
     x = layers.MaxPooling2D(3, strides=2, name="stage3_pool")(x)

@@ -114,7 +114,9 @@ def _resolve_shape(input_tensor, input_shape, default_shape) -> tuple:
     try:
         shape = tuple(input_shape)
     except TypeError:
-        raise ValueError(f"input_shape must be (height, width, channels), got {input_shape!r}")
+        raise ValueError(
+            f"input_shape must be (height, width, channels), got {input_shape!r}"
+        ) from None
     if len(shape) != 3:
         raise ValueError(f"input_shape must be (height, width, channels), got {shape!r}")
     for dim in shape:
@@ -165,8 +167,9 @@ def model_input(input_tensor, shape):
     return keras.Input(shape=shape, name="input")
 
 
-def classifier(x, classes, classifier_activation, dropout: float = 0.0,
-               dropout_kind: str = "standard"):
+def classifier(
+    x, classes, classifier_activation, dropout: float = 0.0, dropout_kind: str = "standard"
+):
     """The head: optional dropout, the ``logits`` Dense layer and the ``predictions`` activation.
 
     ``dropout_kind="standard"`` drops the head's inputs (``head_dropout``); ``"targeted"`` makes
@@ -179,15 +182,32 @@ def classifier(x, classes, classifier_activation, dropout: float = 0.0,
         ValueError: naming ``classes`` and the parameter count, when the ``logits`` layer could
             not fit in memory (see `dense`).
     """
-    x = dense(x, int(classes), name="logits", argument="classes", dropout=dropout,
-              dropout_kind=dropout_kind, dropout_name="head_dropout", dtype="float32")
+    x = dense(
+        x,
+        int(classes),
+        name="logits",
+        argument="classes",
+        dropout=dropout,
+        dropout_kind=dropout_kind,
+        dropout_name="head_dropout",
+        dtype="float32",
+    )
     return layers.Activation(
         classifier_activation or "linear", name="predictions", dtype="float32"
     )(x)
 
 
-def dense(x, units: int, *, name: str, argument: str, dropout: float = 0.0,
-          dropout_kind: str = "standard", dropout_name: str | None = None, **options):
+def dense(
+    x,
+    units: int,
+    *,
+    name: str,
+    argument: str,
+    dropout: float = 0.0,
+    dropout_kind: str = "standard",
+    dropout_name: str | None = None,
+    **options,
+):
     """``keras.layers.Dense(units, name=name, **options)(x)``, refused up front when its weights
     cannot fit in memory; with ``dropout``, its inputs dropped first (``dropout_kind=
     "standard"``, a ``Dropout`` named ``dropout_name``) or its own weakest weights dropped
@@ -213,8 +233,9 @@ def dense(x, units: int, *, name: str, argument: str, dropout: float = 0.0,
                 f"{4 * parameters / 2**30:,.1f} GiB of float32 weights, more than its "
                 f"{memory / 2**30:,.1f} GiB of memory"
             )
-    for layer in dense_with_dropout(units, rate=dropout, kind=dropout_kind, name=name,
-                                    dropout_name=dropout_name, **options):
+    for layer in dense_with_dropout(
+        units, rate=dropout, kind=dropout_kind, name=name, dropout_name=dropout_name, **options
+    ):
         x = layer(x)
     return x
 
@@ -232,10 +253,20 @@ def physical_memory() -> int | None:
     return psutil.virtual_memory().total
 
 
-def conv_norm_relu(x, filters: int, kernel_size: int, *, prefix: str, index: str = "",
-                   conv: str = "standard", dilation: int = 1, norm=None,
-                   norm_groups: int = NORM_GROUPS, use_bias: bool | None = None,
-                   momentum: float = BN_MOMENTUM):
+def conv_norm_relu(
+    x,
+    filters: int,
+    kernel_size: int,
+    *,
+    prefix: str,
+    index: str = "",
+    conv: str = "standard",
+    dilation: int = 1,
+    norm=None,
+    norm_groups: int = NORM_GROUPS,
+    use_bias: bool | None = None,
+    momentum: float = BN_MOMENTUM,
+):
     """A "same" convolution, its normalization and a ReLU: the unit of the plain CNNs and VGGs.
 
     Without ``norm`` the ReLU is the convolution's activation, so the layers are
@@ -246,13 +277,23 @@ def conv_norm_relu(x, filters: int, kernel_size: int, *, prefix: str, index: str
     """
     use_bias = norm is None if use_bias is None else use_bias
     x = convolution(
-        conv, filters, kernel_size, dilation=dilation, use_bias=use_bias,
-        activation="relu" if norm is None else None, name=f"{prefix}_conv{index}",
+        conv,
+        filters,
+        kernel_size,
+        dilation=dilation,
+        use_bias=use_bias,
+        activation="relu" if norm is None else None,
+        name=f"{prefix}_conv{index}",
     )(x)
     if norm is None:
         return x
-    x = normalization(norm, filters, norm_groups=norm_groups, momentum=momentum,
-                      name=f"{prefix}_{short_name(norm)}{index}")(x)
+    x = normalization(
+        norm,
+        filters,
+        norm_groups=norm_groups,
+        momentum=momentum,
+        name=f"{prefix}_{short_name(norm)}{index}",
+    )(x)
     return layers.Activation("relu", name=f"{prefix}_relu{index}")(x)
 
 

@@ -18,8 +18,7 @@ from kcnn.models.units import UnitOptions, conv_unit
 from kcnn.registry import register_model
 
 PAPER = (
-    "Huang, Liu, van der Maaten & Weinberger, Densely Connected Convolutional Networks, "
-    "CVPR 2017"
+    "Huang, Liu, van der Maaten & Weinberger, Densely Connected Convolutional Networks, CVPR 2017"
 )
 STEMS = ("imagenet", "cifar")
 BLOCKS = (6, 12, 24, 16)  # dense layers per block of DenseNet-121
@@ -30,13 +29,24 @@ COMPRESSION = 0.5  # a transition halves the channels (DenseNet-C)
 def _norm_act_conv(x, filters, kernel_size, options: UnitOptions, prefix):
     """DenseNet's pre-activation unit: ``{prefix}_bn`` (or ``gn``...), ``{prefix}_act`` (ReLU),
     ``{prefix}_conv`` ("same" padding, a bias only without a norm)."""
-    norm = normalization(options.norm, x.shape[-1], norm_groups=options.norm_groups,
-                         epsilon=options.epsilon, name=f"{prefix}_{short_name(options.norm)}")
+    norm = normalization(
+        options.norm,
+        x.shape[-1],
+        norm_groups=options.norm_groups,
+        epsilon=options.epsilon,
+        name=f"{prefix}_{short_name(options.norm)}",
+    )
     if norm is not None:
         x = norm(x)
     x = layers.Activation("relu", name=f"{prefix}_act")(x)
-    return layers.Conv2D(filters, kernel_size, padding="same", use_bias=options.norm is None,
-                         kernel_initializer="he_normal", name=f"{prefix}_conv")(x)
+    return layers.Conv2D(
+        filters,
+        kernel_size,
+        padding="same",
+        use_bias=options.norm is None,
+        kernel_initializer="he_normal",
+        name=f"{prefix}_conv",
+    )(x)
 
 
 def _dense_layer(x, growth_rate, options: UnitOptions, prefix):
@@ -54,7 +64,10 @@ def _transition(x, options: UnitOptions, prefix):
 
 
 @register_model(
-    family="densenet", paper=PAPER, input_shape=(224, 224, 3), min_input_size=32,
+    family="densenet",
+    paper=PAPER,
+    input_shape=(224, 224, 3),
+    min_input_size=32,
     gradcam_layer="stage4_act",
 )
 def densenet121(
@@ -101,27 +114,35 @@ def densenet121(
         ValueError: naming the argument, for any bad one, before a layer is built.
     """
     valid = (
-        not isinstance(blocks, (str, bytes)) and hasattr(blocks, "__len__")
-        and len(blocks) == len(BLOCKS) and all(checks.is_integer(n) and n >= 1 for n in blocks)
+        not isinstance(blocks, (str, bytes))
+        and hasattr(blocks, "__len__")
+        and len(blocks) == len(BLOCKS)
+        and all(checks.is_integer(n) and n >= 1 for n in blocks)
     )
     if not valid:
         raise ValueError(f"blocks must be {len(BLOCKS)} positive integers, got {blocks!r}")
     growth_rate = checks.positive_int("growth_rate", growth_rate)
     checks.choice("stem", stem, STEMS)
     norm, norm_groups = check_norm(norm, norm_groups)
-    options = UnitOptions(norm=norm, norm_groups=norm_groups,
-                          epsilon=checks.positive_number("bn_epsilon", bn_epsilon))
+    options = UnitOptions(
+        norm=norm, norm_groups=norm_groups, epsilon=checks.positive_number("bn_epsilon", bn_epsilon)
+    )
     shape = check_arguments(
-        include_top=include_top, weights=weights, input_tensor=input_tensor,
-        input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, name=name, default_shape=(224, 224, 3),
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        default_shape=(224, 224, 3),
         min_size=32 if stem == "imagenet" else 8,
     )
     inputs = model_input(input_tensor, shape)
     if stem == "imagenet":
         x = layers.ZeroPadding2D(3, name="stem_pad")(inputs)
-        x = conv_unit(x, 2 * growth_rate, 7, options, prefix="stem", strides=2,
-                      padding="valid")
+        x = conv_unit(x, 2 * growth_rate, 7, options, prefix="stem", strides=2, padding="valid")
         x = layers.ZeroPadding2D(1, name="stem_pool_pad")(x)
         x = layers.MaxPooling2D(3, strides=2, name="stem_pool")(x)
     else:
@@ -132,8 +153,13 @@ def densenet121(
         for layer in range(1, depth + 1):
             x = _dense_layer(x, growth_rate, options, f"stage{stage}_layer{layer}")
     last = f"stage{len(BLOCKS)}"
-    norm_layer = normalization(norm, x.shape[-1], norm_groups=norm_groups,
-                               epsilon=options.epsilon, name=f"{last}_{short_name(norm)}")
+    norm_layer = normalization(
+        norm,
+        x.shape[-1],
+        norm_groups=norm_groups,
+        epsilon=options.epsilon,
+        name=f"{last}_{short_name(norm)}",
+    )
     if norm_layer is not None:
         x = norm_layer(x)
     x = layers.Activation("relu", name=f"{last}_act")(x)

@@ -39,14 +39,18 @@ SE_SQUEEZE = 4  # the SE layer squeezes to a quarter of the block's input channe
 
 # The compound scaling: width, depth and resolution coefficients, and the classifier dropout.
 VARIANTS = {
-    "efficientnet_b0": dict(width_coefficient=1.0, depth_coefficient=1.0, resolution=224,
-                            dropout=0.2),
-    "efficientnet_b1": dict(width_coefficient=1.0, depth_coefficient=1.1, resolution=240,
-                            dropout=0.2),
-    "efficientnet_b2": dict(width_coefficient=1.1, depth_coefficient=1.2, resolution=260,
-                            dropout=0.3),
-    "efficientnet_b3": dict(width_coefficient=1.2, depth_coefficient=1.4, resolution=300,
-                            dropout=0.3),
+    "efficientnet_b0": dict(
+        width_coefficient=1.0, depth_coefficient=1.0, resolution=224, dropout=0.2
+    ),
+    "efficientnet_b1": dict(
+        width_coefficient=1.0, depth_coefficient=1.1, resolution=240, dropout=0.2
+    ),
+    "efficientnet_b2": dict(
+        width_coefficient=1.1, depth_coefficient=1.2, resolution=260, dropout=0.3
+    ),
+    "efficientnet_b3": dict(
+        width_coefficient=1.2, depth_coefficient=1.4, resolution=300, dropout=0.3
+    ),
 }
 FIXED = ("width_coefficient", "depth_coefficient", "resolution")
 # ImageNet's per-channel statistics of pixels in [0, 1] (RGB), with which torchvision and Keras
@@ -134,18 +138,27 @@ def efficientnet(
     )
     drop_path_rate = checks.fraction("drop_path_rate", drop_path_rate)
     dropout = checks.fraction("dropout", dropout)
-    options = UnitOptions(norm=norm, norm_groups=norm_groups,
-                          epsilon=checks.positive_number("bn_epsilon", bn_epsilon),
-                          strided_padding=strided_padding_option(strided_padding))
+    options = UnitOptions(
+        norm=norm,
+        norm_groups=norm_groups,
+        epsilon=checks.positive_number("bn_epsilon", bn_epsilon),
+        strided_padding=strided_padding_option(strided_padding),
+    )
     if not isinstance(include_preprocessing, bool):
         raise ValueError(
             f"include_preprocessing must be True or False, got {include_preprocessing!r}"
         )
     shape = check_arguments(
-        include_top=include_top, weights=weights, input_tensor=input_tensor,
-        input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, name=name,
-        default_shape=(resolution, resolution, 3), min_size=32 if stem == "imagenet" else 8,
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        default_shape=(resolution, resolution, 3),
+        min_size=32 if stem == "imagenet" else 8,
     )
     if include_preprocessing and shape[-1] != len(IMAGENET_MEAN):
         raise ValueError(
@@ -154,12 +167,16 @@ def efficientnet(
         )
     inputs = model_input(input_tensor, shape)
     x = _preprocessing(inputs) if include_preprocessing else inputs
-    x = conv_unit(x, stem_channels, 3, options, prefix="stem",
-                  strides=2 if stem == "imagenet" else 1, activation="swish")
-    stages = [
-        [(e, k, s, c, math.ceil(n * repeat)) for e, k, s, c, n in rows]
-        for rows in STAGES
-    ]
+    x = conv_unit(
+        x,
+        stem_channels,
+        3,
+        options,
+        prefix="stem",
+        strides=2 if stem == "imagenet" else 1,
+        activation="swish",
+    )
+    stages = [[(e, k, s, c, math.ceil(n * repeat)) for e, k, s, c, n in rows] for rows in STAGES]
     total = sum(n for rows in stages for *_, n in rows)
     index = 0
     for stage, rows in enumerate(stages, start=1):
@@ -170,15 +187,22 @@ def efficientnet(
             for i in range(repeats):
                 b += 1
                 x = InvertedResidual(
-                    expansion, kernel, stride if i == 0 else 1, make_divisible(channels * scale),
-                    "swish", attention=attention,
-                    attention_ratio=SE_SQUEEZE * expansion if attention == "se"
+                    expansion,
+                    kernel,
+                    stride if i == 0 else 1,
+                    make_divisible(channels * scale),
+                    "swish",
+                    attention=attention,
+                    attention_ratio=SE_SQUEEZE * expansion
+                    if attention == "se"
                     else attention_ratio,
-                    se_activation="swish", drop_path_rate=drop_path_rate * index / total,
+                    se_activation="swish",
+                    drop_path_rate=drop_path_rate * index / total,
                 )(x, options, f"stage{stage}_block{b}")
                 index += 1
-    x = conv_unit(x, 4 * x.shape[-1], 1, options, prefix=f"stage{len(STAGES)}_top",
-                  activation="swish")
+    x = conv_unit(
+        x, 4 * x.shape[-1], 1, options, prefix=f"stage{len(STAGES)}_top", activation="swish"
+    )
     if not include_top:
         return finish(inputs, global_pool(x, pooling), name, weights)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
@@ -207,7 +231,10 @@ def _build(key, kwargs):
 
 
 @register_model(
-    family="efficientnet", paper=PAPER, input_shape=(224, 224, 3), min_input_size=32,
+    family="efficientnet",
+    paper=PAPER,
+    input_shape=(224, 224, 3),
+    min_input_size=32,
     gradcam_layer="stage5_top_act",
 )
 def efficientnet_b0(**kwargs):
@@ -221,7 +248,10 @@ def efficientnet_b0(**kwargs):
 
 
 @register_model(
-    family="efficientnet", paper=PAPER, input_shape=(240, 240, 3), min_input_size=32,
+    family="efficientnet",
+    paper=PAPER,
+    input_shape=(240, 240, 3),
+    min_input_size=32,
     gradcam_layer="stage5_top_act",
 )
 def efficientnet_b1(**kwargs):
@@ -234,7 +264,10 @@ def efficientnet_b1(**kwargs):
 
 
 @register_model(
-    family="efficientnet", paper=PAPER, input_shape=(260, 260, 3), min_input_size=32,
+    family="efficientnet",
+    paper=PAPER,
+    input_shape=(260, 260, 3),
+    min_input_size=32,
     gradcam_layer="stage5_top_act",
 )
 def efficientnet_b2(**kwargs):
@@ -247,7 +280,10 @@ def efficientnet_b2(**kwargs):
 
 
 @register_model(
-    family="efficientnet", paper=PAPER, input_shape=(300, 300, 3), min_input_size=32,
+    family="efficientnet",
+    paper=PAPER,
+    input_shape=(300, 300, 3),
+    min_input_size=32,
     gradcam_layer="stage5_top_act",
 )
 def efficientnet_b3(**kwargs):

@@ -110,8 +110,12 @@ def fixed_conv2d(
     bank = np.stack(kernels, axis=-1)[:, :, None, :] / input_channels
     weights = np.repeat(bank, input_channels, axis=2).astype("float32")
     layer = layers.Conv2D(
-        len(kernels), kernel_size=bank.shape[:2], padding=padding, use_bias=False,
-        trainable=False, name=name,
+        len(kernels),
+        kernel_size=bank.shape[:2],
+        padding=padding,
+        use_bias=False,
+        trainable=False,
+        name=name,
     )
     layer.build((None, None, None, input_channels))
     layer.set_weights([weights])

@@ -29,16 +29,22 @@ def _block_a(pool_filters):
     return {
         "b1x1": [("conv", 64, (1, 1), 1, "same")],
         "b5x5": [("conv", 48, (1, 1), 1, "same"), ("conv", 64, (5, 5), 1, "same")],
-        "b3x3dbl": [("conv", 64, (1, 1), 1, "same"), ("conv", 96, (3, 3), 1, "same"),
-                    ("conv", 96, (3, 3), 1, "same")],
+        "b3x3dbl": [
+            ("conv", 64, (1, 1), 1, "same"),
+            ("conv", 96, (3, 3), 1, "same"),
+            ("conv", 96, (3, 3), 1, "same"),
+        ],
         "pool": [("avg",), ("conv", pool_filters, (1, 1), 1, "same")],
     }
 
 
 REDUCTION_A = {
     "b3x3": [("conv", 384, (3, 3), 2, "valid")],
-    "b3x3dbl": [("conv", 64, (1, 1), 1, "same"), ("conv", 96, (3, 3), 1, "same"),
-                ("conv", 96, (3, 3), 2, "valid")],
+    "b3x3dbl": [
+        ("conv", 64, (1, 1), 1, "same"),
+        ("conv", 96, (3, 3), 1, "same"),
+        ("conv", 96, (3, 3), 2, "valid"),
+    ],
     "pool": [("max",)],
 }
 
@@ -47,19 +53,30 @@ def _block_b(width):
     """The 17x17 block (figure 6): 7x7 convolutions factorised into 1x7 and 7x1."""
     return {
         "b1x1": [("conv", 192, (1, 1), 1, "same")],
-        "b7x7": [("conv", width, (1, 1), 1, "same"), ("conv", width, (1, 7), 1, "same"),
-                 ("conv", 192, (7, 1), 1, "same")],
-        "b7x7dbl": [("conv", width, (1, 1), 1, "same"), ("conv", width, (7, 1), 1, "same"),
-                    ("conv", width, (1, 7), 1, "same"), ("conv", width, (7, 1), 1, "same"),
-                    ("conv", 192, (1, 7), 1, "same")],
+        "b7x7": [
+            ("conv", width, (1, 1), 1, "same"),
+            ("conv", width, (1, 7), 1, "same"),
+            ("conv", 192, (7, 1), 1, "same"),
+        ],
+        "b7x7dbl": [
+            ("conv", width, (1, 1), 1, "same"),
+            ("conv", width, (7, 1), 1, "same"),
+            ("conv", width, (1, 7), 1, "same"),
+            ("conv", width, (7, 1), 1, "same"),
+            ("conv", 192, (1, 7), 1, "same"),
+        ],
         "pool": [("avg",), ("conv", 192, (1, 1), 1, "same")],
     }
 
 
 REDUCTION_B = {
     "b3x3": [("conv", 192, (1, 1), 1, "same"), ("conv", 320, (3, 3), 2, "valid")],
-    "b7x7x3": [("conv", 192, (1, 1), 1, "same"), ("conv", 192, (1, 7), 1, "same"),
-               ("conv", 192, (7, 1), 1, "same"), ("conv", 192, (3, 3), 2, "valid")],
+    "b7x7x3": [
+        ("conv", 192, (1, 1), 1, "same"),
+        ("conv", 192, (1, 7), 1, "same"),
+        ("conv", 192, (7, 1), 1, "same"),
+        ("conv", 192, (3, 3), 2, "valid"),
+    ],
     "pool": [("max",)],
 }
 
@@ -85,8 +102,9 @@ def _scaled(filters, width):
 
 def _conv(x, op, options, prefix, width):
     _, filters, kernel, stride, padding = op
-    return conv_unit(x, _scaled(filters, width), kernel, options, prefix=prefix,
-                     strides=stride, padding=padding)
+    return conv_unit(
+        x, _scaled(filters, width), kernel, options, prefix=prefix, strides=stride, padding=padding
+    )
 
 
 def _branch(x, ops, options, prefix, width):
@@ -99,16 +117,19 @@ def _branch(x, ops, options, prefix, width):
         elif op[0] == "max":
             x = layers.MaxPooling2D(3, strides=2, name=f"{prefix}_{j}_max")(x)
         else:
-            x = layers.Concatenate(name=f"{prefix}_{j}_concat")([
-                _conv(x, op[1], options, f"{prefix}_{j}a", width),
-                _conv(x, op[2], options, f"{prefix}_{j}b", width),
-            ])
+            x = layers.Concatenate(name=f"{prefix}_{j}_concat")(
+                [
+                    _conv(x, op[1], options, f"{prefix}_{j}a", width),
+                    _conv(x, op[2], options, f"{prefix}_{j}b", width),
+                ]
+            )
     return x
 
 
 def _block(x, branches, options, prefix, width):
-    outputs = [_branch(x, ops, options, f"{prefix}_{branch}", width)
-               for branch, ops in branches.items()]
+    outputs = [
+        _branch(x, ops, options, f"{prefix}_{branch}", width) for branch, ops in branches.items()
+    ]
     return layers.Concatenate(name=f"{prefix}_concat")(outputs)
 
 
@@ -119,18 +140,34 @@ def _stem(x, stem, options, width):
     imagenet = stem == "imagenet"
     valid = "valid" if imagenet else "same"
     for index, (filters, kernel, stride, padding) in enumerate(
-        [(32, 3, 2 if imagenet else 1, valid), (32, 3, 1, valid), (64, 3, 1, "same"),
-         (80, 1, 1, valid), (192, 3, 1, valid)], start=1,
+        [
+            (32, 3, 2 if imagenet else 1, valid),
+            (32, 3, 1, valid),
+            (64, 3, 1, "same"),
+            (80, 1, 1, valid),
+            (192, 3, 1, valid),
+        ],
+        start=1,
     ):
-        x = conv_unit(x, _scaled(filters, width), kernel, options, prefix=f"stem{index}",
-                      strides=stride, padding=padding)
+        x = conv_unit(
+            x,
+            _scaled(filters, width),
+            kernel,
+            options,
+            prefix=f"stem{index}",
+            strides=stride,
+            padding=padding,
+        )
         if imagenet and index in (3, 5):
             x = layers.MaxPooling2D(3, strides=2, name=f"stem{index}_pool")(x)
     return x
 
 
 @register_model(
-    family="inception", paper=PAPER, input_shape=(299, 299, 3), min_input_size=75,
+    family="inception",
+    paper=PAPER,
+    input_shape=(299, 299, 3),
+    min_input_size=75,
     gradcam_layer="stage3_block3_concat",
 )
 def inception_v3(
@@ -176,12 +213,17 @@ def inception_v3(
     norm, norm_groups = check_norm(norm, norm_groups)
     if not isinstance(norm_scale, bool):
         raise ValueError(f"norm_scale must be True or False, got {norm_scale!r}")
-    options = UnitOptions(norm=norm, norm_groups=norm_groups, epsilon=BN_EPSILON,
-                          scale=norm_scale)
+    options = UnitOptions(norm=norm, norm_groups=norm_groups, epsilon=BN_EPSILON, scale=norm_scale)
     shape = check_arguments(
-        include_top=include_top, weights=weights, input_tensor=input_tensor,
-        input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, name=name, default_shape=(299, 299, 3),
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        default_shape=(299, 299, 3),
         min_size=MIN_SIZES[stem],
     )
     inputs = model_input(input_tensor, shape)

@@ -51,11 +51,11 @@ _NOT_FEATURES = (
 # matches a layer of the model is used for all its layers; the block name is formatted with the
 # pattern's group. A layer that matches none belongs to the block before it.
 _BLOCK_PATTERNS = (
-    (re.compile(r"^(stage\d+_block\d+)"), "{}"),        # kcnn ResNets, MobileNet, Inception...
-    (re.compile(r"^(stage\d+)_"), "{}"),                # other kcnn models: a stage is a block
-    (re.compile(r"^(conv\d+_block\d+)_"), "{}"),        # ResNet, ResNetV2, DenseNet
+    (re.compile(r"^(stage\d+_block\d+)"), "{}"),  # kcnn ResNets, MobileNet, Inception...
+    (re.compile(r"^(stage\d+)_"), "{}"),  # other kcnn models: a stage is a block
+    (re.compile(r"^(conv\d+_block\d+)_"), "{}"),  # ResNet, ResNetV2, DenseNet
     (re.compile(r"^(.+_stage_\d+_block_\d+)_"), "{}"),  # ConvNeXt
-    (re.compile(r"^(block_?\d+[a-z]?)_"), "{}"),        # VGG, Xception, MobileNetV2, EfficientNet
+    (re.compile(r"^(block_?\d+[a-z]?)_"), "{}"),  # VGG, Xception, MobileNetV2, EfficientNet
     (re.compile(r"^(expanded_conv(?:_\d+)?)_"), "{}"),  # MobileNetV3
     (re.compile(r"^conv_(?:pad|dw|pw)_(\d+)"), "conv_dw_pw_{}"),  # MobileNet (v1)
 )
@@ -281,7 +281,8 @@ def blocks(model) -> list[tuple[str, list]]:
 def _blocks_by_last_layer(layers) -> list[tuple[str, list]]:
     first_end = next(i for i, layer in enumerate(layers) if _BLOCK_ENDS.match(layer.name))
     pools = [
-        i for i, layer in enumerate(layers[:first_end])
+        i
+        for i, layer in enumerate(layers[:first_end])
         if isinstance(layer, keras.layers.MaxPooling2D)
     ]
     stem_end = pools[-1] + 1 if pools else 0

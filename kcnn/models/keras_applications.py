@@ -32,9 +32,14 @@ from kcnn.models.vgg import vgg16, vgg19
 
 # Keras Applications' EfficientNet-B0..B7: (width, depth, default resolution, dropout).
 EFFICIENTNETS = {
-    "b0": (1.0, 1.0, 224, 0.2), "b1": (1.0, 1.1, 240, 0.2), "b2": (1.1, 1.2, 260, 0.3),
-    "b3": (1.2, 1.4, 300, 0.3), "b4": (1.4, 1.8, 380, 0.4), "b5": (1.6, 2.2, 456, 0.4),
-    "b6": (1.8, 2.6, 528, 0.5), "b7": (2.0, 3.1, 600, 0.5),
+    "b0": (1.0, 1.0, 224, 0.2),
+    "b1": (1.0, 1.1, 240, 0.2),
+    "b2": (1.1, 1.2, 260, 0.3),
+    "b3": (1.2, 1.4, 300, 0.3),
+    "b4": (1.4, 1.8, 380, 0.4),
+    "b5": (1.6, 2.2, 456, 0.4),
+    "b6": (1.8, 2.6, 528, 0.5),
+    "b7": (2.0, 3.1, 600, 0.5),
 }
 EFFICIENTNET_DROP_CONNECT = 0.2  # Keras Applications' drop_connect_rate of every variant
 
@@ -120,13 +125,17 @@ def _application_arguments(model) -> dict:
         head = model.get_layer("predictions")
         activation = keras.activations.serialize(head.activation)
         activation = activation if isinstance(activation, str) else activation.get("config")
-        arguments.update(classes=head.units,
-                         classifier_activation=None if activation == "linear" else activation)
+        arguments.update(
+            classes=head.units, classifier_activation=None if activation == "linear" else activation
+        )
     else:
         last = model.layers[-1]
         arguments["pooling"] = (
-            "avg" if isinstance(last, keras.layers.GlobalAveragePooling2D)
-            else "max" if isinstance(last, keras.layers.GlobalMaxPooling2D) else None
+            "avg"
+            if isinstance(last, keras.layers.GlobalAveragePooling2D)
+            else "max"
+            if isinstance(last, keras.layers.GlobalMaxPooling2D)
+            else None
         )
     return arguments
 
@@ -159,25 +168,29 @@ def _converted_extras(model, kcnn_model) -> list:
         for source, target in _efficientnet_prefixes(model, kcnn_model).items():
             se = kcnn_model.get_layer(f"{target}_se")
             for dense, part in ((se.reduce, "se_reduce"), (se.expand, "se_expand")):
-                kernel, bias = (keras.ops.convert_to_numpy(w)
-                                for w in model.get_layer(f"{source}{part}").weights)
+                kernel, bias = (
+                    keras.ops.convert_to_numpy(w)
+                    for w in model.get_layer(f"{source}{part}").weights
+                )
                 values += [(dense.kernel, kernel[0, 0]), (dense.bias, bias)]
     if "normalization" in _names(kcnn_model):
         values += _standardization(model, kcnn_model.get_layer("normalization"))
     for variable, value in values:
         if tuple(variable.shape) != np.shape(value):
-            raise ValueError(f"{variable.path} needs shape {tuple(variable.shape)}, the Keras "
-                             f"model has {np.shape(value)}: the topologies differ")
+            raise ValueError(
+                f"{variable.path} needs shape {tuple(variable.shape)}, the Keras "
+                f"model has {np.shape(value)}: the topologies differ"
+            )
     return values
 
 
 def _standardization(model, target) -> list:
     """Keras EfficientNet's ``Normalization`` mean and variance, with the extra ``Rescaling``
     by ``1 / sqrt(std)`` that its ImageNet weights add folded into the variance."""
-    source = next(layer for layer in model.layers
-                  if isinstance(layer, keras.layers.Normalization))
-    mean, variance = (keras.ops.convert_to_numpy(w) for w in (source.adapt_mean,
-                                                               source.adapt_variance))
+    source = next(layer for layer in model.layers if isinstance(layer, keras.layers.Normalization))
+    mean, variance = (
+        keras.ops.convert_to_numpy(w) for w in (source.adapt_mean, source.adapt_variance)
+    )
     rescalings = [layer for layer in model.layers if isinstance(layer, keras.layers.Rescaling)]
     for layer in rescalings[1:]:  # the first is the 1/255 that kcnn's rescaling also does
         variance = variance / np.square(np.asarray(layer.scale, dtype=variance.dtype))
@@ -204,13 +217,22 @@ def _mobilenet_blocks(model) -> list[str]:
 
 def _build_mobilenet(model, **arguments):
     alpha = model.get_layer(f"{_mobilenet_blocks(model)[-1]}project").filters / 320
-    return mobilenet_v2(alpha=alpha, strided_padding="asymmetric",
-                        bn_epsilon=_epsilon(model, "bn_Conv1"), dropout=0.0, **arguments)
+    return mobilenet_v2(
+        alpha=alpha,
+        strided_padding="asymmetric",
+        bn_epsilon=_epsilon(model, "bn_Conv1"),
+        dropout=0.0,
+        **arguments,
+    )
 
 
 def _mobilenet_pairs(model, kcnn_model):
-    pairs = [("Conv1", "stem_conv"), ("bn_Conv1", "stem_bn"), ("Conv_1", "stage5_top_conv"),
-             ("Conv_1_bn", "stage5_top_bn")]
+    pairs = [
+        ("Conv1", "stem_conv"),
+        ("bn_Conv1", "stem_bn"),
+        ("Conv_1", "stage5_top_conv"),
+        ("Conv_1_bn", "stage5_top_bn"),
+    ]
     keras_blocks = _mobilenet_blocks(model)
     kcnn_blocks = _same_count(keras_blocks, inverted_residual_prefixes(kcnn_model))
     for source, target in zip(keras_blocks, kcnn_blocks):
@@ -218,15 +240,19 @@ def _mobilenet_pairs(model, kcnn_model):
         if source != "expanded_conv_":
             parts.append(("expand", "expand"))
         for keras_part, kcnn_part in parts:
-            pairs += [(f"{source}{keras_part}", f"{target}_{kcnn_part}_conv"),
-                      (f"{source}{keras_part}_BN", f"{target}_{kcnn_part}_bn")]
+            pairs += [
+                (f"{source}{keras_part}", f"{target}_{kcnn_part}_conv"),
+                (f"{source}{keras_part}_BN", f"{target}_{kcnn_part}_bn"),
+            ]
     return pairs + _head_pairs(model)
 
 
 def _same_count(keras_blocks, kcnn_blocks):
     if len(keras_blocks) != len(kcnn_blocks):
-        raise ValueError(f"the Keras model has {len(keras_blocks)} blocks, the kcnn model "
-                         f"{len(kcnn_blocks)}: the topologies differ")
+        raise ValueError(
+            f"the Keras model has {len(keras_blocks)} blocks, the kcnn model "
+            f"{len(kcnn_blocks)}: the topologies differ"
+        )
     return kcnn_blocks
 
 
@@ -241,8 +267,7 @@ def _head_pairs(model):
 
 def _efficientnet_blocks(model) -> list[str]:
     """Keras's block prefixes (``block1a_``, ``block2a_``, ``block2b_``...) in order."""
-    found = [re.fullmatch(r"block(\d+)([a-z])_project_conv", layer.name)
-             for layer in model.layers]
+    found = [re.fullmatch(r"block(\d+)([a-z])_project_conv", layer.name) for layer in model.layers]
     keys = sorted((int(m.group(1)), m.group(2)) for m in found if m)
     return [f"block{row}{letter}_" for row, letter in keys]
 
@@ -250,8 +275,9 @@ def _efficientnet_blocks(model) -> list[str]:
 def _efficientnet_prefixes(model, kcnn_model) -> dict:
     """Keras's block prefix -> kcnn's."""
     keras_blocks = _efficientnet_blocks(model)
-    return dict(zip(keras_blocks,
-                    _same_count(keras_blocks, inverted_residual_prefixes(kcnn_model))))
+    return dict(
+        zip(keras_blocks, _same_count(keras_blocks, inverted_residual_prefixes(kcnn_model)))
+    )
 
 
 def _build_efficientnet(model, **arguments):
@@ -262,25 +288,37 @@ def _build_efficientnet(model, **arguments):
             names = _names(model)
             rate = model.get_layer("top_dropout").rate if "top_dropout" in names else 0.0
             return efficientnet(
-                width_coefficient=width, depth_coefficient=depth, resolution=resolution,
-                dropout=rate, drop_path_rate=EFFICIENTNET_DROP_CONNECT,
-                strided_padding="asymmetric", bn_epsilon=_epsilon(model, "stem_bn"),
-                include_preprocessing=True, name=f"efficientnet_{key}", **arguments,
+                width_coefficient=width,
+                depth_coefficient=depth,
+                resolution=resolution,
+                dropout=rate,
+                drop_path_rate=EFFICIENTNET_DROP_CONNECT,
+                strided_padding="asymmetric",
+                bn_epsilon=_epsilon(model, "stem_bn"),
+                include_preprocessing=True,
+                name=f"efficientnet_{key}",
+                **arguments,
             )
     raise ValueError(f"no EfficientNet B0-B7 has {blocks} blocks and {top} top channels")
 
 
 def _efficientnet_pairs(model, kcnn_model):
-    pairs = [("stem_conv", "stem_conv"), ("stem_bn", "stem_bn"),
-             ("top_conv", "stage5_top_conv"), ("top_bn", "stage5_top_bn")]
+    pairs = [
+        ("stem_conv", "stem_conv"),
+        ("stem_bn", "stem_bn"),
+        ("top_conv", "stage5_top_conv"),
+        ("top_bn", "stage5_top_bn"),
+    ]
     names = _names(model)
     for source, target in _efficientnet_prefixes(model, kcnn_model).items():
         parts = [("dwconv", "bn", "dw"), ("project_conv", "project_bn", "project")]
         if f"{source}expand_conv" in names:
             parts.append(("expand_conv", "expand_bn", "expand"))
         for conv, norm, kcnn_part in parts:
-            pairs += [(f"{source}{conv}", f"{target}_{kcnn_part}_conv"),
-                      (f"{source}{norm}", f"{target}_{kcnn_part}_bn")]
+            pairs += [
+                (f"{source}{conv}", f"{target}_{kcnn_part}_conv"),
+                (f"{source}{norm}", f"{target}_{kcnn_part}_bn"),
+            ]
     return pairs + _head_pairs(model)
 
 
@@ -301,29 +339,37 @@ def _densenet_blocks(model) -> tuple:
 
 
 def _build_densenet(model, **arguments):
-    return densenet121(blocks=_densenet_blocks(model),
-                       growth_rate=model.get_layer("conv2_block1_2_conv").filters,
-                       bn_epsilon=_epsilon(model, "conv1_bn"), **arguments)
+    return densenet121(
+        blocks=_densenet_blocks(model),
+        growth_rate=model.get_layer("conv2_block1_2_conv").filters,
+        bn_epsilon=_epsilon(model, "conv1_bn"),
+        **arguments,
+    )
 
 
 def _densenet_pairs(model, kcnn_model):
     pairs = [("conv1_conv", "stem_conv"), ("conv1_bn", "stem_bn"), ("bn", "stage4_bn")]
     for stage, depth in enumerate(_densenet_blocks(model), start=1):
         if stage > 1:
-            pairs += [(f"pool{stage}_{part}", f"stage{stage}_transition_{part}")
-                      for part in ("bn", "conv")]
+            pairs += [
+                (f"pool{stage}_{part}", f"stage{stage}_transition_{part}")
+                for part in ("bn", "conv")
+            ]
         for layer in range(1, depth + 1):
             source, target = f"conv{stage + 1}_block{layer}", f"stage{stage}_layer{layer}"
-            pairs += [(f"{source}_0_bn", f"{target}_1_bn"),
-                      (f"{source}_1_conv", f"{target}_1_conv"),
-                      (f"{source}_1_bn", f"{target}_2_bn"),
-                      (f"{source}_2_conv", f"{target}_2_conv")]
+            pairs += [
+                (f"{source}_0_bn", f"{target}_1_bn"),
+                (f"{source}_1_conv", f"{target}_1_conv"),
+                (f"{source}_1_bn", f"{target}_2_bn"),
+                (f"{source}_2_conv", f"{target}_2_conv"),
+            ]
     return pairs + _head_pairs(model)
 
 
 def _build_inception(model, **arguments):
-    norm = next(layer for layer in model.layers
-                if isinstance(layer, keras.layers.BatchNormalization))
+    norm = next(
+        layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)
+    )
     return inception_v3(norm_scale=norm.scale, **arguments)
 
 
@@ -340,23 +386,27 @@ def _inception_pairs(model, kcnn_model):
 
 def _vgg_depths(model) -> tuple:
     names = _names(model)
-    return tuple(sum(f"block{stage}_conv{i}" in names for i in range(1, 5))
-                 for stage in range(1, 6))
+    return tuple(
+        sum(f"block{stage}_conv{i}" in names for i in range(1, 5)) for stage in range(1, 6)
+    )
 
 
 def _build_vgg(model, **arguments):
     builder = {(2, 2, 3, 3, 3): vgg16, (2, 2, 4, 4, 4): vgg19}.get(_vgg_depths(model))
     if builder is None:
-        raise ValueError(f"a VGG with {_vgg_depths(model)} convolutions per stage is neither "
-                         "VGG16 nor VGG19")
+        raise ValueError(
+            f"a VGG with {_vgg_depths(model)} convolutions per stage is neither VGG16 nor VGG19"
+        )
     fc_units = model.get_layer("fc1").units if arguments["include_top"] else 4096
     return builder(fc_units=fc_units, dropout=0.0, **arguments)
 
 
 def _vgg_pairs(model, kcnn_model):
-    pairs = [(f"block{stage}_conv{i}", f"stage{stage}_conv{i}")
-             for stage, depth in enumerate(_vgg_depths(model), start=1)
-             for i in range(1, depth + 1)]
+    pairs = [
+        (f"block{stage}_conv{i}", f"stage{stage}_conv{i}")
+        for stage, depth in enumerate(_vgg_depths(model), start=1)
+        for i in range(1, depth + 1)
+    ]
     if "predictions" in _names(model):
         pairs += [("fc1", "fc1"), ("fc2", "fc2")]
     return pairs + _head_pairs(model)
@@ -364,8 +414,9 @@ def _vgg_pairs(model, kcnn_model):
 
 FAMILIES = (
     Family(("Conv1", "expanded_conv_project"), _build_mobilenet, _mobilenet_pairs),
-    Family(("stem_conv", "block1a_project_conv", "top_conv"), _build_efficientnet,
-           _efficientnet_pairs),
+    Family(
+        ("stem_conv", "block1a_project_conv", "top_conv"), _build_efficientnet, _efficientnet_pairs
+    ),
     Family(("conv1_conv", "conv2_block1_0_bn"), _build_densenet, _densenet_pairs),
     Family(("mixed0", "mixed10"), _build_inception, _inception_pairs),
     Family(("block1_conv1", "block5_conv3"), _build_vgg, _vgg_pairs),

@@ -15,7 +15,10 @@ MIN_FEATURE_SIZE = 16
 
 
 @register_model(
-    family="lenet", paper=PAPER, input_shape=(32, 32, 1), min_input_size=32,
+    family="lenet",
+    paper=PAPER,
+    input_shape=(32, 32, 1),
+    min_input_size=32,
     gradcam_layer="stage2_c3",
 )
 def lenet5(
@@ -37,10 +40,17 @@ def lenet5(
     the head, so ``include_top=True`` needs exactly 32x32 inputs.
     """
     shape = check_arguments(
-        include_top=include_top, weights=weights, input_tensor=input_tensor,
-        input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, name=name, default_shape=(32, 32, 1),
-        min_size=MIN_FEATURE_SIZE, head=Head(flatten=True, exact_size=32),
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        default_shape=(32, 32, 1),
+        min_size=MIN_FEATURE_SIZE,
+        head=Head(flatten=True, exact_size=32),
     )
     inputs = model_input(input_tensor, shape)
     x = layers.Conv2D(6, 5, activation="tanh", name="stage1_c1")(inputs)

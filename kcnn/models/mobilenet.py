@@ -33,7 +33,10 @@ STAGES = (
 
 
 @register_model(
-    family="mobilenet", paper=PAPER, input_shape=(224, 224, 3), min_input_size=32,
+    family="mobilenet",
+    paper=PAPER,
+    input_shape=(224, 224, 3),
+    min_input_size=32,
     gradcam_layer="stage5_top_act",
 )
 def mobilenet_v2(
@@ -92,22 +95,39 @@ def mobilenet_v2(
     checks.choice("stem", stem, STEMS)
     norm, norm_groups = check_norm(norm, norm_groups)
     first_expanded = make_divisible(32 * alpha)
-    attention, attention_ratio = check_attention(attention, attention_ratio,
-                                                 min_channels=first_expanded)
+    attention, attention_ratio = check_attention(
+        attention, attention_ratio, min_channels=first_expanded
+    )
     drop_path_rate = checks.fraction("drop_path_rate", drop_path_rate)
     dropout = checks.fraction("dropout", dropout)
-    options = UnitOptions(norm=norm, norm_groups=norm_groups,
-                          epsilon=checks.positive_number("bn_epsilon", bn_epsilon),
-                          strided_padding=strided_padding_option(strided_padding))
+    options = UnitOptions(
+        norm=norm,
+        norm_groups=norm_groups,
+        epsilon=checks.positive_number("bn_epsilon", bn_epsilon),
+        strided_padding=strided_padding_option(strided_padding),
+    )
     shape = check_arguments(
-        include_top=include_top, weights=weights, input_tensor=input_tensor,
-        input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, name=name, default_shape=(224, 224, 3),
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        default_shape=(224, 224, 3),
         min_size=32 if stem == "imagenet" else 8,
     )
     inputs = model_input(input_tensor, shape)
-    x = conv_unit(inputs, first_expanded, 3, options, prefix="stem",
-                  strides=2 if stem == "imagenet" else 1, activation="relu6")
+    x = conv_unit(
+        inputs,
+        first_expanded,
+        3,
+        options,
+        prefix="stem",
+        strides=2 if stem == "imagenet" else 1,
+        activation="relu6",
+    )
     total = sum(n for rows in STAGES for _, _, n, _ in rows)
     index = 0
     for stage, rows in enumerate(STAGES, start=1):
@@ -118,13 +138,24 @@ def mobilenet_v2(
             for i in range(repeats):
                 b += 1
                 x = InvertedResidual(
-                    expansion, 3, stride if i == 0 else 1, make_divisible(channels * alpha),
-                    "relu6", attention=attention, attention_ratio=attention_ratio,
+                    expansion,
+                    3,
+                    stride if i == 0 else 1,
+                    make_divisible(channels * alpha),
+                    "relu6",
+                    attention=attention,
+                    attention_ratio=attention_ratio,
                     drop_path_rate=drop_path_rate * index / total,
                 )(x, options, f"stage{stage}_block{b}")
                 index += 1
-    x = conv_unit(x, make_divisible(1280 * max(1.0, alpha)), 1, options,
-                  prefix=f"stage{len(STAGES)}_top", activation="relu6")
+    x = conv_unit(
+        x,
+        make_divisible(1280 * max(1.0, alpha)),
+        1,
+        options,
+        prefix=f"stage{len(STAGES)}_top",
+        activation="relu6",
+    )
     if not include_top:
         return finish(inputs, global_pool(x, pooling), name, weights)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)

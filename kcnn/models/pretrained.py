@@ -33,8 +33,13 @@ from kcnn.models.torchvision_weights import load_torchvision_weights
 WEIGHTS_DIR_VARIABLE = "KCNN_WEIGHTS_DIR"
 CACHE_SUBDIR = "kcnn"  # under Keras's cache folder, ~/.keras
 HUB = "https://huggingface.co/timm/{}.tv_in1k/resolve/main/model.safetensors"
-APPLICATION_ARGUMENTS = ("include_top", "input_shape", "pooling", "classes",
-                         "classifier_activation")
+APPLICATION_ARGUMENTS = (
+    "include_top",
+    "input_shape",
+    "pooling",
+    "classes",
+    "classifier_activation",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,9 +59,18 @@ class Source:
 
 
 SOURCES = {
-    **{name: Source(url=HUB.format(name)) for name in (
-        "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d",
-        "wide_resnet50_2")},
+    **{
+        name: Source(url=HUB.format(name))
+        for name in (
+            "resnet18",
+            "resnet34",
+            "resnet50",
+            "resnet101",
+            "resnet152",
+            "resnext50_32x4d",
+            "wide_resnet50_2",
+        )
+    },
     "vgg11": Source(),
     "vgg13": Source(),
     "alexnet": Source(options={"variant": "torchvision", "input_shape": (224, 224, 3)}),

@@ -25,7 +25,6 @@ STEMS = ("imagenet", "cifar")
 WIDTHS = (64, 128, 256, 512)
 
 
-
 @dataclasses.dataclass(frozen=True)
 class ResNetOptions:
     """The options every ResNet builder takes, checked once when made; their meaning is in the
@@ -57,9 +56,14 @@ class ResNetOptions:
         conv, _, groups = check_conv(self.conv, 1, self.groups)
         # A frozen dataclass sets its checked (and normalised: Python numbers) values this way.
         for field, value in dict(
-            attention=attention, attention_ratio=attention_ratio,
-            drop_path_rate=drop_path_rate, width=checks.positive_number("width", self.width),
-            norm=norm, norm_groups=norm_groups, conv=conv, groups=groups,
+            attention=attention,
+            attention_ratio=attention_ratio,
+            drop_path_rate=drop_path_rate,
+            width=checks.positive_number("width", self.width),
+            norm=norm,
+            norm_groups=norm_groups,
+            conv=conv,
+            groups=groups,
             width_per_group=checks.positive_int("width_per_group", self.width_per_group),
         ).items():
             object.__setattr__(self, field, value)
@@ -73,8 +77,12 @@ class ResNetOptions:
                 blocks, which have no bottleneck to group.
         """
         shared = dict(
-            skip=self.skip, preact=self.preact, attention=self.attention,
-            attention_ratio=self.attention_ratio, norm=self.norm, norm_groups=self.norm_groups,
+            skip=self.skip,
+            preact=self.preact,
+            attention=self.attention,
+            attention_ratio=self.attention_ratio,
+            norm=self.norm,
+            norm_groups=self.norm_groups,
             conv=self.conv,
         )
         if block is BottleneckBlock:
@@ -100,11 +108,23 @@ def _stem(inputs, stem, channels, options: ResNetOptions):
     use_bias = options.norm is None
     if stem == "imagenet":
         x = layers.ZeroPadding2D(3, name="stem_pad")(x)
-        x = layers.Conv2D(channels, 7, strides=2, use_bias=use_bias,
-                          kernel_initializer="he_normal", name="stem_conv")(x)
+        x = layers.Conv2D(
+            channels,
+            7,
+            strides=2,
+            use_bias=use_bias,
+            kernel_initializer="he_normal",
+            name="stem_conv",
+        )(x)
     else:
-        x = layers.Conv2D(channels, 3, padding="same", use_bias=use_bias,
-                          kernel_initializer="he_normal", name="stem_conv")(x)
+        x = layers.Conv2D(
+            channels,
+            3,
+            padding="same",
+            use_bias=use_bias,
+            kernel_initializer="he_normal",
+            name="stem_conv",
+        )(x)
     if not options.preact:
         x = _norm_relu(x, channels, options, "stem")
     if stem == "imagenet":
@@ -116,26 +136,49 @@ def _stem(inputs, stem, channels, options: ResNetOptions):
 def _norm_relu(x, channels, options: ResNetOptions, prefix):
     """``{prefix}_bn`` (or ``_gn``, ``_ln``, ``_in``; none with ``norm=None``), then
     ``{prefix}_relu``."""
-    norm = normalization(options.norm, channels, norm_groups=options.norm_groups,
-                         name=f"{prefix}_{short_name(options.norm)}")
+    norm = normalization(
+        options.norm,
+        channels,
+        norm_groups=options.norm_groups,
+        name=f"{prefix}_{short_name(options.norm)}",
+    )
     if norm is not None:
         x = norm(x)
     return layers.Activation("relu", name=f"{prefix}_relu")(x)
 
 
 def _resnet(
-    block, depths, widths, options: ResNetOptions, *, default_shape, include_top, weights,
-    input_tensor, input_shape, pooling, classes, classifier_activation, name,
+    block,
+    depths,
+    widths,
+    options: ResNetOptions,
+    *,
+    default_shape,
+    include_top,
+    weights,
+    input_tensor,
+    input_shape,
+    pooling,
+    classes,
+    classifier_activation,
+    name,
 ):
     block_options = options.block_options(block)
     stage_widths = [_scaled(w, options.width) for w in widths]
-    check_attention(options.attention, options.attention_ratio,
-                    min_channels=min(stage_widths) * block.expansion)
+    check_attention(
+        options.attention, options.attention_ratio, min_channels=min(stage_widths) * block.expansion
+    )
     downsampling = (4 if options.stem == "imagenet" else 1) * 2 ** (len(depths) - 1)
     shape = check_arguments(
-        include_top=include_top, weights=weights, input_tensor=input_tensor,
-        input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, name=name, default_shape=default_shape,
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        default_shape=default_shape,
         min_size=downsampling,
     )
     inputs = model_input(input_tensor, shape)
@@ -190,7 +233,10 @@ BLOCKS = {"basic": ResidualBlock, "bottleneck": BottleneckBlock}
 
 
 @register_model(
-    family="resnet", paper=PAPER, input_shape=(224, 224, 3), min_input_size=32,
+    family="resnet",
+    paper=PAPER,
+    input_shape=(224, 224, 3),
+    min_input_size=32,
     gradcam_layer="stage4_block2",
 )
 def resnet(
@@ -229,23 +275,44 @@ def resnet(
     (`kcnn.models.gradcam_layer` finds the last block of any model by name).
     """
     checks.choice("block", block, tuple(BLOCKS))
-    if isinstance(depths, (str, bytes)) or not hasattr(depths, "__len__") or not (
-        1 <= len(depths) <= len(WIDTHS)
-    ) or any(not checks.is_integer(d) or d < 1 for d in depths):
+    if (
+        isinstance(depths, (str, bytes))
+        or not hasattr(depths, "__len__")
+        or not (1 <= len(depths) <= len(WIDTHS))
+        or any(not checks.is_integer(d) or d < 1 for d in depths)
+    ):
         raise ValueError(
             f"depths must be 1 to {len(WIDTHS)} positive integers (blocks per stage), "
             f"got {depths!r}"
         )
     options = ResNetOptions(
-        stem=stem, skip=skip, preact=preact, attention=attention,
-        attention_ratio=attention_ratio, drop_path_rate=drop_path_rate, width=width, norm=norm,
-        norm_groups=norm_groups, conv=conv, groups=groups, width_per_group=width_per_group,
+        stem=stem,
+        skip=skip,
+        preact=preact,
+        attention=attention,
+        attention_ratio=attention_ratio,
+        drop_path_rate=drop_path_rate,
+        width=width,
+        norm=norm,
+        norm_groups=norm_groups,
+        conv=conv,
+        groups=groups,
+        width_per_group=width_per_group,
     )
     return _resnet(
-        BLOCKS[block], tuple(depths), WIDTHS[: len(depths)], options,
-        default_shape=(224, 224, 3), include_top=include_top, weights=weights,
-        input_tensor=input_tensor, input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, name=name,
+        BLOCKS[block],
+        tuple(depths),
+        WIDTHS[: len(depths)],
+        options,
+        default_shape=(224, 224, 3),
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
     )
 
 
@@ -253,15 +320,21 @@ resnet.__doc__ += _OPTIONS_DOC
 
 # The variants: `resnet` with the paper's blocks per stage. Each takes the options of `resnet`
 # but ``depths`` and ``block`` (see its signature), like torchvision's and Keras's ResNets.
-_VARIANT_DOC = """
+_VARIANT_DOC = (
+    """
     v1.5: the stride of stages 2-4 is on the 3x3 convolution, no convolution bias before BN,
     BN epsilon 1e-5, as torchvision's.
-""" + _OPTIONS_DOC
+"""
+    + _OPTIONS_DOC
+)
 _FIXED = ("depths", "block")
 
 
 @register_model(
-    family="resnet", paper=PAPER, input_shape=(224, 224, 3), min_input_size=32,
+    family="resnet",
+    paper=PAPER,
+    input_shape=(224, 224, 3),
+    min_input_size=32,
     gradcam_layer="stage4_block2",
 )
 def resnet18(**kwargs):
@@ -274,7 +347,10 @@ def resnet18(**kwargs):
 
 
 @register_model(
-    family="resnet", paper=PAPER, input_shape=(224, 224, 3), min_input_size=32,
+    family="resnet",
+    paper=PAPER,
+    input_shape=(224, 224, 3),
+    min_input_size=32,
     gradcam_layer="stage4_block3",
 )
 def resnet34(**kwargs):
@@ -287,7 +363,10 @@ def resnet34(**kwargs):
 
 
 @register_model(
-    family="resnet", paper=PAPER, input_shape=(224, 224, 3), min_input_size=32,
+    family="resnet",
+    paper=PAPER,
+    input_shape=(224, 224, 3),
+    min_input_size=32,
     gradcam_layer="stage4_block3",
 )
 def resnet50(**kwargs):
@@ -300,7 +379,10 @@ def resnet50(**kwargs):
 
 
 @register_model(
-    family="resnet", paper=PAPER, input_shape=(224, 224, 3), min_input_size=32,
+    family="resnet",
+    paper=PAPER,
+    input_shape=(224, 224, 3),
+    min_input_size=32,
     gradcam_layer="stage4_block3",
 )
 def resnet101(**kwargs):
@@ -313,7 +395,10 @@ def resnet101(**kwargs):
 
 
 @register_model(
-    family="resnet", paper=PAPER, input_shape=(224, 224, 3), min_input_size=32,
+    family="resnet",
+    paper=PAPER,
+    input_shape=(224, 224, 3),
+    min_input_size=32,
     gradcam_layer="stage4_block3",
 )
 def resnet152(**kwargs):
@@ -339,7 +424,10 @@ WIDE_RESNET50_2 = {"name": "wide_resnet50_2", "width_per_group": 128}
 
 
 @register_model(
-    family="resnext", paper=RESNEXT_PAPER, input_shape=(224, 224, 3), min_input_size=32,
+    family="resnext",
+    paper=RESNEXT_PAPER,
+    input_shape=(224, 224, 3),
+    min_input_size=32,
     gradcam_layer="stage4_block3",
 )
 def resnext50_32x4d(**kwargs):
@@ -353,7 +441,10 @@ def resnext50_32x4d(**kwargs):
 
 
 @register_model(
-    family="wide_resnet", paper=WIDE_PAPER, input_shape=(224, 224, 3), min_input_size=32,
+    family="wide_resnet",
+    paper=WIDE_PAPER,
+    input_shape=(224, 224, 3),
+    min_input_size=32,
     gradcam_layer="stage4_block3",
 )
 def wide_resnet50_2(**kwargs):
@@ -371,7 +462,10 @@ wide_resnet50_2.__signature__ = variant_signature(resnet50, WIDE_RESNET50_2)
 
 
 @register_model(
-    family="resnet", paper=COURSE, input_shape=(32, 32, 3), min_input_size=4,
+    family="resnet",
+    paper=COURSE,
+    input_shape=(32, 32, 3),
+    min_input_size=4,
     gradcam_layer="stage3_block2",
 )
 def tiny_resnet(
@@ -401,15 +495,31 @@ def tiny_resnet(
     ``groups`` and ``width_per_group``: its blocks are basic ones).
     """
     options = ResNetOptions(
-        stem=stem, skip=skip, preact=preact, attention=attention,
-        attention_ratio=attention_ratio, drop_path_rate=drop_path_rate, width=width, norm=norm,
-        norm_groups=norm_groups, conv=conv,
+        stem=stem,
+        skip=skip,
+        preact=preact,
+        attention=attention,
+        attention_ratio=attention_ratio,
+        drop_path_rate=drop_path_rate,
+        width=width,
+        norm=norm,
+        norm_groups=norm_groups,
+        conv=conv,
     )
     return _resnet(
-        ResidualBlock, (2, 2, 2), (64, 128, 256), options, default_shape=(32, 32, 3),
-        include_top=include_top, weights=weights, input_tensor=input_tensor,
-        input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, name=name,
+        ResidualBlock,
+        (2, 2, 2),
+        (64, 128, 256),
+        options,
+        default_shape=(32, 32, 3),
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
     )
 
 

@@ -43,8 +43,15 @@ def load_model(path, compile: bool = True):
     check_archive(path, compile=compile)
     try:
         return keras.saving.load_model(path, compile=compile, safe_mode=True)
-    except (OSError, KeyError, EOFError, TypeError, ValueError, zipfile.BadZipFile,
-            zlib.error) as error:
+    except (
+        OSError,
+        KeyError,
+        EOFError,
+        TypeError,
+        ValueError,
+        zipfile.BadZipFile,
+        zlib.error,
+    ) as error:
         raise _not_a_model(path, _one_line(error)) from error
 
 
@@ -82,9 +89,10 @@ def check_archive(path, compile: bool = True) -> None:
             zip_start = file.read(4) == b"PK\x03\x04"
         raise _not_a_model(
             path,
-            "it is a truncated or damaged zip archive" if zip_start else
-            "it is not a zip archive (a .keras file is a zip of config.json, metadata.json and "
-            "model.weights.h5)",
+            "it is a truncated or damaged zip archive"
+            if zip_start
+            else "it is not a zip archive (a .keras file is a zip of config.json, metadata.json "
+            "and model.weights.h5)",
         )
     try:
         with zipfile.ZipFile(path) as archive:

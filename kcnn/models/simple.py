@@ -51,10 +51,17 @@ def mlp(
         (The other arguments are those of keras.applications.)
     """
     shape = check_arguments(
-        include_top=include_top, weights=weights, input_tensor=input_tensor,
-        input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, name=name, default_shape=(28, 28, 1),
-        min_size=1, head=Head(flatten=True),
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        default_shape=(28, 28, 1),
+        min_size=1,
+        head=Head(flatten=True),
     )
     if pooling is not None:
         raise ValueError(f"pooling={pooling!r} does not apply to the MLP, which has no feature map")
@@ -102,8 +109,11 @@ class CNNOptions:
 
     def __post_init__(self):
         filters = self.filters
-        if isinstance(filters, (str, bytes)) or not hasattr(filters, "__len__") or not filters or (
-            any(not checks.is_integer(f) or f < 1 for f in filters)
+        if (
+            isinstance(filters, (str, bytes))
+            or not hasattr(filters, "__len__")
+            or not filters
+            or (any(not checks.is_integer(f) or f < 1 for f in filters))
         ):
             raise ValueError(
                 f"filters must be a non-empty sequence of positive integers, got {filters!r}"
@@ -119,10 +129,15 @@ class CNNOptions:
         # A frozen dataclass sets its checked (and normalised: Python numbers) values this way.
         for field, value in dict(
             filters=tuple(int(f) for f in filters),
-            kernel_size=checks.positive_int("kernel_size", self.kernel_size), norm=norm,
-            norm_groups=norm_groups, conv=conv, dilation=dilation,
+            kernel_size=checks.positive_int("kernel_size", self.kernel_size),
+            norm=norm,
+            norm_groups=norm_groups,
+            conv=conv,
+            dilation=dilation,
             spatial_dropout=checks.fraction("spatial_dropout", self.spatial_dropout),
-            fc_units=fc_units, dropout=dropout, dropout_kind=dropout_kind,
+            fc_units=fc_units,
+            dropout=dropout,
+            dropout_kind=dropout_kind,
         ).items():
             object.__setattr__(self, field, value)
 
@@ -135,8 +150,14 @@ def _conv_pool_cnn(inputs, options: CNNOptions):
     x = inputs
     for stage, width in enumerate(options.filters, start=1):
         x = conv_norm_relu(
-            x, width, options.kernel_size, prefix=f"stage{stage}", conv=options.conv,
-            dilation=options.dilation, norm=options.norm, norm_groups=options.norm_groups,
+            x,
+            width,
+            options.kernel_size,
+            prefix=f"stage{stage}",
+            conv=options.conv,
+            dilation=options.dilation,
+            norm=options.norm,
+            norm_groups=options.norm_groups,
         )
         x = spatial_dropout(x, options.spatial_dropout, stage)
         x = layers.MaxPooling2D(2, name=f"stage{stage}_pool")(x)
@@ -144,14 +165,29 @@ def _conv_pool_cnn(inputs, options: CNNOptions):
 
 
 def _small_cnn(
-    options: CNNOptions, *, include_top, weights, input_tensor, input_shape, pooling, classes,
-    classifier_activation, name,
+    options: CNNOptions,
+    *,
+    include_top,
+    weights,
+    input_tensor,
+    input_shape,
+    pooling,
+    classes,
+    classifier_activation,
+    name,
 ):
     shape = check_arguments(
-        include_top=include_top, weights=weights, input_tensor=input_tensor,
-        input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, name=name, default_shape=(28, 28, 1),
-        min_size=2 ** len(options.filters), head=Head(flatten=True),
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        default_shape=(28, 28, 1),
+        min_size=2 ** len(options.filters),
+        head=Head(flatten=True),
     )
     inputs = model_input(input_tensor, shape)
     x = _conv_pool_cnn(inputs, options)
@@ -160,13 +196,21 @@ def _small_cnn(
     x = layers.Flatten(name="flatten")(x)
     if options.fc_units:
         x = dense(x, options.fc_units, name="fc1", argument="fc_units", activation="relu")
-    x = classifier(x, classes, classifier_activation, dropout=options.dropout,
-                   dropout_kind=options.dropout_kind)
+    x = classifier(
+        x,
+        classes,
+        classifier_activation,
+        dropout=options.dropout,
+        dropout_kind=options.dropout_kind,
+    )
     return finish(inputs, x, name, weights)
 
 
 @register_model(
-    family="simple_cnn", paper=COURSE, input_shape=(28, 28, 1), min_input_size=4,
+    family="simple_cnn",
+    paper=COURSE,
+    input_shape=(28, 28, 1),
+    min_input_size=4,
     gradcam_layer="stage2_conv",
 )
 def simple_cnn(
@@ -186,15 +230,23 @@ def simple_cnn(
     map (or its global pooling).
     """
     return _small_cnn(
-        CNNOptions(filters=(32, 64), fc_units=128, dropout=0.5), include_top=include_top,
+        CNNOptions(filters=(32, 64), fc_units=128, dropout=0.5),
+        include_top=include_top,
         weights=weights,
-        input_tensor=input_tensor, input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, name=name,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
     )
 
 
 @register_model(
-    family="simple_cnn", paper=COURSE, input_shape=(28, 28, 1), min_input_size=4,
+    family="simple_cnn",
+    paper=COURSE,
+    input_shape=(28, 28, 1),
+    min_input_size=4,
     gradcam_layer="stage2_conv",
 )
 def tiny_cnn(
@@ -213,15 +265,23 @@ def tiny_cnn(
     9,098 parameters on 28x28x1 with 10 classes, eleven times fewer than the MLP.
     """
     return _small_cnn(
-        CNNOptions(filters=(8, 16), fc_units=None, dropout=0.0), include_top=include_top,
+        CNNOptions(filters=(8, 16), fc_units=None, dropout=0.0),
+        include_top=include_top,
         weights=weights,
-        input_tensor=input_tensor, input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, name=name,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
     )
 
 
 @register_model(
-    family="simple_cnn", paper=COURSE, input_shape=(28, 28, 1), min_input_size=4,
+    family="simple_cnn",
+    paper=COURSE,
+    input_shape=(28, 28, 1),
+    min_input_size=4,
     gradcam_layer="stage2_conv",
 )
 def configurable_cnn(
@@ -269,13 +329,25 @@ def configurable_cnn(
         (The other arguments are those of keras.applications.)
     """
     options = CNNOptions(
-        filters=filters, kernel_size=kernel_size,
-        norm=norm_from_alias(norm, batch_norm, default=None), norm_groups=norm_groups,
-        conv=conv, dilation=dilation, spatial_dropout=spatial_dropout, fc_units=fc_units,
-        dropout=dropout, dropout_kind=dropout_kind,
+        filters=filters,
+        kernel_size=kernel_size,
+        norm=norm_from_alias(norm, batch_norm, default=None),
+        norm_groups=norm_groups,
+        conv=conv,
+        dilation=dilation,
+        spatial_dropout=spatial_dropout,
+        fc_units=fc_units,
+        dropout=dropout,
+        dropout_kind=dropout_kind,
     )
     return _small_cnn(
-        options, include_top=include_top, weights=weights, input_tensor=input_tensor,
-        input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, name=name,
+        options,
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
     )

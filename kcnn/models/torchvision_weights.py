@@ -46,13 +46,14 @@ class Layout:
     to_keras: Callable[[np.ndarray], np.ndarray]
 
 
-CONV = Layout("convolution", lambda s: (s[3], s[2], s[0], s[1]),
-              lambda a: a.transpose(2, 3, 1, 0))
-DEPTHWISE = Layout("depthwise convolution", lambda s: (s[2], s[3], s[0], s[1]),
-                   lambda a: a.transpose(2, 3, 0, 1))
+CONV = Layout("convolution", lambda s: (s[3], s[2], s[0], s[1]), lambda a: a.transpose(2, 3, 1, 0))
+DEPTHWISE = Layout(
+    "depthwise convolution", lambda s: (s[2], s[3], s[0], s[1]), lambda a: a.transpose(2, 3, 0, 1)
+)
 LINEAR = Layout("linear", lambda s: (s[1], s[0]), lambda a: a.T)
-POINTWISE = Layout("1x1 convolution as a Dense layer", lambda s: (s[1], s[0], 1, 1),
-                   lambda a: a[:, :, 0, 0].T)
+POINTWISE = Layout(
+    "1x1 convolution as a Dense layer", lambda s: (s[1], s[0], 1, 1), lambda a: a[:, :, 0, 0].T
+)
 VECTOR = Layout("vector", tuple, lambda a: a)
 
 
@@ -62,11 +63,15 @@ def flatten_linear(height: int, width: int, channels: int) -> Layout:
 
     def to_keras(array):
         units = array.shape[0]
-        return (array.reshape(units, channels, height, width).transpose(2, 3, 1, 0)
-                .reshape(height * width * channels, units))
+        return (
+            array.reshape(units, channels, height, width)
+            .transpose(2, 3, 1, 0)
+            .reshape(height * width * channels, units)
+        )
 
-    return Layout(f"linear after a {height}x{width}x{channels} flatten",
-                  lambda s: (s[1], s[0]), to_keras)
+    return Layout(
+        f"linear after a {height}x{width}x{channels} flatten", lambda s: (s[1], s[0]), to_keras
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,9 +137,7 @@ def read_state_dict(source) -> dict:
     """A state dict as NumPy arrays, from a ``.safetensors`` path or a dict of arrays."""
     if isinstance(source, dict):
         return {str(key): np.asarray(value) for key, value in source.items()}
-    if not isinstance(source, (str, os.PathLike)) or not os.fspath(source).endswith(
-        ".safetensors"
-    ):
+    if not isinstance(source, (str, os.PathLike)) or not os.fspath(source).endswith(".safetensors"):
         raise ValueError(
             f"source must be a dict of NumPy arrays or the path of a .safetensors file, "
             f"got {source!r}"
@@ -353,8 +356,9 @@ def _alexnet(model) -> list[Entry]:
 def _conv_bn(model, key, prefix, layout=CONV) -> list[Entry]:
     """A kcnn ``conv_unit`` (``{prefix}_conv``, ``{prefix}_bn``) as torchvision's
     ``Conv2dNormActivation`` (``{key}.0``, ``{key}.1``)."""
-    return (_conv(f"{key}.0", model.get_layer(f"{prefix}_conv"), layout)
-            + _batch_norm(f"{key}.1", _norm_layer(model, prefix)))
+    return _conv(f"{key}.0", model.get_layer(f"{prefix}_conv"), layout) + _batch_norm(
+        f"{key}.1", _norm_layer(model, prefix)
+    )
 
 
 def _top(model, index) -> list[Entry]:
@@ -387,8 +391,11 @@ def _efficientnet_rows(model, blocks) -> list[list[str]]:
     rows, previous = [], None
     for prefix in blocks:
         dw = model.get_layer(f"{prefix}_dw_conv")
-        signature = (dw.kernel_size, _has(model, f"{prefix}_expand_conv"),
-                     model.get_layer(f"{prefix}_project_conv").filters)
+        signature = (
+            dw.kernel_size,
+            _has(model, f"{prefix}_expand_conv"),
+            model.get_layer(f"{prefix}_project_conv").filters,
+        )
         if previous is None or dw.strides[0] > 1 or signature != previous:
             rows.append([])
         rows[-1].append(prefix)

@@ -58,9 +58,18 @@ def strided_padding(kernel_size: int, size, convention: str):
     return tuple(pads)
 
 
-def conv_unit(x, filters: int | None, kernel_size, options: UnitOptions, *, prefix: str,
-              strides: int = 1, depthwise: bool = False, activation: str | None = "relu",
-              padding: str = "same"):
+def conv_unit(
+    x,
+    filters: int | None,
+    kernel_size,
+    options: UnitOptions,
+    *,
+    prefix: str,
+    strides: int = 1,
+    depthwise: bool = False,
+    activation: str | None = "relu",
+    padding: str = "same",
+):
     """Convolution, normalization and activation: ``{prefix}_pad`` (strided convolutions with
     ``padding="same"`` only), ``{prefix}_conv``, ``{prefix}_bn`` (``gn``, ``ln``, ``in``; none
     with ``norm=None``), ``{prefix}_act`` (none with ``activation=None``).
@@ -84,15 +93,28 @@ def conv_unit(x, filters: int | None, kernel_size, options: UnitOptions, *, pref
         padding = "valid"
     use_bias = options.norm is None
     if depthwise:
-        x = layers.DepthwiseConv2D(kernel_size, strides=strides, padding=padding,
-                                   use_bias=use_bias, name=f"{prefix}_conv")(x)
+        x = layers.DepthwiseConv2D(
+            kernel_size, strides=strides, padding=padding, use_bias=use_bias, name=f"{prefix}_conv"
+        )(x)
     else:
-        x = convolution("standard", filters, kernel_size, strides=strides, padding=padding,
-                        use_bias=use_bias, kernel_initializer="he_normal",
-                        name=f"{prefix}_conv")(x)
-    norm = normalization(options.norm, x.shape[-1], norm_groups=options.norm_groups,
-                         epsilon=options.epsilon, scale=options.scale,
-                         name=f"{prefix}_{short_name(options.norm)}")
+        x = convolution(
+            "standard",
+            filters,
+            kernel_size,
+            strides=strides,
+            padding=padding,
+            use_bias=use_bias,
+            kernel_initializer="he_normal",
+            name=f"{prefix}_conv",
+        )(x)
+    norm = normalization(
+        options.norm,
+        x.shape[-1],
+        norm_groups=options.norm_groups,
+        epsilon=options.epsilon,
+        scale=options.scale,
+        name=f"{prefix}_{short_name(options.norm)}",
+    )
     if norm is not None:
         x = norm(x)
     if activation is not None:
@@ -136,13 +158,28 @@ class InvertedResidual:
         inputs = x
         channels = x.shape[-1]
         if self.expand_ratio != 1:
-            x = conv_unit(x, channels * self.expand_ratio, 1, options,
-                          prefix=f"{prefix}_expand", activation=self.activation)
-        x = conv_unit(x, None, self.kernel_size, options, prefix=f"{prefix}_dw",
-                      strides=self.stride, depthwise=True, activation=self.activation)
+            x = conv_unit(
+                x,
+                channels * self.expand_ratio,
+                1,
+                options,
+                prefix=f"{prefix}_expand",
+                activation=self.activation,
+            )
+        x = conv_unit(
+            x,
+            None,
+            self.kernel_size,
+            options,
+            prefix=f"{prefix}_dw",
+            strides=self.stride,
+            depthwise=True,
+            activation=self.activation,
+        )
         if self.attention == "se":
-            x = SqueezeExcite(self.attention_ratio, activation=self.se_activation,
-                              name=f"{prefix}_se")(x)
+            x = SqueezeExcite(
+                self.attention_ratio, activation=self.se_activation, name=f"{prefix}_se"
+            )(x)
         elif self.attention is not None:
             x = attention_layer(self.attention, ratio=self.attention_ratio, name=prefix)(x)
         x = conv_unit(x, self.filters, 1, options, prefix=f"{prefix}_project", activation=None)
@@ -188,7 +225,10 @@ def variant_signature(generic, defaults: dict, fixed=()) -> inspect.Signature:
     (unknown options refused up front) and the tests the variant's real options and defaults.
     """
     signature = inspect.signature(generic)
-    return signature.replace(parameters=[
-        parameter.replace(default=defaults.get(parameter.name, parameter.default))
-        for parameter in signature.parameters.values() if parameter.name not in fixed
-    ])
+    return signature.replace(
+        parameters=[
+            parameter.replace(default=defaults.get(parameter.name, parameter.default))
+            for parameter in signature.parameters.values()
+            if parameter.name not in fixed
+        ]
+    )

@@ -73,9 +73,12 @@ class VGGOptions:
             "dropout", self.dropout, "dropout_kind", self.dropout_kind, HEAD_DROPOUTS
         )
         for field, value in dict(
-            norm=norm, norm_groups=norm_groups, conv=check_conv(self.conv)[0],
+            norm=norm,
+            norm_groups=norm_groups,
+            conv=check_conv(self.conv)[0],
             spatial_dropout=checks.fraction("spatial_dropout", self.spatial_dropout),
-            fc_units=checks.positive_int("fc_units", self.fc_units), dropout=dropout,
+            fc_units=checks.positive_int("fc_units", self.fc_units),
+            dropout=dropout,
             dropout_kind=dropout_kind,
         ).items():
             object.__setattr__(self, field, value)
@@ -88,8 +91,15 @@ def _vgg_features(inputs, depths, widths, options: VGGOptions):
     for stage, (depth, width) in enumerate(zip(depths, widths), start=1):
         for i in range(1, depth + 1):
             x = conv_norm_relu(
-                x, width, 3, prefix=f"stage{stage}", index=str(i), conv=options.conv,
-                norm=options.norm, norm_groups=options.norm_groups, use_bias=True,
+                x,
+                width,
+                3,
+                prefix=f"stage{stage}",
+                index=str(i),
+                conv=options.conv,
+                norm=options.norm,
+                norm_groups=options.norm_groups,
+                use_bias=True,
                 momentum=BN_MOMENTUM,
             )
         x = spatial_dropout(x, options.spatial_dropout, stage)
@@ -98,14 +108,33 @@ def _vgg_features(inputs, depths, widths, options: VGGOptions):
 
 
 def _vgg(
-    depths, widths, fc_layers, options: VGGOptions, *, default_shape, include_top, weights,
-    input_tensor, input_shape, pooling, classes, classifier_activation, name,
+    depths,
+    widths,
+    fc_layers,
+    options: VGGOptions,
+    *,
+    default_shape,
+    include_top,
+    weights,
+    input_tensor,
+    input_shape,
+    pooling,
+    classes,
+    classifier_activation,
+    name,
 ):
     shape = check_arguments(
-        include_top=include_top, weights=weights, input_tensor=input_tensor,
-        input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, name=name, default_shape=default_shape,
-        min_size=2 ** len(depths), head=Head(flatten=True),
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        default_shape=default_shape,
+        min_size=2 ** len(depths),
+        head=Head(flatten=True),
     )
     inputs = model_input(input_tensor, shape)
     x = _vgg_features(inputs, depths, widths, options)
@@ -114,12 +143,22 @@ def _vgg(
     x = layers.Flatten(name="flatten")(x)
     for i in range(1, fc_layers + 1):
         x = dense(
-            x, options.fc_units, name=f"fc{i}", argument="fc_units", activation="relu",
-            dropout=options.dropout if i > 1 else 0.0, dropout_kind=options.dropout_kind,
+            x,
+            options.fc_units,
+            name=f"fc{i}",
+            argument="fc_units",
+            activation="relu",
+            dropout=options.dropout if i > 1 else 0.0,
+            dropout_kind=options.dropout_kind,
             dropout_name=f"fc{i - 1}_dropout",
         )
-    x = classifier(x, classes, classifier_activation, dropout=options.dropout,
-                   dropout_kind=options.dropout_kind)
+    x = classifier(
+        x,
+        classes,
+        classifier_activation,
+        dropout=options.dropout,
+        dropout_kind=options.dropout_kind,
+    )
     return finish(inputs, x, name, weights)
 
 
@@ -163,36 +202,58 @@ def vgg(
     ``fc_units``-``fc_units``-classes with ReLU and dropout. `vgg11`, `vgg13`, `vgg16` and
     `vgg19` are its configurations A, B, D and E; it is not registered itself.
     """
-    if isinstance(depths, (str, bytes)) or not hasattr(depths, "__len__") or (
-        len(depths) != len(WIDTHS)
-    ) or any(not checks.is_integer(d) or d < 1 for d in depths):
+    if (
+        isinstance(depths, (str, bytes))
+        or not hasattr(depths, "__len__")
+        or (len(depths) != len(WIDTHS))
+        or any(not checks.is_integer(d) or d < 1 for d in depths)
+    ):
         raise ValueError(
             f"depths must be {len(WIDTHS)} positive integers (convolutions per stage), "
             f"got {depths!r}"
         )
     options = VGGOptions(
-        norm=norm_from_alias(norm, batch_norm, default=None), norm_groups=norm_groups,
-        conv=conv, spatial_dropout=spatial_dropout, fc_units=fc_units, dropout=dropout,
+        norm=norm_from_alias(norm, batch_norm, default=None),
+        norm_groups=norm_groups,
+        conv=conv,
+        spatial_dropout=spatial_dropout,
+        fc_units=fc_units,
+        dropout=dropout,
         dropout_kind=dropout_kind,
     )
     return _vgg(
-        tuple(depths), WIDTHS, 2, options, default_shape=(224, 224, 3),
-        include_top=include_top, weights=weights, input_tensor=input_tensor,
-        input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, name=name,
+        tuple(depths),
+        WIDTHS,
+        2,
+        options,
+        default_shape=(224, 224, 3),
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
     )
 
 
 _PAPER_DOC = _OPTIONS_DOC.format(fc_units=4096, source="the paper; 512 suits CIFAR")
 vgg.__doc__ += _PAPER_DOC
-_VARIANT_DOC = """
+_VARIANT_DOC = (
+    """
     Parameter counts with 1000 classes at 224x224 are torchvision's (its ``vggNN`` and
     ``vggNN_bn``). ``include_top=False`` gives the last stage's pooled feature map.
-""" + _PAPER_DOC
+"""
+    + _PAPER_DOC
+)
 
 
 @register_model(
-    family="vgg", paper=PAPER, input_shape=(224, 224, 3), min_input_size=32,
+    family="vgg",
+    paper=PAPER,
+    input_shape=(224, 224, 3),
+    min_input_size=32,
     gradcam_layer="stage5_conv2",
 )
 def vgg11(**kwargs):
@@ -205,7 +266,10 @@ def vgg11(**kwargs):
 
 
 @register_model(
-    family="vgg", paper=PAPER, input_shape=(224, 224, 3), min_input_size=32,
+    family="vgg",
+    paper=PAPER,
+    input_shape=(224, 224, 3),
+    min_input_size=32,
     gradcam_layer="stage5_conv2",
 )
 def vgg13(**kwargs):
@@ -218,7 +282,10 @@ def vgg13(**kwargs):
 
 
 @register_model(
-    family="vgg", paper=PAPER, input_shape=(224, 224, 3), min_input_size=32,
+    family="vgg",
+    paper=PAPER,
+    input_shape=(224, 224, 3),
+    min_input_size=32,
     gradcam_layer="stage5_conv3",
 )
 def vgg16(**kwargs):
@@ -231,7 +298,10 @@ def vgg16(**kwargs):
 
 
 @register_model(
-    family="vgg", paper=PAPER, input_shape=(224, 224, 3), min_input_size=32,
+    family="vgg",
+    paper=PAPER,
+    input_shape=(224, 224, 3),
+    min_input_size=32,
     gradcam_layer="stage5_conv4",
 )
 def vgg19(**kwargs):
@@ -249,7 +319,10 @@ for _variant in (vgg11, vgg13, vgg16, vgg19):
 
 
 @register_model(
-    family="vgg", paper=COURSE, input_shape=(32, 32, 3), min_input_size=8,
+    family="vgg",
+    paper=COURSE,
+    input_shape=(32, 32, 3),
+    min_input_size=8,
     gradcam_layer="stage3_conv3",
 )
 def tiny_vgg(
@@ -276,15 +349,28 @@ def tiny_vgg(
     3,838,282 parameters with 10 classes.
     """
     options = VGGOptions(
-        norm=norm_from_alias(norm, batch_norm, default=None), norm_groups=norm_groups,
-        conv=conv, spatial_dropout=spatial_dropout, fc_units=fc_units, dropout=dropout,
+        norm=norm_from_alias(norm, batch_norm, default=None),
+        norm_groups=norm_groups,
+        conv=conv,
+        spatial_dropout=spatial_dropout,
+        fc_units=fc_units,
+        dropout=dropout,
         dropout_kind=dropout_kind,
     )
     return _vgg(
-        (2, 2, 3), (64, 128, 256), 1, options, default_shape=(32, 32, 3),
-        include_top=include_top, weights=weights, input_tensor=input_tensor,
-        input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, name=name,
+        (2, 2, 3),
+        (64, 128, 256),
+        1,
+        options,
+        default_shape=(32, 32, 3),
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
     )
 
 

@@ -76,8 +76,7 @@ class AtomicCheckpoint(keras.callbacks.Callback):
             value = logs.get(self.monitor)
             if value is None:
                 raise ValueError(
-                    f"checkpoint monitor {self.monitor!r} is not among the metrics "
-                    f"{sorted(logs)}"
+                    f"checkpoint monitor {self.monitor!r} is not among the metrics {sorted(logs)}"
                 )
             value = float(value)
             if not self._improved(value):
@@ -215,13 +214,16 @@ class AtomicBackup(keras.callbacks.BackupAndRestore):
         self._save(f"epoch-{self._current_epoch}.weights.h5", {"batch": self._last_batch_seen})
 
     def on_train_end(self, logs=None):
-        self._save("final.weights.h5", {"finished": True,
-                                        "stopped_early": bool(self.model.stop_training)})
+        self._save(
+            "final.weights.h5", {"finished": True, "stopped_early": bool(self.model.stop_training)}
+        )
 
     def _save(self, weights: str, metadata: dict):
         save_weights(self.model, os.path.join(self.backup_dir, weights))
-        write_json(os.path.join(self.backup_dir, BACKUP_EPOCH),
-                   {"epoch": self._current_epoch, "weights": weights, **metadata})
+        write_json(
+            os.path.join(self.backup_dir, BACKUP_EPOCH),
+            {"epoch": self._current_epoch, "weights": weights, **metadata},
+        )
         remove_stale_backups(self.backup_dir, keep=weights)
 
 
@@ -272,10 +274,18 @@ def restore_backup(model, backup_dir, checkpoint=None, steps_per_epoch=None) -> 
         else:
             remove_stale_backups(backup_dir, keep=os.path.basename(weights))
             finished = bool(metadata.get("finished"))
-            said = (f"epoch {epoch} had ended training: finishing the run without training again"
-                    if finished else f"continuing at epoch {epoch + 1}")
-            return Restored(epoch, "backup", finished, bool(metadata.get("stopped_early")),
-                            f"restored the backup of epoch {epoch} ({backup_dir}); {said}")
+            said = (
+                f"epoch {epoch} had ended training: finishing the run without training again"
+                if finished
+                else f"continuing at epoch {epoch + 1}"
+            )
+            return Restored(
+                epoch,
+                "backup",
+                finished,
+                bool(metadata.get("stopped_early")),
+                f"restored the backup of epoch {epoch} ({backup_dir}); {said}",
+            )
     if checkpoint is not None and os.path.exists(checkpoint):
         why = f" ({problems[0]})" if problems else ""
         if not steps_per_epoch:
@@ -289,10 +299,15 @@ def restore_backup(model, backup_dir, checkpoint=None, steps_per_epoch=None) -> 
             problems.append(f"{checkpoint}: {_first_line(error)}")
         else:
             epoch = int(model.optimizer.iterations) // steps_per_epoch
-            return Restored(epoch, "checkpoint", message=(
-                f"restored {checkpoint} (epoch {epoch}), the backup being unusable{why or ' (none)'}; "
-                f"continuing at epoch {epoch + 1}"
-            ))
+            return Restored(
+                epoch,
+                "checkpoint",
+                message=(
+                    f"restored {checkpoint} (epoch {epoch}), the backup being "
+                    f"unusable{why or ' (none)'}; "
+                    f"continuing at epoch {epoch + 1}"
+                ),
+            )
     if problems:
         raise ValueError("cannot resume: " + "; ".join(problems))
     return Restored(message="no epoch had completed: starting at epoch 1")
@@ -431,7 +446,9 @@ def run_callbacks(
         )
     if plateau:
         callbacks.append(
-            keras.callbacks.ReduceLROnPlateau(monitor=loss_monitor, factor=0.5, patience=2, min_lr=1e-6)
+            keras.callbacks.ReduceLROnPlateau(
+                monitor=loss_monitor, factor=0.5, patience=2, min_lr=1e-6
+            )
         )
     if run_dir is None:
         return callbacks, clock

@@ -60,7 +60,9 @@ def make_strategy(strategy="auto"):
     if isinstance(strategy, tf.distribute.Strategy):
         return strategy
     if strategy not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {STRATEGIES} or a tf.distribute.Strategy, got {strategy!r}")
+        raise ValueError(
+            f"strategy must be one of {STRATEGIES} or a tf.distribute.Strategy, got {strategy!r}"
+        )
     spec = cluster_spec()
     if strategy == "auto":
         if _workers(spec) > 1:

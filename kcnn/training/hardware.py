@@ -154,7 +154,9 @@ def xla_problem(model, images) -> str | None:
     def gradients(images):
         with tf.GradientTape() as tape:
             outputs = model(images, training=True)
-            total = tf.add_n([tf.reduce_sum(tf.cast(o, tf.float32)) for o in tf.nest.flatten(outputs)])
+            total = tf.add_n(
+                [tf.reduce_sum(tf.cast(o, tf.float32)) for o in tf.nest.flatten(outputs)]
+            )
         return tape.gradient(total, model.trainable_variables)
 
     try:

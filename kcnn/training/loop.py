@@ -112,24 +112,41 @@ class TrainResult:
 
     def summary(self) -> str:
         """A few lines for the end of a run: accuracy, time, speed, files."""
-        lines = [f"model        {self.model.name} ({self.precision}, XLA {'on' if self.jit_compile else 'off'}, "
-                 f"{self.strategy} strategy, {self.replicas} replica{'s' if self.replicas > 1 else ''})"]
+        lines = [
+            f"model        {self.model.name} ({self.precision}, "
+            f"XLA {'on' if self.jit_compile else 'off'}, "
+            f"{self.strategy} strategy, {self.replicas} replica{'s' if self.replicas > 1 else ''})"
+        ]
         if self.test_metrics:
             accuracy = self.test_metrics.get("accuracy")
             if accuracy is not None:
-                lines.append(f"test         accuracy {accuracy:.4f}, loss {self.test_metrics['loss']:.4f}")
+                lines.append(
+                    f"test         accuracy {accuracy:.4f}, loss {self.test_metrics['loss']:.4f}"
+                )
         if "val_accuracy" in self.history:
             values = self.history["val_accuracy"]
             best = max(range(len(values)), key=values.__getitem__)
             lines.append(f"validation   best accuracy {values[best]:.4f} at epoch {best + 1}")
-        speed = f", {self.images_per_second:,.0f} training images/s" if self.images_per_second else ""
-        lines.append(f"time         {self.seconds:.1f} s in all, {self.train_seconds:.1f} s training{speed}")
-        lines.append(f"epochs       {self.epochs}" + (" (stopped early)" if self.stopped_early else "")
-                     + (f", resumed at epoch {self.initial_epoch + 1} from the {self.resumed_from}"
-                        if self.resumed_from else ""))
+        speed = (
+            f", {self.images_per_second:,.0f} training images/s" if self.images_per_second else ""
+        )
+        lines.append(
+            f"time         {self.seconds:.1f} s in all, {self.train_seconds:.1f} s training{speed}"
+        )
+        lines.append(
+            f"epochs       {self.epochs}"
+            + (" (stopped early)" if self.stopped_early else "")
+            + (
+                f", resumed at epoch {self.initial_epoch + 1} from the {self.resumed_from}"
+                if self.resumed_from
+                else ""
+            )
+        )
         if self.sparsity and self.sparsity["overall"] is not None:
-            lines.append(f"sparsity     {self.sparsity['overall']:.1%} of the kernel weights below "
-                         f"{self.sparsity['threshold']:g}")
+            lines.append(
+                f"sparsity     {self.sparsity['overall']:.1%} of the kernel weights below "
+                f"{self.sparsity['threshold']:g}"
+            )
         if self.model_path:
             lines.append(f"model file   {self.model_path}")
         return "\n".join(lines)
@@ -185,7 +202,8 @@ def build_model(name: str, info=None, model_kwargs=None):
     x = inputs
     if info.mean is not None and info.std is not None:
         x = keras.layers.Normalization(
-            mean=[255.0 * m for m in info.mean], variance=[(255.0 * s) ** 2 for s in info.std],
+            mean=[255.0 * m for m in info.mean],
+            variance=[(255.0 * s) ** 2 for s in info.std],
             name="normalize",
             dtype="float32",
         )(x)
@@ -318,36 +336,61 @@ def train(
             "a function that builds the model, or build it inside strategy.scope()"
         )
     chief, worker = worker_role(distribution)
-    run = RunDirectory(out, resume=resume, overwrite=overwrite, settings=settings,
-                       worker=None if chief else worker)
+    run = RunDirectory(
+        out, resume=resume, overwrite=overwrite, settings=settings, worker=None if chief else worker
+    )
     run_dir = run.path
     with run:  # locked: no other process trains in run_dir meanwhile
         one_hot = bool(label_smoothing or mixup or cutmix)
         train_data, validation, test_split, info = training_datasets(
-            data, batch_size, validation_data=validation_data, test_data=test_data,
-            validation_split=validation_split, test=test, image_size=image_size,
-            augment=augment, data_dir=data_dir, seed=0 if seed is None else seed,
-            label_mode="categorical" if one_hot else "int", mixup=mixup, cutmix=cutmix,
+            data,
+            batch_size,
+            validation_data=validation_data,
+            test_data=test_data,
+            validation_split=validation_split,
+            test=test,
+            image_size=image_size,
+            augment=augment,
+            data_dir=data_dir,
+            seed=0 if seed is None else seed,
+            label_mode="categorical" if one_hot else "int",
+            mixup=mixup,
+            cutmix=cutmix,
         )
         examples = _examples_per_epoch(train_data, info)
         steps = _steps_per_epoch(examples, batch_size, train_data)
         total_steps = steps * epochs if steps else None
-        warmup_steps = None if warmup_epochs is None or not steps else int(round(warmup_epochs * steps))
+        warmup_steps = (
+            None if warmup_epochs is None or not steps else int(round(warmup_epochs * steps))
+        )
 
         with distribution.scope():
             net = _make_model(model, info, model_kwargs, precision)
             jit = choose_jit_compile(net, train_data, jit_compile)
             compile_model(
-                net, optimizer, learning_rate, "constant" if schedule == "plateau" else schedule,
-                total_steps, warmup_steps, weight_decay, l1, l2, label_smoothing, one_hot=one_hot,
+                net,
+                optimizer,
+                learning_rate,
+                "constant" if schedule == "plateau" else schedule,
+                total_steps,
+                warmup_steps,
+                weight_decay,
+                l1,
+                l2,
+                label_smoothing,
+                one_hot=one_hot,
                 jit_compile=jit,
             )
             restored = run.start(net, steps)
         if resume and verbose != 0:
             print(f"kcnn: {run_dir}: {restored.message}", flush=True)
         fit_callbacks, clock = run_callbacks(
-            run.callbacks_dir, validation=validation is not None, early_stopping=early_stopping,
-            plateau=schedule == "plateau", tensorboard=tensorboard, steps_per_epoch=steps,
+            run.callbacks_dir,
+            validation=validation is not None,
+            early_stopping=early_stopping,
+            plateau=schedule == "plateau",
+            tensorboard=tensorboard,
+            steps_per_epoch=steps,
             restored=restored,
         )
         fit_callbacks = fit_callbacks + list(callbacks)
@@ -356,26 +399,42 @@ def train(
             fitted = None
             if trains:
                 fitted = net.fit(
-                    train_data, epochs=epochs, initial_epoch=restored.epoch, validation_data=validation,
-                    callbacks=fit_callbacks, verbose=fit_verbosity(verbose), shuffle=False,
+                    train_data,
+                    epochs=epochs,
+                    initial_epoch=restored.epoch,
+                    validation_data=validation,
+                    callbacks=fit_callbacks,
+                    verbose=fit_verbosity(verbose),
+                    shuffle=False,
                 )
             test_metrics = None
             if test_split is not None:
                 test_metrics = net.evaluate(test_split, verbose=0, return_dict=True)
         completed = fitted.epoch[-1] + 1 if fitted and fitted.epoch else restored.epoch
-        history = {key: [float(v) for v in values] for key, values in fitted.history.items()} if fitted else {}
+        history = (
+            {key: [float(v) for v in values] for key, values in fitted.history.items()}
+            if fitted
+            else {}
+        )
         rows = read_history(os.path.join(run.callbacks_dir, HISTORY)) if run_dir is not None else []
         if rows:
             keys = [key for key in rows[-1] if key != "epoch"]
             history = {key: [row.get(key, math.nan) for row in rows] for key in keys}
-        stopped = restored.stopped_early if not trains else any(
-            isinstance(c, keras.callbacks.EarlyStopping) and c.stopped_epoch > 0 for c in fit_callbacks
+        stopped = (
+            restored.stopped_early
+            if not trains
+            else any(
+                isinstance(c, keras.callbacks.EarlyStopping) and c.stopped_epoch > 0
+                for c in fit_callbacks
+            )
         )
         ran = clock.epochs
         result = TrainResult(
             model=net,
             history=history,
-            test_metrics=None if test_metrics is None else {k: float(v) for k, v in test_metrics.items()},
+            test_metrics=None
+            if test_metrics is None
+            else {k: float(v) for k, v in test_metrics.items()},
             seconds=time.perf_counter() - start,
             train_seconds=clock.total,
             images_per_second=(examples * ran / clock.total) if examples and clock.total else None,
@@ -417,7 +476,9 @@ def _make_model(model, info, model_kwargs, precision):
                 raise ValueError("model_kwargs apply to registry names, not to a model function")
             built = model()
             if not isinstance(built, keras.Model):
-                raise ValueError(f"the model function returned {type(built).__name__}, not a keras.Model")
+                raise ValueError(
+                    f"the model function returned {type(built).__name__}, not a keras.Model"
+                )
             return built
     raise ValueError(
         f"model must be a registry name, a function returning a keras.Model or a keras.Model, "

@@ -25,7 +25,9 @@ COSINE_WARMUP_FRACTION = 0.05
 
 
 def learning_rate_schedule(
-    schedule: str, learning_rate: float, total_steps: int | None = None,
+    schedule: str,
+    learning_rate: float,
+    total_steps: int | None = None,
     warmup_steps: int | None = None,
 ):
     """The learning rate ``optimizer(learning_rate=...)`` takes for ``schedule``.

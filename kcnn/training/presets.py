@@ -18,8 +18,12 @@ PRESETS = {
     },
     "fashion-accurate": {
         "model": "configurable_cnn",
-        "model_kwargs": {"filters": (32, 64, 128), "batch_norm": True, "fc_units": 256,
-                         "dropout": 0.4},
+        "model_kwargs": {
+            "filters": (32, 64, 128),
+            "batch_norm": True,
+            "fc_units": 256,
+            "dropout": 0.4,
+        },
         "data": "fashion_mnist",
         "epochs": 20,
         "batch_size": 128,

@@ -20,7 +20,15 @@ import socket
 
 from kcnn.files import jsonable, remove_temporaries, write_json
 from kcnn.training.callbacks import (
-    BACKUP, BACKUP_EPOCH, BEST, HISTORY, LAST, LOGS, Restored, restore_backup, truncate_history,
+    BACKUP,
+    BACKUP_EPOCH,
+    BEST,
+    HISTORY,
+    LAST,
+    LOGS,
+    Restored,
+    restore_backup,
+    truncate_history,
 )
 from kcnn.training.distribute import cluster_spec
 
@@ -31,8 +39,17 @@ LOCK = "training.lock"
 RUN_CONTENTS = (BACKUP, LAST, BEST, HISTORY, LOGS, RUN_FILE, CURVES, SETTINGS, LOCK)
 SAVED_ATOMICALLY = (LAST, BEST, RUN_FILE, CURVES, SETTINGS)
 _WORKER = re.compile(r"\.worker-\d+")
-_NOT_SETTINGS = ("data_dir", "out", "resume", "overwrite", "tensorboard", "callbacks", "verbose",
-                 "validation_data", "test_data")
+_NOT_SETTINGS = (
+    "data_dir",
+    "out",
+    "resume",
+    "overwrite",
+    "tensorboard",
+    "callbacks",
+    "verbose",
+    "validation_data",
+    "test_data",
+)
 
 
 class RunInUse(ValueError):
@@ -63,7 +80,11 @@ def _plain(value) -> bool:
         return all(_plain(v) for v in value)
     if isinstance(value, dict):
         return all(_plain(v) for v in value.values())
-    return value is None or isinstance(value, (str, int, float, bool, os.PathLike)) or hasattr(value, "tolist")
+    return (
+        value is None
+        or isinstance(value, (str, int, float, bool, os.PathLike))
+        or hasattr(value, "tolist")
+    )
 
 
 def read_settings(run_dir) -> dict | None:
@@ -87,7 +108,8 @@ def settings_differences(recorded: dict, settings: dict) -> list[str]:
     settings only one of them knows are not compared (a kcnn version that added one)."""
     return [
         f"{name}: {recorded[name]!r} (now {settings[name]!r})"
-        for name in settings if name in recorded and recorded[name] != settings[name]
+        for name in settings
+        if name in recorded and recorded[name] != settings[name]
     ]
 
 
@@ -232,7 +254,9 @@ class RunDirectory:
             self._clear()
         elif self.resume:
             if finished:
-                raise ValueError(f"the run in {self.path!r} has finished ({RUN_FILE}); nothing to resume")
+                raise ValueError(
+                    f"the run in {self.path!r} has finished ({RUN_FILE}); nothing to resume"
+                )
             recorded = read_settings(self.path)
             if recorded is not None:
                 self._check_settings(recorded)
@@ -253,7 +277,9 @@ class RunDirectory:
             foreign = entries
         foreign = [name for name in foreign if name != LOCK]
         if foreign:
-            listed = ", ".join(foreign[:10]) + (f" and {len(foreign) - 10} more" if len(foreign) > 10 else "")
+            listed = ", ".join(foreign[:10]) + (
+                f" and {len(foreign) - 10} more" if len(foreign) > 10 else ""
+            )
             raise ValueError(
                 f"overwrite deletes only a kcnn run's files, and {self.path!r} holds "
                 f"{'others' if run else 'no kcnn run'}: {listed}; move them or choose "
@@ -288,7 +314,9 @@ class RunDirectory:
         if self.callbacks_dir is None:
             return Restored()
         restored = restore_backup(
-            model, os.path.join(self.callbacks_dir, BACKUP), os.path.join(self.callbacks_dir, LAST),
+            model,
+            os.path.join(self.callbacks_dir, BACKUP),
+            os.path.join(self.callbacks_dir, LAST),
             steps_per_epoch,
         )
         truncate_history(os.path.join(self.callbacks_dir, HISTORY), restored.epoch)
@@ -331,4 +359,7 @@ def _is_run_file(name: str) -> bool:
     """Whether a kcnn run writes files or folders called ``name`` (its temporary files too)."""
     if name in RUN_CONTENTS or _WORKER.fullmatch(name):
         return True
-    return any(re.fullmatch(rf"\.{re.escape(saved)}\.[a-z0-9_]{{8}}\.\w+", name) for saved in SAVED_ATOMICALLY)
+    return any(
+        re.fullmatch(rf"\.{re.escape(saved)}\.[a-z0-9_]{{8}}\.\w+", name)
+        for saved in SAVED_ATOMICALLY
+    )

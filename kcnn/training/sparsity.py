@@ -40,7 +40,10 @@ def kernel_sparsity(model, threshold: float = SPARSITY_THRESHOLD) -> dict:
     for layer, kernel, _ in model_kernels(model):
         weights = np.abs(keras.ops.convert_to_numpy(kernel))
         small, total = counts.get(layer.name, (0, 0))
-        counts[layer.name] = (small + int(np.count_nonzero(weights < threshold)), total + weights.size)
+        counts[layer.name] = (
+            small + int(np.count_nonzero(weights < threshold)),
+            total + weights.size,
+        )
     small = sum(s for s, _ in counts.values())
     total = sum(t for _, t in counts.values())
     return {

@@ -26,8 +26,14 @@ from kcnn.transfer.schedules import check_strategy
 
 # Arguments of the backbone builder that `build` sets itself.
 _RESERVED_OPTIONS = (
-    "include_top", "weights", "input_shape", "input_tensor", "pooling", "classes",
-    "classifier_activation", "include_preprocessing",
+    "include_top",
+    "weights",
+    "input_shape",
+    "input_tensor",
+    "pooling",
+    "classes",
+    "classifier_activation",
+    "include_preprocessing",
 )
 
 
@@ -183,7 +189,8 @@ def build(
     outputs = classifier(x, classes, "softmax", dropout=dropout)
     model = keras.Model(inputs, outputs, name=name or f"{backbone.lower()}_transfer")
     set_trainable(
-        model, 0 if strategy in ("frozen", "progressive") else "all",
+        model,
+        0 if strategy in ("frozen", "progressive") else "all",
         train_batchnorm=weights is None and strategy == "finetune",
     )
     return model

@@ -93,9 +93,17 @@ def train(
         train_batchnorm = batchnorm_trains(model)
     height, width, channels = model.inputs[0].shape[1:]
     train_data, validation, test_data, _ = training_datasets(
-        data, batch_size, validation_data=validation_data, test_data=test_data,
-        validation_split=validation_split, test=test, image_size=(height, width),
-        channels=channels, augment=augment, data_dir=data_dir, seed=0 if seed is None else seed,
+        data,
+        batch_size,
+        validation_data=validation_data,
+        test_data=test_data,
+        validation_split=validation_split,
+        test=test,
+        image_size=(height, width),
+        channels=channels,
+        augment=augment,
+        data_dir=data_dir,
+        seed=0 if seed is None else seed,
     )
     history: dict = {}
     counts, results = [], []
@@ -106,9 +114,14 @@ def train(
             last = index == len(phases) - 1
             phase_out = None if out is None else os.path.join(os.fspath(out), f"phase{index + 1}")
             result = fit(
-                model, train_data, phase.epochs, validation_data=validation,
-                test_data=test_data if last else None, learning_rate=phase.learning_rate,
-                seed=seed, out=phase_out,
+                model,
+                train_data,
+                phase.epochs,
+                validation_data=validation,
+                test_data=test_data if last else None,
+                learning_rate=phase.learning_rate,
+                seed=seed,
+                out=phase_out,
                 **training_options,
             )
             results.append(result)

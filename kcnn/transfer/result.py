@@ -55,11 +55,15 @@ class TransferResult:
             )
             first = last + 1
         if "val_accuracy" in self.history:
-            lines.append(f"validation   accuracy {self.history['val_accuracy'][-1]:.4f} "
-                         "after the last epoch")
+            lines.append(
+                f"validation   accuracy {self.history['val_accuracy'][-1]:.4f} after the last epoch"
+            )
         if self.test_accuracy is not None:
-            lines.append(f"test         accuracy {self.test_accuracy:.4f}, loss "
-                         f"{self.test_metrics['loss']:.4f}")
-        lines.append(f"time         {self.seconds:.1f} s in all, {self.train_seconds:.1f} s "
-                     "training")
+            lines.append(
+                f"test         accuracy {self.test_accuracy:.4f}, loss "
+                f"{self.test_metrics['loss']:.4f}"
+            )
+        lines.append(
+            f"time         {self.seconds:.1f} s in all, {self.train_seconds:.1f} s training"
+        )
         return "\n".join(lines)

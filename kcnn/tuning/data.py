@@ -38,8 +38,18 @@ class SearchData:
             ``validation``, or a bad ``batch_size``.
     """
 
-    def __init__(self, train, validation=None, *, batch_size=128, image_size=None, augment=None,
-                 validation_split=0.1, data_dir=None, seed=0):
+    def __init__(
+        self,
+        train,
+        validation=None,
+        *,
+        batch_size=128,
+        image_size=None,
+        augment=None,
+        validation_split=0.1,
+        data_dir=None,
+        seed=0,
+    ):
         import tensorflow as tf
 
         batch_size = checks.positive_int("batch_size", batch_size)
@@ -55,8 +65,13 @@ class SearchData:
         self.validation = validation
         self.batch_size = batch_size
         self.augment = augment
-        self.options = dict(image_size=image_size, normalize=None, seed=seed, data_dir=data_dir,
-                            validation_split=validation_split)
+        self.options = dict(
+            image_size=image_size,
+            normalize=None,
+            seed=seed,
+            data_dir=data_dir,
+            validation_split=validation_split,
+        )
         self._train = {}
         self._validation = None
         self._info = None
@@ -111,8 +126,10 @@ def search_data(data) -> SearchData:
 
     if isinstance(data, SearchData):
         return data
-    if isinstance(data, tuple) and len(data) == 2 and all(
-        isinstance(part, tf.data.Dataset) for part in data
+    if (
+        isinstance(data, tuple)
+        and len(data) == 2
+        and all(isinstance(part, tf.data.Dataset) for part in data)
     ):
         return SearchData(*data)
     return SearchData(data)

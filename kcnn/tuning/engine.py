@@ -47,16 +47,30 @@ def search_role() -> str:
     return "chief" if "chief" in os.environ["KERASTUNER_TUNER_ID"] else "worker"
 
 
-def make_tuner(tuner, hypermodel, *, objective, hyperparameters, seed, max_trials, epochs,
-               hyperband_factor, **tuner_options):
+def make_tuner(
+    tuner,
+    hypermodel,
+    *,
+    objective,
+    hyperparameters,
+    seed,
+    max_trials,
+    epochs,
+    hyperband_factor,
+    **tuner_options,
+):
     """The keras-tuner tuner of a search, with its oracle: ``"random"``, ``"bayesian"`` or
     ``"hyperband"`` (``max_epochs=epochs``, reduction ``hyperband_factor``, its schedule capped
     at ``max_trials``); ``tuner_options`` go to the tuner (``directory``, ``project_name``,
     ``overwrite``, ``executions_per_trial``, ``max_consecutive_failures``)."""
     # kcnn stops after max_consecutive_failures itself: keras-tuner's own limit raises before
     # the failed trial is saved.
-    options = dict(objective=objective, hyperparameters=hyperparameters, seed=seed,
-                   max_consecutive_failed_trials=None)
+    options = dict(
+        objective=objective,
+        hyperparameters=hyperparameters,
+        seed=seed,
+        max_consecutive_failed_trials=None,
+    )
     if tuner == "random":
         oracle, kind = _RandomOracle(max_trials=max_trials, **options), _Tuner
     elif tuner == "bayesian":
@@ -116,8 +130,7 @@ class _KcnnTuner:
             self._progress.step()
         path = os.path.join(self.get_trial_dir(trial.trial_id), TRIAL_RECORD)
         record = read_json(path) or {}
-        record.update(attempts=record.get("attempts", 0) + 1, seconds=None,
-                      tuner_id=self.tuner_id)
+        record.update(attempts=record.get("attempts", 0) + 1, seconds=None, tuner_id=self.tuner_id)
         write_json(path, record)
         self._started[trial.trial_id] = time.perf_counter()
 
@@ -155,9 +168,7 @@ def trial_progress(oracle):
 
 
 def _failure_message(tuner, trial) -> str:
-    completed = sum(
-        t.status == "COMPLETED" for t in getattr(tuner.oracle, "trials", {}).values()
-    )
+    completed = sum(t.status == "COMPLETED" for t in getattr(tuner.oracle, "trials", {}).values())
     what = "no trial could be built and trained" if not completed else "the search stopped"
     return (
         f"{what}: the last {tuner._consecutive_failures} trials failed "

@@ -58,8 +58,9 @@ def best_trial(oracle):
     keeps its first trial, the space's defaults, over a configuration that only equals it);
     None when no trial completed. keras-tuner's own ranking breaks ties in the order it happens
     to reload the trials' files."""
-    completed = [t for t in oracle.trials.values()
-                 if t.status == "COMPLETED" and t.score is not None]
+    completed = [
+        t for t in oracle.trials.values() if t.status == "COMPLETED" and t.score is not None
+    ]
     if not completed:
         return None
     sign = -1.0 if oracle.objective.direction == "max" else 1.0
@@ -102,24 +103,29 @@ def write_results(oracle, project_dir) -> list[dict]:
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
-    writer.writerows({key: "" if value is None else value for key, value in row.items()}
-                     for row in rows)
+    writer.writerows(
+        {key: "" if value is None else value for key, value in row.items()} for row in rows
+    )
     write_text(os.path.join(project_dir, RESULTS_CSV), text.getvalue())
-    write_text(os.path.join(project_dir, RESULTS_MARKDOWN),
-               _markdown(rows, columns, oracle, project_dir))
+    write_text(
+        os.path.join(project_dir, RESULTS_MARKDOWN), _markdown(rows, columns, oracle, project_dir)
+    )
     return rows
 
 
 def _markdown(rows, columns, oracle, project_dir) -> str:
     objective = oracle.objective
     completed = [row for row in rows if row["status"] == "COMPLETED"]
-    counts = {status: sum(row["status"] == status for row in rows)
-              for status in dict.fromkeys(row["status"] for row in rows)}
+    counts = {
+        status: sum(row["status"] == status for row in rows)
+        for status in dict.fromkeys(row["status"] for row in rows)
+    }
     lines = [
         f"# Search results: {os.path.basename(os.path.normpath(project_dir))}",
         "",
         f"Objective: `{objective.name}` ({objective.direction}). Trials: "
-        + (", ".join(f"{n} {status.lower()}" for status, n in counts.items()) or "none") + ".",
+        + (", ".join(f"{n} {status.lower()}" for status, n in counts.items()) or "none")
+        + ".",
     ]
     if completed:
         best = best_trial(oracle)

@@ -122,25 +122,34 @@ def search(
     if not data.augmentable and isinstance(hypermodel, CNNHyperModel) and "augment" not in hps:
         hps.Fixed("augment", "none")
     search_tuner = make_tuner(
-        tuner, hypermodel, objective=objective, hyperparameters=hps, seed=seed,
-        max_trials=max_trials, epochs=epochs, hyperband_factor=hyperband_factor,
-        directory=os.fspath(directory), project_name=project_name, overwrite=overwrite,
+        tuner,
+        hypermodel,
+        objective=objective,
+        hyperparameters=hps,
+        seed=seed,
+        max_trials=max_trials,
+        epochs=epochs,
+        hyperband_factor=hyperband_factor,
+        directory=os.fspath(directory),
+        project_name=project_name,
+        overwrite=overwrite,
         executions_per_trial=executions_per_trial,
         max_consecutive_failures=max_consecutive_failures,
     )
     target = search_tuner.oracle.objective
     fit_callbacks = list(callbacks)
     if patience is not None:
-        fit_callbacks.append(keras.callbacks.EarlyStopping(
-            monitor=target.name, mode=target.direction, patience=patience
-        ))
+        fit_callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=target.name, mode=target.direction, patience=patience
+            )
+        )
     search_tuner.search(
         data, epochs=epochs, callbacks=fit_callbacks, verbose=fit_verbosity(verbose)
     )
     project_dir = search_tuner.project_dir
     if role == "worker":
-        return SearchResult(role=role, project_dir=project_dir,
-                            seconds=time.perf_counter() - start)
+        return SearchResult(role=role, project_dir=project_dir, seconds=time.perf_counter() - start)
     return _finish(search_tuner, hypermodel, role, project_dir, start)
 
 
@@ -190,8 +199,9 @@ def _finish(search_tuner, hypermodel, role, project_dir, start) -> SearchResult:
 def _hypermodel(hypermodel, data: SearchData):
     if isinstance(hypermodel, str):
         if hypermodel not in SPACES:
-            raise UserError(f"hypermodel must be one of {tuple(SPACES)} or a HyperModel, "
-                             f"got {hypermodel!r}")
+            raise UserError(
+                f"hypermodel must be one of {tuple(SPACES)} or a HyperModel, got {hypermodel!r}"
+            )
         if data.info is None:
             raise UserError(
                 f"hypermodel={hypermodel!r} needs a data source to know the input shape and the "

@@ -53,11 +53,22 @@ class KcnnHyperModel(keras_tuner.HyperModel, metaclass=abc.ABCMeta):
     builder = None
     default_input_shape = (28, 28, 1)
 
-    def __init__(self, info=None, *, input_shape=None, classes=None, precision="auto",
-                 jit_compile="auto", name=None):
+    def __init__(
+        self,
+        info=None,
+        *,
+        input_shape=None,
+        classes=None,
+        precision="auto",
+        jit_compile="auto",
+        name=None,
+    ):
         super().__init__(name=name, tunable=True)
-        shape = tuple(input_shape or (info.image_shape if info is not None else None)
-                      or self.default_input_shape)
+        shape = tuple(
+            input_shape
+            or (info.image_shape if info is not None else None)
+            or self.default_input_shape
+        )
         if len(shape) != 3 or any(not checks.is_integer(d) or d < 1 for d in shape):
             raise UserError(
                 f"input_shape must be (height, width, channels) of positive integers, got "
@@ -95,12 +106,16 @@ class KcnnHyperModel(keras_tuner.HyperModel, metaclass=abc.ABCMeta):
         training = self.training_arguments(hp)
         with precision_policy(self.precision):
             model = build_model(
-                self.builder, self.info,
+                self.builder,
+                self.info,
                 {"input_shape": self.input_shape, "classes": self.classes, **arguments},
             )
         compile_model(
-            model, training["optimizer"], training["learning_rate"],
-            weight_decay=training["weight_decay"], l1=training["l1"],
+            model,
+            training["optimizer"],
+            training["learning_rate"],
+            weight_decay=training["weight_decay"],
+            l1=training["l1"],
             jit_compile=resolve_jit_compile(self.jit_compile),
         )
         # The optimizer's variables exist from the start, so the trial checkpoints (which hold

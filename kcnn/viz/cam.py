@@ -87,10 +87,12 @@ class _Explained:
         """One class per image: the one asked for, or the model's prediction."""
         if self.classes is not None:
             return self.classes
-        return np.concatenate([
-            np.argmax(to_numpy(self.forward(self.images[part])[1]), axis=-1)
-            for part in batches(len(self.images), batch_size)
-        ])
+        return np.concatenate(
+            [
+                np.argmax(to_numpy(self.forward(self.images[part])[1]), axis=-1)
+                for part in batches(len(self.images), batch_size)
+            ]
+        )
 
 
 def _selected_scores(tf, logits, classes):
@@ -206,9 +208,7 @@ def grad_cam_plus_plus(
     features, gradients = _feature_gradients(explained, batch_size)
     squared = gradients**2
     denominator = 2 * squared + features.sum(axis=(1, 2), keepdims=True) * squared * gradients
-    alpha = np.where(
-        gradients != 0, squared / np.where(denominator != 0, denominator, 1), 0
-    )
+    alpha = np.where(gradients != 0, squared / np.where(denominator != 0, denominator, 1), 0)
     weights = (alpha * np.maximum(gradients, 0)).sum(axis=(1, 2))
     return _to_images(_weighted_sum(features, weights), explained.images)
 

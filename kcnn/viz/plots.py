@@ -335,11 +335,14 @@ def plot_confusion_matrix(y_true, y_pred, class_names=None, normalize: bool = Fa
     """
     true, predicted = _labels(y_true, "y_true"), _labels(y_pred, "y_pred")
     if len(true) != len(predicted) or not len(true):
-        raise ValueError(f"y_true and y_pred must have the same non-zero length, got {len(true)} "
-                         f"and {len(predicted)}")
+        raise ValueError(
+            f"y_true and y_pred must have the same non-zero length, got {len(true)} "
+            f"and {len(predicted)}"
+        )
     scores = np.asarray(y_pred)
     count = max(
-        int(true.max()) + 1, int(predicted.max()) + 1,
+        int(true.max()) + 1,
+        int(predicted.max()) + 1,
         scores.shape[-1] if scores.ndim == 2 else 0,
         len(class_names) if class_names is not None else 0,
     )
@@ -363,8 +366,15 @@ def plot_confusion_matrix(y_true, y_pred, class_names=None, normalize: bool = Fa
         threshold = matrix.max() / 2
         for (row, column), value in np.ndenumerate(matrix):
             text = f"{value:.2f}" if normalize else str(int(value))
-            axis.text(column, row, text, ha="center", va="center", fontsize=7,
-                      color="white" if value > threshold else "black")
+            axis.text(
+                column,
+                row,
+                text,
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if value > threshold else "black",
+            )
     return figure
 
 
@@ -385,8 +395,10 @@ def plot_predictions(images, y_true, y_pred, class_names=None, max_images: int =
     images = np.asarray(images)
     true, predicted = _labels(y_true, "y_true"), _labels(y_pred, "y_pred")
     if not (len(images) == len(true) == len(predicted)) or not len(images):
-        raise ValueError(f"got {len(images)} images, {len(true)} true and {len(predicted)} "
-                         "predicted labels; give one of each per image")
+        raise ValueError(
+            f"got {len(images)} images, {len(true)} true and {len(predicted)} "
+            "predicted labels; give one of each per image"
+        )
     max_images = checks.positive_int("max_images", max_images)
     scores = np.asarray(y_pred)
     names = _class_names(class_names, max(int(true.max()), int(predicted.max())) + 1)

@@ -50,8 +50,15 @@ def test_crop_sampling_matches_torchvision(shape, scale):
 
     def summary(top, left, h, w):
         area = h * w / (height * width)
-        return np.array([np.mean(area), np.std(area), np.mean(np.log(w / h)),
-                         np.mean(top / height), np.mean(left / width)])
+        return np.array(
+            [
+                np.mean(area),
+                np.std(area),
+                np.mean(np.log(w / h)),
+                np.mean(top / height),
+                np.mean(left / width),
+            ]
+        )
 
     ours = summary(crops["top"], crops["left"], crops["height"], crops["width"])
     theirs = summary(*reference.T.astype(float))
@@ -76,12 +83,16 @@ def test_full_crop_is_the_identity():
 def test_crop_equals_crop_then_resize_inside_the_crop():
     images = np.random.default_rng(0).uniform(0, 255, (2, 24, 24, 1)).astype("float32")
     layer = RandomResizedCrop(24, 24, seed=0)
-    crop = {"top": np.float32([3, 10]), "left": np.float32([5, 0]),
-            "height": np.float32([12, 14]), "width": np.float32([16, 8])}
+    crop = {
+        "top": np.float32([3, 10]),
+        "left": np.float32([5, 0]),
+        "height": np.float32([12, 14]),
+        "width": np.float32([16, 8]),
+    }
     result = np.asarray(layer._crop(images, crop))
     for i in range(2):
         top, left, h, w = (int(crop[k][i]) for k in ("top", "left", "height", "width"))
-        expected = tf.image.resize(images[i, top:top + h, left:left + w], (24, 24)).numpy()
+        expected = tf.image.resize(images[i, top : top + h, left : left + w], (24, 24)).numpy()
         # Bilinear sampling agrees away from the crop's border, where resize clamps.
         np.testing.assert_allclose(result[i, 2:-2, 2:-2], expected[2:-2, 2:-2], atol=1e-3)
 
@@ -105,13 +116,18 @@ def test_same_seed_same_crops_other_seed_other_crops():
 
 
 def test_random_resized_crop_serialises_in_a_model(tmp_path):
-    layer = RandomResizedCrop(24, 24, scale=(0.3, 0.9), ratio=(0.5, 2.0), interpolation="nearest",
-                              seed=3, name="crop")
+    layer = RandomResizedCrop(
+        24, 24, scale=(0.3, 0.9), ratio=(0.5, 2.0), interpolation="nearest", seed=3, name="crop"
+    )
     config = layer.get_config()
     arguments = ("height", "width", "scale", "ratio", "interpolation", "seed")
     assert {k: config[k] for k in arguments} == {
-        "height": 24, "width": 24, "scale": [0.3, 0.9], "ratio": [0.5, 2.0],
-        "interpolation": "nearest", "seed": 3,
+        "height": 24,
+        "width": 24,
+        "scale": [0.3, 0.9],
+        "ratio": [0.5, 2.0],
+        "interpolation": "nearest",
+        "seed": 3,
     }
     assert RandomResizedCrop.from_config(config).get_config() == config
     inputs = keras.Input((32, 32, 3))

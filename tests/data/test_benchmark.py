@@ -20,10 +20,17 @@ def test_input_pipeline_benchmark_quick(tmp_path):
     spec.loader.exec_module(benchmark)
     write_idx_dataset(tmp_path / "fm", train_count=600, test_count=20)
     output = tmp_path / "result.json"
-    results = benchmark.main([
-        "--quick", "--data-dir", str(tmp_path / "fm"), "--batch-size", "32",
-        "--output", str(output),
-    ])
+    results = benchmark.main(
+        [
+            "--quick",
+            "--data-dir",
+            str(tmp_path / "fm"),
+            "--batch-size",
+            "32",
+            "--output",
+            str(output),
+        ]
+    )
     assert json.loads(output.read_text()) == results
     assert results["examples"] == 540
     for key in ("pipeline_images_per_s", "naive_images_per_s", "pipeline_over_training"):

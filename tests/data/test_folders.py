@@ -133,8 +133,10 @@ def test_split_folders_train_val_test(tmp_path, rng):
     for split, count in (("train", 4), ("val", 2), ("test", 3)):
         for label in ("cat", "dog"):
             for i in range(count):
-                save_image(str(tmp_path / "pets" / split / label / f"{i}.png"),
-                           rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+                save_image(
+                    str(tmp_path / "pets" / split / label / f"{i}.png"),
+                    rng.integers(0, 256, (8, 8, 3), dtype=np.uint8),
+                )
     _, train = load(tmp_path / "pets")
     _, val = load(tmp_path / "pets", split="validation")
     _, test = load(tmp_path / "pets", split="test")

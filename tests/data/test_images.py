@@ -9,7 +9,11 @@ from PIL import Image
 
 from kcnn.data import make_dataset
 from kcnn.data.images import (
-    MAX_IMAGE_PIXELS, ImageFileError, check_image_file, max_image_pixels, read_image,
+    MAX_IMAGE_PIXELS,
+    ImageFileError,
+    check_image_file,
+    max_image_pixels,
+    read_image,
 )
 from tests.data.conftest import save_image, write_png_bomb
 
@@ -56,7 +60,9 @@ def test_a_decompression_bomb_is_refused_from_its_header(tmp_path):
     with pytest.raises(ImageFileError) as error:
         read_image(bomb, 3, (16, 16))
     assert str(error.value).startswith(repr(bomb))
-    assert f"100,000 x 100,000 pixels, more than the limit of {MAX_IMAGE_PIXELS:,}" in str(error.value)
+    assert f"100,000 x 100,000 pixels, more than the limit of {MAX_IMAGE_PIXELS:,}" in str(
+        error.value
+    )
     assert "KCNN_MAX_IMAGE_PIXELS" in str(error.value)
 
 
@@ -118,8 +124,15 @@ def test_read_image_gives_the_pixels_the_folder_pipeline_gives(tmp_path, rng):
     Image.fromarray(rng.integers(0, 65536, (20, 24), dtype=np.uint16)).save(root / "b" / "d.png")
     paths = [root / "a" / "colour.png", root / "b" / "d.png", root / "b" / "grey.bmp"]
     for channels in (1, 3):
-        dataset, _ = make_dataset(root, 3, image_size=(9, 13), channels=channels, normalize=None,
-                                  validation_split=0.0, shuffle=False)
+        dataset, _ = make_dataset(
+            root,
+            3,
+            image_size=(9, 13),
+            channels=channels,
+            normalize=None,
+            validation_split=0.0,
+            shuffle=False,
+        )
         images = next(iter(dataset))[0].numpy()
         for path, image in zip(paths, images):
             np.testing.assert_array_equal(read_image(path, channels, (9, 13)), image)

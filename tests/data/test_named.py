@@ -52,8 +52,9 @@ def test_fashion_mnist_from_data_dir_idx_files(tmp_path):
     assert info.class_names == FASHION_MNIST_CLASSES
     assert info.source == str(tmp_path / "fm")
     assert (info.num_examples, info.image_shape, info.split) == (30, (28, 28, 1), "train")
-    val, val_info = load("fashion_mnist", split="validation", data_dir=tmp_path / "fm",
-                         validation_split=0.5)
+    val, val_info = load(
+        "fashion_mnist", split="validation", data_dir=tmp_path / "fm", validation_split=0.5
+    )
     test, test_info = load("fashion_mnist", split="test", data_dir=tmp_path / "fm")
     assert (val_info.num_examples, test_info.num_examples) == (30, 20)
     test_images = np.stack([image for image, _ in test.as_numpy_iterator()])

@@ -15,11 +15,14 @@ from tests.data.conftest import FASHION_MNIST_DIR
 def rgb_arrays(count=48, size=12, classes=4, seed=0):
     """RGB images whose channels have different means and spreads."""
     rng = np.random.default_rng(seed)
-    images = np.stack([
-        rng.integers(0, 100, (count, size, size)),
-        rng.integers(50, 250, (count, size, size)),
-        rng.integers(0, 256, (count, size, size)),
-    ], axis=-1).astype(np.uint8)
+    images = np.stack(
+        [
+            rng.integers(0, 100, (count, size, size)),
+            rng.integers(50, 250, (count, size, size)),
+            rng.integers(0, 256, (count, size, size)),
+        ],
+        axis=-1,
+    ).astype(np.uint8)
     return images, np.arange(count) % classes
 
 
@@ -46,8 +49,9 @@ def test_batches_shapes_and_dtypes():
 
 def test_same_seed_same_batches_epoch_after_epoch():
     def build(seed):
-        return make_dataset(rgb_arrays(), 8, augment="standard", mixup=0.2,
-                            label_mode="categorical", seed=seed)[0]
+        return make_dataset(
+            rgb_arrays(), 8, augment="standard", mixup=0.2, label_mode="categorical", seed=seed
+        )[0]
 
     first, again, other = build(1), build(1), build(2)
     epoch1 = epoch(first)
@@ -63,8 +67,16 @@ def test_same_seed_same_batches_epoch_after_epoch():
 def test_augmentation_and_shuffle_only_in_training(split):
     source = (rgb_arrays(), rgb_arrays(16, seed=1))
     plain, _ = make_dataset(source, 8, split=split, augment=None)
-    augmented, _ = make_dataset(source, 8, split=split, augment="strong", erasing=1.0,
-                                mixup=0.4, cutmix=1.0, label_mode="categorical")
+    augmented, _ = make_dataset(
+        source,
+        8,
+        split=split,
+        augment="strong",
+        erasing=1.0,
+        mixup=0.4,
+        cutmix=1.0,
+        label_mode="categorical",
+    )
     plain_x, plain_y = epoch(plain)
     augmented_x, augmented_y = epoch(augmented)
     np.testing.assert_array_equal(plain_x, augmented_x)
@@ -170,7 +182,9 @@ def test_bad_arguments(arguments, message):
 @pytest.mark.parametrize("shape", [(4, 0, 8), (4, 8, 0, 3), (4, 0, 0, 1)])
 def test_images_zero_pixels_high_or_wide_are_refused(shape):
     labels = np.arange(4) % 2
-    with pytest.raises(ValueError, match=rf"training images .*\({shape[0]}, {shape[1]}, {shape[2]}"):
+    with pytest.raises(
+        ValueError, match=rf"training images .*\({shape[0]}, {shape[1]}, {shape[2]}"
+    ):
         make_dataset((np.zeros(shape, np.uint8), labels), 2, validation_split=0.0)
     test = ((np.zeros((4, 8, 8), np.uint8), labels), (np.zeros(shape, np.uint8), labels))
     with pytest.raises(ValueError, match="test images .*at least 1 pixel"):

@@ -12,10 +12,12 @@ class KcnnTinyImages(tfds.core.GeneratorBasedBuilder):
 
     def _info(self):
         return self.dataset_info_from_configs(
-            features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(shape=(16, 16, 3)),
-                "label": tfds.features.ClassLabel(names=["a", "b", "c"]),
-            }),
+            features=tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Image(shape=(16, 16, 3)),
+                    "label": tfds.features.ClassLabel(names=["a", "b", "c"]),
+                }
+            ),
             supervised_keys=("image", "label"),
         )
 

@@ -19,11 +19,18 @@ if EXPERIMENTS not in sys.path:  # the scripts import their shared module as `co
 def run_quick(script: str, out, *options, timeout: int = 900) -> dict:
     """Run ``python experiments/<script> --quick --out <out> <options>`` from the repository
     root; return the ``results.json`` it wrote, with its report as ``"markdown"``."""
-    command = [sys.executable, os.path.join("experiments", script), "--quick", "--out", str(out),
-               *options]
+    command = [
+        sys.executable,
+        os.path.join("experiments", script),
+        "--quick",
+        "--out",
+        str(out),
+        *options,
+    ]
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    finished = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True,
-                              timeout=timeout)
+    finished = subprocess.run(
+        command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=timeout
+    )
     assert finished.returncode == 0, finished.stderr[-3000:]
     with open(os.path.join(out, "results.json"), encoding="utf-8") as file:
         results = json.load(file)

@@ -21,8 +21,14 @@ def test_padding_centres_the_images_in_32x32_and_keeps_the_labels():
 
     images = np.full((3, 28, 28, 1), 7, np.uint8)
     labels = np.arange(3)
-    splits = Splits((images, labels), (images[:1], labels[:1]), (images[:2], labels[:2]),
-                    ("a", "b", "c"), "arrays", "test")
+    splits = Splits(
+        (images, labels),
+        (images[:1], labels[:1]),
+        (images[:2], labels[:2]),
+        ("a", "b", "c"),
+        "arrays",
+        "test",
+    )
     padded = splits.padded(32)
     for part, count in (("train", 3), ("validation", 1), ("test", 2)):
         x, y = getattr(padded, part)
@@ -48,8 +54,12 @@ def test_quick_mode_recounts_table_1_and_measures_every_architecture(results):
     assert_report(results, "experiments/architectures.py")
     table = results["results"]["The course's Table 1, parameters recounted"]
     counts = {row["model"]: row["trainable parameters"] for row in table}
-    assert counts == {"LeNet-5": 61_706, "AlexNet": 60_965_224, "VGG-16": 138_357_544,
-                      "ResNet-50": 25_557_032}
+    assert counts == {
+        "LeNet-5": 61_706,
+        "AlexNet": 60_965_224,
+        "VGG-16": 138_357_544,
+        "ResNet-50": 25_557_032,
+    }
     assert {row["model"]: row["MACs"] for row in table}["VGG-16"] == 15_470_264_320
     rows = results["results"]["Trained on fashion_mnist, 32x32, same budget"]
     assert [row["model"] for row in rows] == MODELS

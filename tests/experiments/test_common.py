@@ -8,7 +8,11 @@ def test_subsets_are_stratified_disjoint_and_the_same_every_time():
     from common import dataset_splits
 
     splits = dataset_splits("fashion_mnist", train_size=1000, validation_size=500, test_size=300)
-    assert [len(part[1]) for part in (splits.train, splits.validation, splits.test)] == [1000, 500, 300]
+    assert [len(part[1]) for part in (splits.train, splits.validation, splits.test)] == [
+        1000,
+        500,
+        300,
+    ]
     for images, labels in (splits.train, splits.validation, splits.test):
         assert images.dtype == np.uint8 and images.shape[1:] == (28, 28, 1)
         np.testing.assert_array_equal(np.bincount(labels, minlength=10), len(labels) // 10)

@@ -18,9 +18,16 @@ def test_configurations_cover_every_variant_once():
 
     args = dropout_variants.parse_args([])
     configs = dropout_variants.configurations(args)
-    assert list(configs) == ["no dropout", "dropout 0.2", "dropout 0.5", "dropout 0.8",
-                             "spatial dropout 0.2", "targeted dropout 0.5", "ResNet",
-                             "ResNet, DropPath 0.2"]
+    assert list(configs) == [
+        "no dropout",
+        "dropout 0.2",
+        "dropout 0.5",
+        "dropout 0.8",
+        "spatial dropout 0.2",
+        "targeted dropout 0.5",
+        "ResNet",
+        "ResNet, DropPath 0.2",
+    ]
     assert configs["targeted dropout 0.5"][1]["dropout_kind"] == "targeted"
     assert dropout_variants.standard_at_targeted_rate(args) == "dropout 0.5"
     quick = dropout_variants.parse_args(["--quick", "--rates", "0.3"])

@@ -26,10 +26,12 @@ def test_rotation_and_scale_about_the_centre():
     image = _image()
     assert transform(image) is not None
     np.testing.assert_array_equal(transform(image), image)
-    np.testing.assert_allclose(transform(image, angle=90)[0, ..., 0], np.rot90(image[0, ..., 0]),
-                               atol=1e-3)  # counter-clockwise, as np.rot90
-    np.testing.assert_allclose(transform(image, angle=180)[0, ..., 0],
-                               image[0, ::-1, ::-1, 0], atol=1e-3)
+    np.testing.assert_allclose(
+        transform(image, angle=90)[0, ..., 0], np.rot90(image[0, ..., 0]), atol=1e-3
+    )  # counter-clockwise, as np.rot90
+    np.testing.assert_allclose(
+        transform(image, angle=180)[0, ..., 0], image[0, ::-1, ::-1, 0], atol=1e-3
+    )
     half = transform(image, scale=0.5)
     assert half.sum() == pytest.approx(image.sum() / 4, rel=0.35)
     with pytest.raises(ValueError, match="scale"):
@@ -45,12 +47,15 @@ def test_crossing_interpolates_the_first_epsilon_reaching_the_level():
 
 def test_fgsm_step_is_the_sign_of_the_loss_gradient_on_raw_pixels():
     import keras
-
     from limits import input_gradient_sign
 
     inputs = keras.Input((2,))
-    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax", use_bias=False,
-                                                   kernel_initializer="identity")(inputs))
+    model = keras.Model(
+        inputs,
+        keras.layers.Dense(2, activation="softmax", use_bias=False, kernel_initializer="identity")(
+            inputs
+        ),
+    )
     # loss of label 0 falls when x0 grows and x1 shrinks: the gradient's sign is (-1, +1)
     sign = input_gradient_sign(model, np.array([[10.0, 20.0]]), np.array([0]))
     np.testing.assert_array_equal(sign, [[-1.0, 1.0]])

@@ -18,8 +18,9 @@ def test_pruning_zeroes_the_smallest_weights_of_each_kernel_and_restores_them():
     from measures import pruned
 
     model = _dense_model()
-    kernels = {layer: np.array(model.get_layer(layer).kernel.numpy())
-               for layer in ("fc1", "logits")}
+    kernels = {
+        layer: np.array(model.get_layer(layer).kernel.numpy()) for layer in ("fc1", "logits")
+    }
     with pruned(model, 0.75, layer_names=["logits"]):
         inside = np.array(model.get_layer("logits").kernel.numpy())
         assert np.count_nonzero(inside == 0) == 18  # 75 % of 8 x 3

@@ -63,8 +63,10 @@ def test_quick_mode_measures_size_accuracy_and_translation(results):
     shifted = tables["Test accuracy (%) on shifted test images"]
     assert list(shifted[0])[2:] == [f"{pixels} px" for pixels in range(7)]
     claims = {claim["claim"]: claim for claim in results["claims"]}
-    assert claims["The CNN has about 10K parameters, the MLP about 100K: ten times fewer"][
-        "verdict"] == "holds"
+    assert (
+        claims["The CNN has about 10K parameters, the MLP about 100K: ten times fewer"]["verdict"]
+        == "holds"
+    )
     if "mnist" in missing:
         assert "MNIST could not be loaded" in results["markdown"]
         assert claims["On MNIST, the MLP reaches 98%"]["verdict"] == "inconclusive"
@@ -81,9 +83,14 @@ def _records(unshifted, shifted, max_shift=6):
     """Two seeds of every model, shift accuracy falling linearly from unshifted to shifted."""
     runs = {}
     for name, params in zip(MODELS, (101_770, 9_098, 421_642)):
-        runs[name] = [{"params": params, "test_accuracy": a,
-                       "shift_accuracy": list(np.linspace(a, b, max_shift + 1))}
-                      for a, b in zip(unshifted, shifted)]
+        runs[name] = [
+            {
+                "params": params,
+                "test_accuracy": a,
+                "shift_accuracy": list(np.linspace(a, b, max_shift + 1)),
+            }
+            for a, b in zip(unshifted, shifted)
+        ]
     return {"fashion_mnist": runs}
 
 

@@ -32,12 +32,18 @@ def test_configurations_change_one_setting_each_from_the_norms_plain_run():
 def test_quick_mode_reports_every_claim_and_the_activations(results, quick_out):
     assert_report(results, "experiments/normalization.py")
     claims = " ".join(c["claim"] for c in results["claims"])
-    for part in ("accelerates convergence", "higher learning rate", "stabilises", "initialization",
-                 "Group norm keeps its accuracy at batch size 4"):
+    for part in (
+        "accelerates convergence",
+        "higher learning rate",
+        "stabilises",
+        "initialization",
+        "Group norm keeps its accuracy at batch size 4",
+    ):
         assert part in claims
     rows = results["results"]["Activations per stage (mean ± std over seeds)"]
     assert {(r["norm"], r["when"]) for r in rows} == {
-        (n, w) for n in ("none", "batch") for w in ("initialization", "trained")}
+        (n, w) for n in ("none", "batch") for w in ("initialization", "trained")
+    }
     assert len(rows) == 4 * 3  # three stages in quick mode
     for name in ("curves.png", "activations.png"):
         assert_png(os.path.join(quick_out, name))

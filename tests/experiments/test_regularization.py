@@ -25,12 +25,20 @@ def test_configurations_change_one_thing_each_from_the_baseline():
     assert base.model_kwargs == {"dropout": 0.0} and base.learning_rate == 1e-3
     for config in configs[1:]:
         if config.model == base.model:
-            changes = sum([config.model_kwargs != base.model_kwargs,
-                           config.learning_rate != base.learning_rate, config.l2 != base.l2,
-                           config.augment is not None])
+            changes = sum(
+                [
+                    config.model_kwargs != base.model_kwargs,
+                    config.learning_rate != base.learning_rate,
+                    config.l2 != base.l2,
+                    config.augment is not None,
+                ]
+            )
             assert 1 <= changes <= 2, config  # 2: batch norm at a high learning rate
     assert [c.name for c in configs if c.group == "batch norm"] == [
-        "batch norm", "baseline, lr 0.01", "batch norm, lr 0.01", "baseline, lr 0.03",
+        "batch norm",
+        "baseline, lr 0.01",
+        "batch norm, lr 0.01",
+        "baseline, lr 0.03",
         "batch norm, lr 0.03",
     ]
 

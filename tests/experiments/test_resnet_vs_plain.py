@@ -46,7 +46,8 @@ def test_quick_mode_trains_plain_and_residual_networks(results):
     # the shortcuts add only the 1x1 projections (and their BN) where the shape changes
     assert parameters["plain-18"] < parameters["ResNet-18"] < parameters["plain-34"]
     assert parameters["ResNet-34"] - parameters["plain-34"] == (
-        parameters["ResNet-18"] - parameters["plain-18"])
+        parameters["ResNet-18"] - parameters["plain-18"]
+    )
     for name in NETWORKS:
         (run,) = results["results"]["runs"][name]  # one seed in quick mode
         assert run["train_error"] == pytest.approx(1 - run["train_accuracy"])

@@ -8,8 +8,9 @@ from tests.experiments.conftest import assert_report, run_quick
 
 @pytest.mark.slow
 def test_the_quick_experiment_compares_the_best_found_cnn_with_simple_cnn(tmp_path):
-    results = run_quick("tune_cnn.py", tmp_path, "--tuner", "random", "--max-trials", "2",
-                        "--epochs", "1")
+    results = run_quick(
+        "tune_cnn.py", tmp_path, "--tuner", "random", "--max-trials", "2", "--epochs", "1"
+    )
     assert_report(results, "tune_cnn.py")
     search = results["results"]["Search"][0]
     assert search["trials"] == search["completed"] == 2

@@ -22,6 +22,7 @@ def kernels(*arrays):
 
 def test_edge_share_is_one_for_edge_filters_zero_for_blur_and_three_eighths_by_chance():
     import visualize
+
     from kcnn.models import classic_kernel
 
     edges = [classic_kernel(n) for n in ("vertical_edge", "horizontal_edge", "laplacian")]
@@ -53,8 +54,9 @@ def bright_square_model():
     inputs = keras.Input((8, 8, 1))
     corner = keras.layers.Cropping2D(((0, 4), (0, 4)))(inputs)
     score = keras.layers.Flatten()(corner)
-    score = keras.layers.Dense(1, kernel_initializer=keras.initializers.Constant(0.25 / 255),
-                               use_bias=False)(score)
+    score = keras.layers.Dense(
+        1, kernel_initializer=keras.initializers.Constant(0.25 / 255), use_bias=False
+    )(score)
     logits = keras.layers.Concatenate(name="logits")([keras.ops.zeros_like(score), score])
     return keras.Model(inputs, keras.layers.Activation("softmax", name="predictions")(logits))
 
@@ -70,8 +72,9 @@ def test_perturbation_falls_more_with_a_map_on_the_evidence_than_at_random():
     most, least, random = visualize.perturbation(model, images, right, np.random.default_rng(0))
     assert np.all(most > random) and np.all(random > least)
     np.testing.assert_allclose(least, 0, atol=1e-6)  # its lowest-ranked pixels: no evidence
-    wrong_most, wrong_least, _ = visualize.perturbation(model, images, 1 - right,
-                                                    np.random.default_rng(0))
+    wrong_most, wrong_least, _ = visualize.perturbation(
+        model, images, 1 - right, np.random.default_rng(0)
+    )
     np.testing.assert_allclose(wrong_most, 0, atol=1e-6)
     assert np.all(wrong_least > 0)
     np.testing.assert_allclose(visualize.object_mass(images, right), 1)
@@ -109,8 +112,13 @@ def test_quick_mode_measures_filters_depths_and_explanations(results):
 def test_quick_mode_writes_figures_and_a_model_that_loads(results, quick_out):
     import kcnn
 
-    for name in ("filters.png", "filters_initial.png", "feature_maps.png",
-                 "explanations_correct.png", "explanations_wrong.png"):
+    for name in (
+        "filters.png",
+        "filters_initial.png",
+        "feature_maps.png",
+        "explanations_correct.png",
+        "explanations_wrong.png",
+    ):
         assert_png(os.path.join(quick_out, name))
         assert f"]({name})" in results["markdown"]
     model = kcnn.load_model(os.path.join(quick_out, "model.keras"))

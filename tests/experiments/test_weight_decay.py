@@ -18,8 +18,10 @@ def test_penalties_and_their_checks():
 
     args = weight_decay.parse_args(["--l2", "1e-4", "--l1", "1e-5"])
     assert weight_decay.configurations(args) == {
-        "none": {"l1": 0.0, "l2": 0.0}, "L2 0.0001": {"l1": 0.0, "l2": 1e-4},
-        "L1 1e-05": {"l1": 1e-5, "l2": 0.0}}
+        "none": {"l1": 0.0, "l2": 0.0},
+        "L2 0.0001": {"l1": 0.0, "l2": 1e-4},
+        "L1 1e-05": {"l1": 1e-5, "l2": 0.0},
+    }
     with pytest.raises(ValueError, match="--l1"):
         weight_decay.parse_args(["--l1", "0"])
 

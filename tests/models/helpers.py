@@ -22,10 +22,19 @@ SMALL = {
 SMALL_CLASSES = 7
 
 # Registered models that only scale another one's depth or width: the same layers and blocks.
-SCALED_VARIANTS = frozenset({
-    "efficientnet_b1", "efficientnet_b2", "efficientnet_b3", "resnet34", "resnet101",
-    "resnet152", "vgg13", "vgg16", "vgg19",
-})
+SCALED_VARIANTS = frozenset(
+    {
+        "efficientnet_b1",
+        "efficientnet_b2",
+        "efficientnet_b3",
+        "resnet34",
+        "resnet101",
+        "resnet152",
+        "vgg13",
+        "vgg16",
+        "vgg19",
+    }
+)
 
 
 def distinct_models():
@@ -77,8 +86,10 @@ def trainable_gradients(model, x, y):
 
         with tf.GradientTape() as tape:
             loss = keras.losses.sparse_categorical_crossentropy(y, model(x, training=True))
-        return [np.asarray(g) if g is not None else None
-                for g in tape.gradient(loss, model.trainable_variables)]
+        return [
+            np.asarray(g) if g is not None else None
+            for g in tape.gradient(loss, model.trainable_variables)
+        ]
     if backend == "jax":
         import jax
 

@@ -23,6 +23,11 @@ from tests.models.helpers import (
 )
 
 ALL_MODELS = models_under_test()
+# The default suite (plain `pytest`) takes one model of each kind; make test every one.
+MODEL_PARAMS = [
+    pytest.param(name, marks=pytest.mark.slow) if name in SCALED_VARIANTS else name
+    for name in ALL_MODELS
+]
 
 # Trainable parameters with the default head, from the issue (torchvision's counts for the
 # ImageNet models, the course's listings for the others).
@@ -70,7 +75,7 @@ def test_tiny_cnn_is_about_ten_thousand_parameters_and_ten_times_smaller_than_th
     assert trainable_count(kcnn.create_model("mlp")) >= 10 * tiny
 
 
-@pytest.mark.parametrize("name", ALL_MODELS)
+@pytest.mark.parametrize("name", MODEL_PARAMS)
 def test_forward_gives_one_probability_row_per_image(name):
     model = small_model(name)
     x, _ = random_batch(model, batch=3)
@@ -79,7 +84,7 @@ def test_forward_gives_one_probability_row_per_image(name):
     np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", ALL_MODELS)
+@pytest.mark.parametrize("name", MODEL_PARAMS)
 def test_one_training_step_gives_every_weight_a_finite_gradient(name):
     model = small_model(name)
     x, y = random_batch(model, batch=4)
@@ -96,7 +101,7 @@ def test_one_training_step_gives_every_weight_a_finite_gradient(name):
         assert np.all(np.isfinite(keras.ops.convert_to_numpy(weight))), weight.path
 
 
-@pytest.mark.parametrize("name", ALL_MODELS)
+@pytest.mark.parametrize("name", MODEL_PARAMS)
 @pytest.mark.parametrize("pooling", [None, "avg", "max"])
 def test_include_top_false_gives_features_of_the_documented_shape(name, pooling):
     kwargs = small_kwargs(name, include_top=False, pooling=pooling)
@@ -118,7 +123,7 @@ def test_include_top_false_gives_features_of_the_documented_shape(name, pooling)
         assert model.output_shape == (None, channels)
 
 
-@pytest.mark.parametrize("name", ALL_MODELS)
+@pytest.mark.parametrize("name", MODEL_PARAMS)
 def test_layers_have_explicit_stable_names(name):
     # Keras numbers auto-generated names (conv2d, conv2d_1, ...): building the model twice in
     # one session gives the same names only if every layer was named explicitly.
@@ -129,7 +134,7 @@ def test_layers_have_explicit_stable_names(name):
     assert model.get_layer("logits").dtype_policy.name == "float32"
 
 
-@pytest.mark.parametrize("name", ALL_MODELS)
+@pytest.mark.parametrize("name", MODEL_PARAMS)
 def test_registry_records_the_gradcam_target_and_the_stages(name):
     info = kcnn.model_info(name)
     model = small_model(name)
@@ -140,7 +145,7 @@ def test_registry_records_the_gradcam_target_and_the_stages(name):
         assert list(stages) == [f"stage{i}" for i in range(1, len(stages) + 1)]
 
 
-@pytest.mark.parametrize("name", ALL_MODELS)
+@pytest.mark.parametrize("name", MODEL_PARAMS)
 def test_registered_default_input_shape_and_minimum_size_build(name):
     info = kcnn.model_info(name)
     model = kcnn.create_model(name, classes=3, **_thin(info))
@@ -156,10 +161,15 @@ def test_registered_default_input_shape_and_minimum_size_build(name):
 
 def _thin(info):
     return {
-        "vgg": {"fc_units": 8}, "alexnet": {"fc_units": 8}, "resnet": {"width": 0.125},
-        "resnext": {"width": 0.25}, "wide_resnet": {"width": 0.125},
-        "mobilenet": {"alpha": 0.25}, "efficientnet": {"width": 0.25, "depth": 0.1},
-        "densenet": {"growth_rate": 4, "blocks": (1, 1, 1, 1)}, "inception": {"width": 0.125},
+        "vgg": {"fc_units": 8},
+        "alexnet": {"fc_units": 8},
+        "resnet": {"width": 0.125},
+        "resnext": {"width": 0.25},
+        "wide_resnet": {"width": 0.125},
+        "mobilenet": {"alpha": 0.25},
+        "efficientnet": {"width": 0.25, "depth": 0.1},
+        "densenet": {"growth_rate": 4, "blocks": (1, 1, 1, 1)},
+        "inception": {"width": 0.125},
     }.get(info.family, {})
 
 
@@ -168,9 +178,13 @@ def test_saved_models_load_in_a_fresh_process_and_predict_the_same(tmp_path):
     expected = {}
     variants = {name: (name, small_kwargs(name)) for name in ALL_MODELS}
     variants["resnet18_cbam_droppath"] = (
-        "resnet18", small_kwargs("resnet18", attention="cbam", drop_path_rate=0.1)
+        "resnet18",
+        small_kwargs("resnet18", attention="cbam", drop_path_rate=0.1),
     )
-    variants["resnet50_se_preact"] = ("resnet50", small_kwargs("resnet50", attention="se", preact=True))
+    variants["resnet50_se_preact"] = (
+        "resnet50",
+        small_kwargs("resnet50", attention="se", preact=True),
+    )
     variants["vgg11_bn"] = ("vgg11", small_kwargs("vgg11", batch_norm=True))
     for name, (model_name, kwargs) in variants.items():
         model = kcnn.create_model(model_name, **kwargs)
@@ -203,7 +217,7 @@ def test_saved_models_load_in_a_fresh_process_and_predict_the_same(tmp_path):
     assert f"ok {len(variants)}" in result.stdout
 
 
-@pytest.mark.parametrize("name", ALL_MODELS)
+@pytest.mark.parametrize("name", MODEL_PARAMS)
 def test_weights_file_round_trips(name, tmp_path):
     model = small_model(name)
     path = tmp_path / f"{name}.weights.h5"
@@ -236,8 +250,11 @@ def test_weights_from_another_architecture_are_a_clear_error(tmp_path):
         ("resnet18", {"stem": "cifar10"}, "stem"),
         ("resnet18", {"width": 0}, "width"),
         ("resnet18", {"skip": False, "drop_path_rate": 0.1}, "drop_path_rate"),
-        ("resnet18", {"attention": "se", "width": 0.125, "input_shape": (32, 32, 3)},
-         "attention_ratio"),
+        (
+            "resnet18",
+            {"attention": "se", "width": 0.125, "input_shape": (32, 32, 3)},
+            "attention_ratio",
+        ),
         ("simple_cnn", {"weights": "missing.weights.h5"}, "weights"),
         ("simple_cnn", {"weights": "imagenet"}, "weights"),
         ("simple_cnn", {"weights": 3}, "weights"),
@@ -257,8 +274,9 @@ def test_bad_arguments_raise_value_error_naming_them(name, kwargs, argument):
 
 
 def test_fully_convolutional_models_take_any_input_size_without_top():
-    model = kcnn.create_model("resnet18", input_shape=(None, None, 3), include_top=False,
-                              pooling="avg", width=0.125)
+    model = kcnn.create_model(
+        "resnet18", input_shape=(None, None, 3), include_top=False, pooling="avg", width=0.125
+    )
     assert model.output_shape == (None, 64)
     for size in (32, 45):
         x = np.zeros((1, size, size, 3), "float32")
@@ -280,21 +298,28 @@ def test_logits_head_without_activation():
 
 
 def test_resnet_options_build_the_described_networks():
-    plain = kcnn.create_model("resnet18", input_shape=(32, 32, 3), stem="cifar", skip=False,
-                              width=0.25, classes=10)
-    residual = kcnn.create_model("resnet18", input_shape=(32, 32, 3), stem="cifar",
-                                 width=0.25, classes=10)
+    plain = kcnn.create_model(
+        "resnet18", input_shape=(32, 32, 3), stem="cifar", skip=False, width=0.25, classes=10
+    )
+    residual = kcnn.create_model(
+        "resnet18", input_shape=(32, 32, 3), stem="cifar", width=0.25, classes=10
+    )
     # Same layers; the plain network lacks only the projection shortcuts.
     block = plain.get_layer("stage2_block1")
     assert not block.projection and residual.get_layer("stage2_block1").projection
     assert plain.get_layer("stage1_block1").output.shape[1:] == (32, 32, 16)
-    rates = [residual.get_layer(f"stage{s}_block{b}").drop_path_rate
-             for s in range(1, 5) for b in (1, 2)]
+    rates = [
+        residual.get_layer(f"stage{s}_block{b}").drop_path_rate for s in range(1, 5) for b in (1, 2)
+    ]
     assert rates == [0.0] * 8
-    stochastic = kcnn.create_model("resnet18", input_shape=(32, 32, 3), width=0.25,
-                                   drop_path_rate=0.2)
-    rates = [stochastic.get_layer(f"stage{s}_block{b}").drop_path_rate
-             for s in range(1, 5) for b in (1, 2)]
+    stochastic = kcnn.create_model(
+        "resnet18", input_shape=(32, 32, 3), width=0.25, drop_path_rate=0.2
+    )
+    rates = [
+        stochastic.get_layer(f"stage{s}_block{b}").drop_path_rate
+        for s in range(1, 5)
+        for b in (1, 2)
+    ]
     np.testing.assert_allclose(rates, [0.2 * i / 8 for i in range(1, 9)])
     preact = kcnn.create_model("resnet34", input_shape=(32, 32, 3), preact=True, width=0.25)
     assert preact.get_layer("stage4_post_relu") is not None

@@ -47,6 +47,7 @@ def all_layers(model):
 # The norms against NumPy
 # ---------------------------------------------------------------------------------------------
 
+
 def reference_norm(x, axes, epsilon=1e-5):
     mean = x.mean(axis=axes, keepdims=True)
     return (x - mean) / np.sqrt(x.var(axis=axes, keepdims=True) + epsilon)
@@ -92,6 +93,7 @@ def test_no_norm_and_no_layer():
 # Separable convolutions: weights and multiply-accumulates
 # ---------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(("c_in", "c_out"), [(4, 8), (16, 3)])
 def test_separable_3x3_has_9_c_in_plus_c_in_c_out_weights_and_macs_agree(c_in, c_out):
     inputs = keras.Input((6, 6, c_in))
@@ -106,8 +108,9 @@ def test_separable_3x3_has_9_c_in_plus_c_in_c_out_weights_and_macs_agree(c_in, c
 
 def test_grouped_bottleneck_and_separable_basic_block_in_layer_table_and_receptive_field():
     inputs = keras.Input((8, 8, 16))
-    x = kcnn.layers.BottleneckBlock(8, groups=4, width_per_group=32, norm="group",
-                                    norm_groups=4, name="next")(inputs)
+    x = kcnn.layers.BottleneckBlock(
+        8, groups=4, width_per_group=32, norm="group", norm_groups=4, name="next"
+    )(inputs)
     x = kcnn.layers.ResidualBlock(16, conv="separable", norm=None, name="sep")(x)
     model = keras.Model(inputs, x)
     rows = {row.name: row for row in kcnn.convmath.layer_table(model)}
@@ -121,8 +124,9 @@ def test_grouped_bottleneck_and_separable_basic_block_in_layer_table_and_recepti
 
 
 def test_dilation_widens_the_receptive_field_of_configurable_cnn():
-    model = kcnn.create_model("configurable_cnn", filters=(4, 4), dilation=2, fc_units=None,
-                              input_shape=(16, 16, 1))
+    model = kcnn.create_model(
+        "configurable_cnn", filters=(4, 4), dilation=2, fc_units=None, input_shape=(16, 16, 1)
+    )
     fields = kcnn.convmath.receptive_field(model)
     assert fields["stage1_conv"].size == (5, 5)
     assert fields["stage2_conv"].size == (5 + 4 * 2 + 1, 5 + 4 * 2 + 1)  # pool, then d=2 at jump 2
@@ -158,15 +162,20 @@ def test_a_model_with_another_norm_holds_no_batch_normalization(name, norm):
 def test_batch_norm_alias_and_norm_build_the_same_model():
     alias = kcnn.create_model("configurable_cnn", batch_norm=True)
     named = kcnn.create_model("configurable_cnn", norm="batch")
-    assert [l.name for l in alias.layers] == [l.name for l in named.layers]
+    assert [layer.name for layer in alias.layers] == [layer.name for layer in named.layers]
     assert alias.get_layer("stage1_bn").__class__ is keras.layers.BatchNormalization
-    assert kcnn.create_model("vgg11", batch_norm=False, fc_units=8).get_layer(
-        "stage1_conv1").activation is keras.activations.relu
+    assert (
+        kcnn.create_model("vgg11", batch_norm=False, fc_units=8)
+        .get_layer("stage1_conv1")
+        .activation
+        is keras.activations.relu
+    )
 
 
 def test_separable_convolutions_spatial_dropout_and_targeted_head():
-    model = kcnn.create_model("tiny_vgg", conv="separable", spatial_dropout=0.2,
-                              dropout_kind="targeted", fc_units=16)
+    model = kcnn.create_model(
+        "tiny_vgg", conv="separable", spatial_dropout=0.2, dropout_kind="targeted", fc_units=16
+    )
     assert isinstance(model.get_layer("stage1_conv1"), keras.layers.SeparableConv2D)
     dropout = model.get_layer("stage3_spatial_dropout")
     assert isinstance(dropout, keras.layers.SpatialDropout2D) and dropout.rate == 0.2
@@ -185,16 +194,21 @@ def test_separable_convolutions_spatial_dropout_and_targeted_head():
         ("configurable_cnn", {"norm": "group", "spatial_dropout": 0.1}, "stage2_relu"),
         ("vgg11", {"norm": "instance", "spatial_dropout": 0.1, "fc_units": 8}, "stage5_relu2"),
         ("tiny_resnet", {"norm": "layer", "preact": True, "width": 0.125}, "stage3_post_relu"),
-        ("resnet50", {"norm": None, "groups": 2, "width_per_group": 32, "width": 0.125},
-         "stage4_block3"),
+        (
+            "resnet50",
+            {"norm": None, "groups": 2, "width_per_group": 32, "width": 0.125},
+            "stage4_block3",
+        ),
     ],
 )
 def test_gradcam_target_is_the_last_full_resolution_map_for_every_option(name, kwargs, target):
     model = kcnn.create_model(name, input_shape=(32, 32, 3), classes=3, **kwargs)
     assert gradcam_layer(model) == target
     last_stage = list(stage_outputs(model).values())[-1]
-    assert model.get_layer(target).output.shape[1:3] in {last_stage.shape[1:3],
-                                                         (2 * last_stage.shape[1],) * 2}
+    assert model.get_layer(target).output.shape[1:3] in {
+        last_stage.shape[1:3],
+        (2 * last_stage.shape[1],) * 2,
+    }
 
 
 @pytest.mark.parametrize(
@@ -239,21 +253,48 @@ def representative_variants():
     for norm in NORMS:
         for name in ("configurable_cnn", "tiny_resnet"):
             variants[f"{name}-{norm}"] = (name, dict(TINY[name], norm=norm))
-    variants["configurable_cnn-separable"] = ("configurable_cnn", dict(
-        TINY["configurable_cnn"], conv="separable", dilation=2, spatial_dropout=0.1,
-        dropout_kind="targeted", norm="group",
-    ))
-    variants["tiny_resnet-separable"] = ("tiny_resnet", dict(
-        TINY["tiny_resnet"], conv="separable", preact=True, norm="instance", attention="cbam",
-        attention_ratio=2,
-    ))
-    variants["resnext-group"] = ("resnet", dict(
-        TINY["resnet"], groups=2, width_per_group=32, norm="group", norm_groups=4,
-    ))
-    variants["tiny_vgg-separable"] = ("tiny_vgg", dict(
-        conv="separable", norm="layer", spatial_dropout=0.1, dropout_kind="targeted",
-        fc_units=8,
-    ))
+    variants["configurable_cnn-separable"] = (
+        "configurable_cnn",
+        dict(
+            TINY["configurable_cnn"],
+            conv="separable",
+            dilation=2,
+            spatial_dropout=0.1,
+            dropout_kind="targeted",
+            norm="group",
+        ),
+    )
+    variants["tiny_resnet-separable"] = (
+        "tiny_resnet",
+        dict(
+            TINY["tiny_resnet"],
+            conv="separable",
+            preact=True,
+            norm="instance",
+            attention="cbam",
+            attention_ratio=2,
+        ),
+    )
+    variants["resnext-group"] = (
+        "resnet",
+        dict(
+            TINY["resnet"],
+            groups=2,
+            width_per_group=32,
+            norm="group",
+            norm_groups=4,
+        ),
+    )
+    variants["tiny_vgg-separable"] = (
+        "tiny_vgg",
+        dict(
+            conv="separable",
+            norm="layer",
+            spatial_dropout=0.1,
+            dropout_kind="targeted",
+            fc_units=8,
+        ),
+    )
     return variants
 
 
@@ -282,8 +323,11 @@ def save_trained(variants, root, policy):
         keras.config.set_dtype_policy(policy)  # clear_session resets it
         model = kcnn.create_model(name, **{"classes": 3, **kwargs})
         x, y = random_batch(model, batch=2, seed=1)
-        model.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy",
-                      run_eagerly=True)  # one step: tracing or XLA would cost more than it saves
+        model.compile(
+            optimizer=keras.optimizers.SGD(0.01),
+            loss="sparse_categorical_crossentropy",
+            run_eagerly=True,
+        )  # one step: tracing or XLA would cost more than it saves
         loss = model.train_on_batch(x, y)
         assert np.isfinite(loss), label
         if policy != "float32":
@@ -317,8 +361,13 @@ LOAD_SCRIPT = textwrap.dedent(
 
 def assert_reload_in_fresh_process(root, count):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    result = subprocess.run([sys.executable, "-c", LOAD_SCRIPT, str(root)], capture_output=True,
-                            text=True, env=env, timeout=900)
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_SCRIPT, str(root)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"ok {count}" in result.stdout
 
@@ -327,8 +376,11 @@ def test_every_norm_and_conv_kind_trains_saves_and_reloads_with_plain_keras(tmp_
     # The smallest models that hold every norm, both conv kinds and both kinds of block; the
     # slow tests below take the whole set, and every registered model.
     fast = ("configurable_cnn", "tiny_resnet-separable", "resnext-group")
-    variants = {label: variant for label, variant in representative_variants().items()
-                if label.startswith(fast)}
+    variants = {
+        label: variant
+        for label, variant in representative_variants().items()
+        if label.startswith(fast)
+    }
     save_trained(variants, tmp_path, "float32")
     assert_reload_in_fresh_process(tmp_path, len(variants))
 
@@ -352,7 +404,8 @@ def test_every_norm_and_conv_kind_under_mixed_bfloat16(tmp_path):
     keras.backend.backend() != "tensorflow" or not os.environ.get("KCNN_EXHAUSTIVE"),
     reason="the whole cross product (over ten minutes on 2 cores) runs on TensorFlow with "
     "KCNN_EXHAUSTIVE=1; make test checks every norm and conv kind on each family's "
-    "representative above")
+    "representative above",
+)
 def test_every_registered_model_with_every_norm_and_conv_it_takes(tmp_path):
     variants = registry_variants()
     save_trained(variants, tmp_path, "float32")

@@ -23,8 +23,9 @@ def test_configurable_cnn_defaults_are_simple_cnn_and_tiny_settings_are_tiny_cnn
 
 
 def test_configurable_cnn_options_build_the_described_layers():
-    model = configurable_cnn(filters=(8, 16, 32), kernel_size=5, batch_norm=True, fc_units=0,
-                             dropout=0.0, classes=4)
+    model = configurable_cnn(
+        filters=(8, 16, 32), kernel_size=5, batch_norm=True, fc_units=0, dropout=0.0, classes=4
+    )
     names = [layer.name for layer in model.layers]
     assert names[:5] == ["input", "stage1_conv", "stage1_bn", "stage1_relu", "stage1_pool"]
     assert "fc1" not in names and "head_dropout" not in names
@@ -59,20 +60,36 @@ def test_configurable_cnn_bad_arguments_name_the_argument(kwargs, argument):
 
 def test_generic_resnet_builds_the_registered_resnets():
     small = dict(input_shape=(32, 32, 3), classes=10, width=0.25)
-    assert layer_summary(resnet(depths=(2, 2, 2, 2), stem="cifar", name="resnet18", **small)) == \
-        layer_summary(kcnn.create_model("resnet18", stem="cifar", **small))
-    assert layer_summary(resnet(depths=(3, 4, 6, 3), block="bottleneck", name="resnet50",
-                                **small)) == layer_summary(kcnn.create_model("resnet50", **small))
-    assert layer_summary(resnet(depths=(2, 2, 2), stem="cifar", name="tiny_resnet", **small)) == \
-        layer_summary(kcnn.create_model("tiny_resnet", **small))
+    assert layer_summary(
+        resnet(depths=(2, 2, 2, 2), stem="cifar", name="resnet18", **small)
+    ) == layer_summary(kcnn.create_model("resnet18", stem="cifar", **small))
+    assert layer_summary(
+        resnet(depths=(3, 4, 6, 3), block="bottleneck", name="resnet50", **small)
+    ) == layer_summary(kcnn.create_model("resnet50", **small))
+    assert layer_summary(
+        resnet(depths=(2, 2, 2), stem="cifar", name="tiny_resnet", **small)
+    ) == layer_summary(kcnn.create_model("tiny_resnet", **small))
 
 
 def test_generic_resnet_takes_any_depth_per_stage():
-    model = resnet(depths=(1, 3, 2), stem="cifar", input_shape=(28, 28, 1), classes=5,
-                   width=0.25, attention="se", drop_path_rate=0.2)
+    model = resnet(
+        depths=(1, 3, 2),
+        stem="cifar",
+        input_shape=(28, 28, 1),
+        classes=5,
+        width=0.25,
+        attention="se",
+        drop_path_rate=0.2,
+    )
     blocks = [layer.name for layer in model.layers if "_block" in layer.name]
-    assert blocks == ["stage1_block1", "stage2_block1", "stage2_block2", "stage2_block3",
-                      "stage3_block1", "stage3_block2"]
+    assert blocks == [
+        "stage1_block1",
+        "stage2_block1",
+        "stage2_block2",
+        "stage2_block3",
+        "stage3_block1",
+        "stage3_block2",
+    ]
     assert gradcam_layer(model) == "stage3_block2"
     np.testing.assert_allclose(model.get_layer("stage3_block2").drop_path_rate, 0.2)
     assert model.get_layer("stage3_block2").output.shape[1:] == (7, 7, 64)

@@ -68,13 +68,15 @@ def random_state_dict(seed=0):
 
 def torch_conv2d(x, weight, stride=1, padding=0):
     """``F.conv2d`` without bias: NCHW input, OIHW weight, symmetric zero padding."""
-    y = conv2d(x.transpose(0, 2, 3, 1), weight.transpose(2, 3, 1, 0), stride=stride,
-               padding=padding)
+    y = conv2d(
+        x.transpose(0, 2, 3, 1), weight.transpose(2, 3, 1, 0), stride=stride, padding=padding
+    )
     return y.transpose(0, 3, 1, 2)
 
 
 def torch_batch_norm(x, state, prefix):
     """``nn.BatchNorm2d`` in ``eval()`` mode."""
+
     def channel(name):
         return state[f"{prefix}.{name}"][None, :, None, None]
 
@@ -88,9 +90,13 @@ def relu(x):
 
 def residual_block(x, state, prefix, stride):
     """Listing 4's ``ResidualBlock.forward``."""
-    out = relu(torch_batch_norm(
-        torch_conv2d(x, state[f"{prefix}.conv1.weight"], stride, padding=1), state, f"{prefix}.bn1"
-    ))
+    out = relu(
+        torch_batch_norm(
+            torch_conv2d(x, state[f"{prefix}.conv1.weight"], stride, padding=1),
+            state,
+            f"{prefix}.bn1",
+        )
+    )
     out = torch_batch_norm(
         torch_conv2d(out, state[f"{prefix}.conv2.weight"], padding=1), state, f"{prefix}.bn2"
     )
@@ -98,7 +104,8 @@ def residual_block(x, state, prefix, stride):
     if f"{prefix}.shortcut.0.weight" in state:
         shortcut = torch_batch_norm(
             torch_conv2d(x, state[f"{prefix}.shortcut.0.weight"], stride),
-            state, f"{prefix}.shortcut.1",
+            state,
+            f"{prefix}.shortcut.1",
         )
     return relu(out + shortcut)
 
@@ -169,9 +176,7 @@ def test_tiny_resnet_computes_the_logits_of_the_pytorch_reference(size):
     model = kcnn.create_model(
         "tiny_resnet", input_shape=(size, size, 3), classifier_activation=None
     )
-    assert port_weights(state, model) == model.count_params() == sum(
-        v.size for v in state.values()
-    )
+    assert port_weights(state, model) == model.count_params() == sum(v.size for v in state.values())
     images = np.random.default_rng(1).normal(size=(2, 3, size, size))  # NCHW, as PyTorch
     expected = tiny_resnet_forward(images, state)
     logits = model(images.transpose(0, 2, 3, 1).astype("float32"), training=False)

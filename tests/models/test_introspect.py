@@ -11,9 +11,18 @@ from kcnn.models import introspect
 from tests.models.helpers import models_under_test, small_model
 
 # Those that take more than a couple of seconds to build, even small, run with the slow tests.
-HEAVY = {"efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3",
-         "inception_v3", "mobilenet_v2", "resnet101", "resnet152", "resnext50_32x4d",
-         "wide_resnet50_2"}
+HEAVY = {
+    "efficientnet_b0",
+    "efficientnet_b1",
+    "efficientnet_b2",
+    "efficientnet_b3",
+    "inception_v3",
+    "mobilenet_v2",
+    "resnet101",
+    "resnet152",
+    "resnext50_32x4d",
+    "wide_resnet50_2",
+}
 ALL_MODELS = [
     pytest.param(name, marks=pytest.mark.slow) if name in HEAVY else name
     for name in models_under_test()
@@ -27,7 +36,8 @@ def test_every_registry_model_is_found_through(name):
     assert set(map(id, model.layers[1:])) <= set(map(id, every))
     # Each BatchNormalization layer is found once, those inside kcnn's blocks included.
     reference = [
-        layer for layer in model._flatten_layers(include_self=False)
+        layer
+        for layer in model._flatten_layers(include_self=False)
         if isinstance(layer, keras.layers.BatchNormalization)
     ]
     found = introspect.batchnorm_layers(model)
@@ -59,14 +69,26 @@ def test_composite_layers_list_their_parts_in_order():
     block = BottleneckBlock(8, stride=2, attention="cbam", attention_ratio=4, name="b")
     block(inputs)
     parts = [layer.name for layer in introspect.parts(block)]
-    assert parts == ["b_conv1", "b_bn1", "b_conv2", "b_bn2", "b_conv3", "b_bn3",
-                     "b_shortcut_conv", "b_shortcut_bn", "b_cbam"]
+    assert parts == [
+        "b_conv1",
+        "b_bn1",
+        "b_conv2",
+        "b_bn2",
+        "b_conv3",
+        "b_bn3",
+        "b_shortcut_conv",
+        "b_shortcut_bn",
+        "b_cbam",
+    ]
     cbam = introspect.parts(block)[-1]
     assert isinstance(cbam, CBAM)
     assert [layer.name for layer in introspect.parts(cbam)] == ["b_cbam_channel", "b_cbam_spatial"]
     assert [layer.name for layer in introspect.walk(cbam)] == [
-        "b_cbam_channel", "b_cbam_channel_reduce", "b_cbam_channel_expand",
-        "b_cbam_spatial", "b_cbam_spatial_conv",
+        "b_cbam_channel",
+        "b_cbam_channel_reduce",
+        "b_cbam_channel_expand",
+        "b_cbam_spatial",
+        "b_cbam_spatial_conv",
     ]
     assert ResidualBlock(4, name="unbuilt").parts() == []
     se = SqueezeExcite(2, name="se")
@@ -89,12 +111,16 @@ def test_a_backbone_nested_in_a_model_is_searched():
 # (application, input size, blocks after the stem: the families' published counts)
 APPLICATIONS = [
     pytest.param("InceptionV3", 75, [f"mixed{i}" for i in range(11)], marks=pytest.mark.slow),
-    pytest.param("MobileNet", 32, [f"conv_dw_pw_{i}" for i in range(1, 14)],
-                 marks=pytest.mark.slow),
-    pytest.param("MobileNetV2", 32, [f"block_{i}" for i in range(1, 17)],
-                 marks=pytest.mark.slow),
-    pytest.param("ResNet50", 32, [f"conv{s}_block{b}" for s, n in zip(range(2, 6), (3, 4, 6, 3))
-                                  for b in range(1, n + 1)], marks=pytest.mark.slow),
+    pytest.param(
+        "MobileNet", 32, [f"conv_dw_pw_{i}" for i in range(1, 14)], marks=pytest.mark.slow
+    ),
+    pytest.param("MobileNetV2", 32, [f"block_{i}" for i in range(1, 17)], marks=pytest.mark.slow),
+    pytest.param(
+        "ResNet50",
+        32,
+        [f"conv{s}_block{b}" for s, n in zip(range(2, 6), (3, 4, 6, 3)) for b in range(1, n + 1)],
+        marks=pytest.mark.slow,
+    ),
     ("VGG16", 32, [f"block{i}" for i in range(1, 6)]),
 ]
 
@@ -126,9 +152,11 @@ def _check_inception_blocks(groups):
 
 @pytest.mark.slow
 def test_resolution_outputs_of_resnet50_are_its_stage_outputs():
-    model = keras.applications.ResNet50(weights=None, include_top=False,
-                                        input_shape=(64, 64, 3))
+    model = keras.applications.ResNet50(weights=None, include_top=False, input_shape=(64, 64, 3))
     assert introspect.resolution_outputs(model) == [
-        "conv1_relu", "conv2_block3_out", "conv3_block4_out", "conv4_block6_out",
+        "conv1_relu",
+        "conv2_block3_out",
+        "conv3_block4_out",
+        "conv4_block6_out",
         "conv5_block3_out",
     ]

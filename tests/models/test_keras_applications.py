@@ -16,8 +16,9 @@ from kcnn.models import from_keras_application
 # tests run on TensorFlow only: on JAX, building the models is 10-40 times slower here (a thin
 # ResNet-18 took 40 s on two busy cores), which would add minutes to make test's JAX pass; the
 # fast tests of both files passed on JAX when run by hand (KERAS_BACKEND=jax).
-pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
-                                reason="weights loading checked on TensorFlow")
+pytestmark = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="weights loading checked on TensorFlow"
+)
 
 
 def numpy(x):
@@ -43,8 +44,7 @@ def assert_same_outputs(application, size, pixels=1.0, **kwargs):
     model = from_keras_application(reference)
     images = np.random.default_rng(1).uniform(0, pixels, (2, size, size, 3)).astype("float32")
     expected = numpy(reference(images, training=False))
-    np.testing.assert_allclose(numpy(model(images, training=False)), expected,
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(numpy(model(images, training=False)), expected, rtol=1e-5, atol=1e-5)
     assert np.abs(expected).max() > 100 * 1e-5  # large enough for the tolerance to tell
     return model
 
@@ -52,8 +52,9 @@ def assert_same_outputs(application, size, pixels=1.0, **kwargs):
 @pytest.mark.slow
 def test_mobilenet_v2_computes_the_same_logits_with_keras_conventions():
     # 32 px: every stride-2 convolution sees an even size, where the paddings differ.
-    model = assert_same_outputs(keras.applications.MobileNetV2, 32, alpha=0.35, classes=5,
-                                classifier_activation=None)
+    model = assert_same_outputs(
+        keras.applications.MobileNetV2, 32, alpha=0.35, classes=5, classifier_activation=None
+    )
     assert model.get_layer("stem_bn").epsilon == pytest.approx(1e-3)
     assert model.get_layer("stage2_block1_dw_pad").padding == ((0, 1), (0, 1))
     assert model.get_layer("stage5_top_conv").filters == 1280
@@ -62,16 +63,18 @@ def test_mobilenet_v2_computes_the_same_logits_with_keras_conventions():
 
 @pytest.mark.slow
 def test_efficientnet_b0_computes_the_same_probabilities_from_raw_pixels():
-    model = assert_same_outputs(keras.applications.EfficientNetB0, 32, pixels=255.0, classes=4,
-                                classifier_activation=None)
+    model = assert_same_outputs(
+        keras.applications.EfficientNetB0, 32, pixels=255.0, classes=4, classifier_activation=None
+    )
     assert model.get_layer("rescaling").scale == pytest.approx(1 / 255)
     assert model.get_layer("stage2_block1_se").reduce.units == 4  # 16 inputs // 4
 
 
 @pytest.mark.slow
 def test_densenet121_without_top_gives_the_same_pooled_features():
-    model = assert_same_outputs(keras.applications.DenseNet121, 32, include_top=False,
-                                pooling="max")
+    model = assert_same_outputs(
+        keras.applications.DenseNet121, 32, include_top=False, pooling="max"
+    )
     assert model.get_layer("stem_bn").epsilon == pytest.approx(1.001e-5)
     assert model.output_shape == (None, 1024)
 
@@ -91,14 +94,20 @@ def test_vgg16_computes_the_same_probabilities():
 @pytest.mark.slow
 def test_vgg19_without_top_gives_the_same_pooled_features():
     # Nineteen ReLU layers shrink random features to about 1e-4 per unit pixel: raw pixels.
-    model = assert_same_outputs(keras.applications.VGG19, 32, pixels=255.0, include_top=False,
-                                pooling="avg")
+    model = assert_same_outputs(
+        keras.applications.VGG19, 32, pixels=255.0, include_top=False, pooling="avg"
+    )
     assert model.name == "vgg19" and model.output_shape == (None, 512)
 
 
 def test_efficientnet_preprocessing_is_imagenet_standardization_by_default():
-    model = kcnn.create_model("efficientnet_b0", width=0.25, depth=0.2, input_shape=(32, 32, 3),
-                              include_preprocessing=True)
+    model = kcnn.create_model(
+        "efficientnet_b0",
+        width=0.25,
+        depth=0.2,
+        input_shape=(32, 32, 3),
+        include_preprocessing=True,
+    )
     standardize = keras.Model(model.input, model.get_layer("normalization").output)
     pixels = np.random.default_rng(0).uniform(0, 255, (1, 32, 32, 3)).astype("float32")
     expected = (pixels / 255 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
@@ -107,16 +116,20 @@ def test_efficientnet_preprocessing_is_imagenet_standardization_by_default():
 
 def test_efficientnet_preprocessing_needs_rgb():
     with pytest.raises(ValueError, match="include_preprocessing"):
-        kcnn.create_model("efficientnet_b0", width=0.25, input_shape=(32, 32, 1),
-                          include_preprocessing=True)
+        kcnn.create_model(
+            "efficientnet_b0", width=0.25, input_shape=(32, 32, 1), include_preprocessing=True
+        )
 
 
-@pytest.mark.parametrize(("name", "kwargs", "argument"), [
-    ("mobilenet_v2", {"bn_epsilon": 0}, "bn_epsilon"),
-    ("efficientnet_b0", {"bn_epsilon": "small"}, "bn_epsilon"),
-    ("efficientnet_b0", {"include_preprocessing": 1}, "include_preprocessing"),
-    ("densenet121", {"bn_epsilon": -1e-5}, "bn_epsilon"),
-])
+@pytest.mark.parametrize(
+    ("name", "kwargs", "argument"),
+    [
+        ("mobilenet_v2", {"bn_epsilon": 0}, "bn_epsilon"),
+        ("efficientnet_b0", {"bn_epsilon": "small"}, "bn_epsilon"),
+        ("efficientnet_b0", {"include_preprocessing": 1}, "include_preprocessing"),
+        ("densenet121", {"bn_epsilon": -1e-5}, "bn_epsilon"),
+    ],
+)
 def test_bad_convention_options_are_refused_by_name(name, kwargs, argument):
     with pytest.raises(ValueError, match=argument):
         kcnn.create_model(name, **kwargs)

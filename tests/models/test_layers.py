@@ -12,7 +12,14 @@ import keras
 import numpy as np
 import pytest
 
-from kcnn.layers import CBAM, BottleneckBlock, DropPath, ResidualBlock, SpatialAttention, SqueezeExcite
+from kcnn.layers import (
+    CBAM,
+    BottleneckBlock,
+    DropPath,
+    ResidualBlock,
+    SpatialAttention,
+    SqueezeExcite,
+)
 
 RNG = np.random.default_rng(0)
 
@@ -40,14 +47,30 @@ LAYER_CASES = [
     (SpatialAttention, dict(kernel_size=3), (2, 6, 6, 8)),
     (CBAM, dict(ratio=2, kernel_size=5), (2, 6, 6, 8)),
     (DropPath, dict(rate=0.3, seed=4), (2, 6, 6, 8)),
-    (ResidualBlock, dict(filters=16, stride=2, attention="cbam", attention_ratio=4,
-                         drop_path_rate=0.1), (2, 8, 8, 8)),
+    (
+        ResidualBlock,
+        dict(filters=16, stride=2, attention="cbam", attention_ratio=4, drop_path_rate=0.1),
+        (2, 8, 8, 8),
+    ),
     (ResidualBlock, dict(filters=8, preact=True, skip=False), (2, 8, 8, 8)),
     (ResidualBlock, dict(filters=8, attention="spatial"), (2, 8, 8, 8)),
-    (BottleneckBlock, dict(filters=4, stride=2, attention="se", attention_ratio=2,
-                           bn_epsilon=1e-3, bn_momentum=0.99), (2, 8, 8, 8)),
-    (ResidualBlock, dict(filters=8, stride=2, norm="group", norm_groups=4, conv="separable"),
-     (2, 8, 8, 8)),
+    (
+        BottleneckBlock,
+        dict(
+            filters=4,
+            stride=2,
+            attention="se",
+            attention_ratio=2,
+            bn_epsilon=1e-3,
+            bn_momentum=0.99,
+        ),
+        (2, 8, 8, 8),
+    ),
+    (
+        ResidualBlock,
+        dict(filters=8, stride=2, norm="group", norm_groups=4, conv="separable"),
+        (2, 8, 8, 8),
+    ),
     (ResidualBlock, dict(filters=8, preact=True, norm="instance"), (2, 8, 8, 4)),
     (BottleneckBlock, dict(filters=8, groups=4, width_per_group=16, norm=None), (2, 8, 8, 8)),
     (BottleneckBlock, dict(filters=4, norm="layer", preact=True, stride=2), (2, 8, 8, 8)),
@@ -56,10 +79,16 @@ LAYER_CASES = [
 
 def constructor_arguments(cls):
     """The arguments of ``cls`` and of the kcnn classes it extends (not Keras's ``Layer``)."""
-    own = [c for c in cls.__mro__ if "__init__" in vars(c) and issubclass(c, keras.layers.Layer)
-           and c.__module__.startswith("kcnn.")]
+    own = [
+        c
+        for c in cls.__mro__
+        if "__init__" in vars(c)
+        and issubclass(c, keras.layers.Layer)
+        and c.__module__.startswith("kcnn.")
+    ]
     return set().union(*(inspect.signature(c.__init__).parameters for c in own)) - {
-        "self", "kwargs"
+        "self",
+        "kwargs",
     }
 
 
@@ -104,7 +133,7 @@ def test_squeeze_excite_matches_numpy():
         layer = SqueezeExcite(ratio=2, squeeze=squeeze)
         y = numpy(layer(x))
 
-        def mlp(v):
+        def mlp(v, layer=layer):
             return dense(layer.expand, np.maximum(dense(layer.reduce, v), 0))
 
         logits = mlp(x.mean(axis=(1, 2)))
@@ -262,8 +291,9 @@ def test_models_and_layers_import_no_tensorflow():
         "print(leaked); sys.exit(1 if leaked else 0)"
     )
     env = {**os.environ, "KERAS_BACKEND": "jax"}
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300
+    )
     assert result.returncode == 0, result.stdout + result.stderr[-2000:]
 
 
@@ -276,13 +306,16 @@ def test_weights_are_saved_under_the_paths_of_files_saved_before_norms_were_choo
     with zipfile.ZipFile(tmp_path / "block.keras") as archive:
         weights = h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r")
         paths = []
-        weights.visititems(lambda path, item: paths.append(path)
-                           if isinstance(item, h5py.Dataset) else None)
+        weights.visititems(
+            lambda path, item: paths.append(path) if isinstance(item, h5py.Dataset) else None
+        )
     block = "layers/residual_block/"
-    expected = [f"{block}branch/container{suffix}/{layer}/vars/{i}"
-                for suffix in ("", "_1")
-                for layer, count in (("batch_normalization", 4), ("conv2d", 1))
-                for i in range(count)]
+    expected = [
+        f"{block}branch/container{suffix}/{layer}/vars/{i}"
+        for suffix in ("", "_1")
+        for layer, count in (("batch_normalization", 4), ("conv2d", 1))
+        for i in range(count)
+    ]
     expected += [f"{block}shortcut_bn/vars/{i}" for i in range(4)]
     expected += [f"{block}shortcut_conv/vars/0"]
     assert sorted(paths) == sorted(expected)

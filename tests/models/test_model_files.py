@@ -35,8 +35,12 @@ def _load_error(path) -> str:
 
 def _popen(marker):
     """A config entry that a loader importing what it is told would turn into ``touch marker``."""
-    return {"module": "subprocess", "class_name": "Popen", "registered_name": None,
-            "config": {"args": ["touch", str(marker)]}}
+    return {
+        "module": "subprocess",
+        "class_name": "Popen",
+        "registered_name": None,
+        "config": {"args": ["touch", str(marker)]},
+    }
 
 
 def _whole_model(config, marker):
@@ -50,23 +54,30 @@ def _one_layer(config, marker):
 
 def _activation(config, marker):
     layer = config["config"]["layers"][1]["config"]
-    layer["activation"] = {"module": "os", "class_name": "function", "config": "system",
-                           "registered_name": "function"}
+    layer["activation"] = {
+        "module": "os",
+        "class_name": "function",
+        "config": "system",
+        "registered_name": "function",
+    }
     return config
 
 
 @pytest.mark.parametrize(
     "craft, named",
-    [(_whole_model, "subprocess.Popen"), (_one_layer, "subprocess.Popen"),
-     (_activation, "os.system")],
+    [
+        (_whole_model, "subprocess.Popen"),
+        (_one_layer, "subprocess.Popen"),
+        (_activation, "os.system"),
+    ],
 )
-def test_a_config_naming_code_outside_keras_is_refused_and_never_run(
-    craft, named, saved, tmp_path
-):
+def test_a_config_naming_code_outside_keras_is_refused_and_never_run(craft, named, saved, tmp_path):
     members, _ = saved
     marker = tmp_path / "payload-ran"
     config = craft(json.loads(members["config.json"]), marker)
-    path = _write_archive(tmp_path / "crafted.keras", {**members, "config.json": json.dumps(config)})
+    path = _write_archive(
+        tmp_path / "crafted.keras", {**members, "config.json": json.dumps(config)}
+    )
     message = _load_error(path)
     assert named in message and "safe mode" in message
     assert not marker.exists()
@@ -96,8 +107,16 @@ def _without(name):
         (lambda members, raw: {**members, "config.json": b"[1, 2]"}, "not a Keras model config"),
         (lambda members, raw: {**members, "model.weights.h5": b"garbage"}, "model.weights.h5"),
     ],
-    ids=["empty", "text", "truncated", "broken-json", "no-weights", "no-config", "json-list",
-         "bad-weights"],
+    ids=[
+        "empty",
+        "text",
+        "truncated",
+        "broken-json",
+        "no-weights",
+        "no-config",
+        "json-list",
+        "bad-weights",
+    ],
 )
 def test_a_broken_model_file_is_named_with_its_problem(content, problem, saved, tmp_path):
     members, raw = saved
@@ -131,8 +150,15 @@ def test_a_good_model_file_still_loads(saved, tmp_path):
 def test_an_unregistered_loss_does_not_matter_without_compiling(saved, tmp_path):
     members, _ = saved
     config = json.loads(members["config.json"])
-    config["compile_config"] = {"loss": {"module": "mylib.losses", "class_name": "MyLoss",
-                                         "config": {}, "registered_name": "mylib>MyLoss"}}
-    path = _write_archive(tmp_path / "custom_loss.keras",
-                          {**members, "config.json": json.dumps(config)})
+    config["compile_config"] = {
+        "loss": {
+            "module": "mylib.losses",
+            "class_name": "MyLoss",
+            "config": {},
+            "registered_name": "mylib>MyLoss",
+        }
+    }
+    path = _write_archive(
+        tmp_path / "custom_loss.keras", {**members, "config.json": json.dumps(config)}
+    )
     assert kcnn.load_model(path, compile=False).name == "tiny_cnn"

@@ -56,8 +56,9 @@ def test_inception_v3_has_the_trainable_parameters_of_keras_applications():
 
 
 def test_alpha_scales_mobilenet_v2_and_keeps_1280_features_below_one():
-    half = kcnn.create_model("mobilenet_v2", alpha=0.5, include_top=False, pooling="avg",
-                             input_shape=(32, 32, 3))
+    half = kcnn.create_model(
+        "mobilenet_v2", alpha=0.5, include_top=False, pooling="avg", input_shape=(32, 32, 3)
+    )
     assert half.get_layer("stem_conv").filters == 16
     assert half.get_layer("stage5_block4_project_conv").filters == 160
     assert half.output_shape == (None, 1280)
@@ -65,19 +66,33 @@ def test_alpha_scales_mobilenet_v2_and_keeps_1280_features_below_one():
 
 # Stage outputs (height, channels) at 64x64 with thin configurations, and the Grad-CAM target.
 STAGES = [
-    ("mobilenet_v2", {"alpha": 0.25}, [(32, 8), (16, 8), (8, 8), (4, 24), (2, 1280)],
-     "stage5_top_act"),
-    ("efficientnet_b0", {"width": 0.25}, [(32, 8), (16, 8), (8, 16), (4, 32), (2, 320)],
-     "stage5_top_act"),
-    ("efficientnet_b3", {"width": 0.25, "depth": 0.5}, [(32, 8), (16, 8), (8, 16), (4, 32),
-                                                       (2, 384)], "stage5_top_act"),
-    ("densenet121", {"growth_rate": 4, "blocks": (1, 2, 1, 2)},
-     [(16, 12), (8, 14), (4, 11), (2, 13)], "stage4_act"),
+    (
+        "mobilenet_v2",
+        {"alpha": 0.25},
+        [(32, 8), (16, 8), (8, 8), (4, 24), (2, 1280)],
+        "stage5_top_act",
+    ),
+    (
+        "efficientnet_b0",
+        {"width": 0.25},
+        [(32, 8), (16, 8), (8, 16), (4, 32), (2, 320)],
+        "stage5_top_act",
+    ),
+    (
+        "efficientnet_b3",
+        {"width": 0.25, "depth": 0.5},
+        [(32, 8), (16, 8), (8, 16), (4, 32), (2, 384)],
+        "stage5_top_act",
+    ),
+    (
+        "densenet121",
+        {"growth_rate": 4, "blocks": (1, 2, 1, 2)},
+        [(16, 12), (8, 14), (4, 11), (2, 13)],
+        "stage4_act",
+    ),
     ("inception_v3", {"width": 0.125}, [(7, 36), (3, 96), (1, 256)], "stage3_block3_concat"),
-    ("resnext50_32x4d", {"width": 0.25}, [(16, 64), (8, 128), (4, 256), (2, 512)],
-     "stage4_block3"),
-    ("wide_resnet50_2", {"width": 0.125}, [(16, 32), (8, 64), (4, 128), (2, 256)],
-     "stage4_block3"),
+    ("resnext50_32x4d", {"width": 0.25}, [(16, 64), (8, 128), (4, 256), (2, 512)], "stage4_block3"),
+    ("wide_resnet50_2", {"width": 0.125}, [(16, 32), (8, 64), (4, 128), (2, 256)], "stage4_block3"),
 ]
 
 
@@ -117,11 +132,12 @@ def test_strided_padding_is_symmetric_or_keras_applications_correct_pad():
     assert strided_padding(3, (32, 31), "asymmetric") == ((0, 1), (1, 1))
     assert strided_padding(5, (32, None), "asymmetric") == ((1, 2), (1, 2))
     symmetric = kcnn.create_model("efficientnet_b0", input_shape=(32, 32, 3), width=0.25)
-    asymmetric = kcnn.create_model("efficientnet_b0", input_shape=(32, 32, 3), width=0.25,
-                                   strided_padding="asymmetric")
+    asymmetric = kcnn.create_model(
+        "efficientnet_b0", input_shape=(32, 32, 3), width=0.25, strided_padding="asymmetric"
+    )
     assert symmetric.get_layer("stage3_block1_dw_pad").padding == ((2, 2), (2, 2))
     assert asymmetric.get_layer("stage3_block1_dw_pad").padding == ((1, 2), (1, 2))
-    assert [l.name for l in symmetric.layers] == [l.name for l in asymmetric.layers]
+    assert [layer.name for layer in symmetric.layers] == [layer.name for layer in asymmetric.layers]
 
 
 @pytest.mark.parametrize("size", [8, 9])
@@ -129,10 +145,18 @@ def test_asymmetric_padding_computes_keras_same_padding(size):
     # Keras Applications' correct_pad then a "valid" convolution is TensorFlow's "same".
     x = np.random.default_rng(0).normal(size=(2, size, size, 3)).astype("float32")
     inputs = keras.Input((size, size, 3))
-    padded = keras.Model(inputs, conv_unit(
-        inputs, 4, 3, UnitOptions(norm=None, strided_padding="asymmetric"), prefix="u",
-        strides=2, activation=None,
-    ))
+    padded = keras.Model(
+        inputs,
+        conv_unit(
+            inputs,
+            4,
+            3,
+            UnitOptions(norm=None, strided_padding="asymmetric"),
+            prefix="u",
+            strides=2,
+            activation=None,
+        ),
+    )
     same = keras.layers.Conv2D(4, 3, strides=2, padding="same")
     same.build((None, size, size, 3))
     same.set_weights(padded.get_layer("u_conv").get_weights())
@@ -145,30 +169,43 @@ def test_efficientnet_mbconv_has_swish_se_on_a_quarter_of_its_input_and_linear_d
     assert isinstance(se, kcnn.layers.SqueezeExcite)
     assert se.activation == "swish" and se.reduce.units == 24 // 4
     assert model.get_layer("stage1_block1_se").reduce.units == 32 // 4
-    rates = {layer.name: layer.rate for layer in model.layers
-             if isinstance(layer, kcnn.layers.DropPath)}
+    rates = {
+        layer.name: layer.rate for layer in model.layers if isinstance(layer, kcnn.layers.DropPath)
+    }
     # Blocks 0..15; the ones with a shortcut (stride 1, same width) hold a DropPath.
     assert rates["stage2_block2_drop_path"] == pytest.approx(0.2 * 2 / 16)
     assert rates["stage5_block4_drop_path"] == pytest.approx(0.2 * 14 / 16)
     assert len(rates) == 9
-    assert not any(isinstance(layer, kcnn.layers.DropPath) for layer in kcnn.create_model(
-        "efficientnet_b0", input_shape=(32, 32, 3), drop_path_rate=0.0).layers)
+    assert not any(
+        isinstance(layer, kcnn.layers.DropPath)
+        for layer in kcnn.create_model(
+            "efficientnet_b0", input_shape=(32, 32, 3), drop_path_rate=0.0
+        ).layers
+    )
 
 
 def test_efficientnet_variants_scale_width_depth_and_resolution():
     b3 = kcnn.create_model("efficientnet_b3", width=0.25)
     assert b3.input_shape == (None, 300, 300, 3)
-    blocks = {layer.name.split("_")[1] for layer in b3.layers
-              if layer.name.startswith("stage5_block")}
+    blocks = {
+        layer.name.split("_")[1] for layer in b3.layers if layer.name.startswith("stage5_block")
+    }
     assert len(blocks) == 6 + 2  # ceil(4 * 1.4) + ceil(1 * 1.4)
     assert b3.get_layer("head_dropout").rate == 0.3
     assert make_divisible(32 * 1.2) == 40 and make_divisible(1280 * 1.1) == 1408
 
 
 def test_mobilenet_attention_drop_path_and_group_norm():
-    model = kcnn.create_model("mobilenet_v2", alpha=0.25, input_shape=(32, 32, 3),
-                              attention="cbam", attention_ratio=4, drop_path_rate=0.1,
-                              norm="group", norm_groups=4)
+    model = kcnn.create_model(
+        "mobilenet_v2",
+        alpha=0.25,
+        input_shape=(32, 32, 3),
+        attention="cbam",
+        attention_ratio=4,
+        drop_path_rate=0.1,
+        norm="group",
+        norm_groups=4,
+    )
     kinds = {type(layer).__name__ for layer in model.layers}
     assert "BatchNormalization" not in kinds and "GroupNormalization" in kinds
     assert isinstance(model.get_layer("stage3_block2_cbam"), kcnn.layers.CBAM)
@@ -177,11 +214,13 @@ def test_mobilenet_attention_drop_path_and_group_norm():
 
 def test_inception_norm_scale_and_resnext_groups():
     plain = kcnn.create_model("inception_v3", width=0.125, input_shape=(75, 75, 3))
-    scaled = kcnn.create_model("inception_v3", width=0.125, input_shape=(75, 75, 3),
-                               norm_scale=True)
+    scaled = kcnn.create_model(
+        "inception_v3", width=0.125, input_shape=(75, 75, 3), norm_scale=True
+    )
     assert not plain.get_layer("stem1_bn").scale and scaled.get_layer("stem1_bn").scale
     assert trainable_count(scaled) - trainable_count(plain) == sum(
-        layer.gamma.shape[0] for layer in scaled.layers
+        layer.gamma.shape[0]
+        for layer in scaled.layers
         if isinstance(layer, keras.layers.BatchNormalization)
     )
     resnext = kcnn.create_model("resnext50_32x4d", width=0.25, input_shape=(32, 32, 3))
@@ -190,8 +229,9 @@ def test_inception_norm_scale_and_resnext_groups():
 
 
 def test_efficientnet_saves_and_loads_with_its_swish_squeeze_excite(tmp_path):
-    model = kcnn.create_model("efficientnet_b0", width=0.25, depth=0.4,
-                              input_shape=(32, 32, 3), classes=3)
+    model = kcnn.create_model(
+        "efficientnet_b0", width=0.25, depth=0.4, input_shape=(32, 32, 3), classes=3
+    )
     path = tmp_path / "model.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)

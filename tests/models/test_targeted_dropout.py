@@ -35,8 +35,9 @@ def kept_kernels(layer, steps=STEPS):
 
 def test_inference_is_a_plain_dense_with_every_weight():
     rng = np.random.default_rng(0)
-    layer = TargetedDropout(5, drop_rate=1.0, targ_rate=1.0, activation="relu",
-                            bias_initializer="ones")
+    layer = TargetedDropout(
+        5, drop_rate=1.0, targ_rate=1.0, activation="relu", bias_initializer="ones"
+    )
     x = rng.normal(size=(4, 7)).astype("float32")
     layer.build(x.shape)
     kernel, bias = numpy(layer.kernel), numpy(layer.bias)
@@ -79,14 +80,26 @@ def test_the_same_seed_drops_the_same_weights():
 
 
 def test_get_config_is_exactly_the_constructor_arguments():
-    layer = TargetedDropout(6, drop_rate=0.25, targ_rate=0.75, variant="unit", seed=5,
-                            activation="relu", use_bias=False, kernel_regularizer="l1")
+    layer = TargetedDropout(
+        6,
+        drop_rate=0.25,
+        targ_rate=0.75,
+        variant="unit",
+        seed=5,
+        activation="relu",
+        use_bias=False,
+        kernel_regularizer="l1",
+    )
     config = layer.get_config()
     own = set(inspect.signature(TargetedDropout.__init__).parameters) - {"self", "kwargs"}
     dense_plumbing = {"quantization_config"}
     assert set(config) == own | set(keras.layers.Layer.get_config(layer)) | dense_plumbing
     assert (config["drop_rate"], config["targ_rate"], config["variant"], config["seed"]) == (
-        0.25, 0.75, "unit", 5)
+        0.25,
+        0.75,
+        "unit",
+        5,
+    )
     assert TargetedDropout.from_config(config).get_config() == config
 
 

@@ -23,8 +23,9 @@ EPS = 1e-5
 # tests run on TensorFlow only: on JAX, building the models is 10-40 times slower here (a thin
 # ResNet-18 took 40 s on two busy cores), which would add minutes to make test's JAX pass; the
 # fast tests of both files passed on JAX when run by hand (KERAS_BACKEND=jax).
-pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
-                                reason="weights loading checked on TensorFlow")
+pytestmark = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="weights loading checked on TensorFlow"
+)
 
 
 def numpy(x):
@@ -48,7 +49,7 @@ def conv(x, w, b=None, stride=1, padding=0, groups=1):
     rows, cols = stride * (ho - 1) + 1, stride * (wo - 1) + 1
     for i in range(kh):
         for j in range(kw):
-            patch = xg[:, :, :, i:i + rows:stride, j:j + cols:stride]
+            patch = xg[:, :, :, i : i + rows : stride, j : j + cols : stride]
             out += np.einsum("ngchw,goc->ngohw", patch, wg[:, :, :, i, j], optimize=True)
     out = out.reshape(n, o, ho, wo)
     return out if b is None else out + b[None, :, None, None]
@@ -56,11 +57,13 @@ def conv(x, w, b=None, stride=1, padding=0, groups=1):
 
 def bn(x, s, key):
     """``nn.BatchNorm2d`` in eval mode."""
+
     def channel(name):
         return s[f"{key}.{name}"][None, :, None, None]
 
     return (x - channel("running_mean")) / np.sqrt(channel("running_var") + EPS) * channel(
-        "weight") + channel("bias")
+        "weight"
+    ) + channel("bias")
 
 
 def relu(x):
@@ -72,11 +75,16 @@ def silu(x):
 
 
 def max_pool(x, k, stride, padding=0):
-    x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)),
-               constant_values=-np.inf)
+    x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)), constant_values=-np.inf)
     ho, wo = (x.shape[2] - k) // stride + 1, (x.shape[3] - k) // stride + 1
-    return np.max([x[:, :, i:i + stride * (ho - 1) + 1:stride, j:j + stride * (wo - 1) + 1:stride]
-                   for i in range(k) for j in range(k)], axis=0)
+    return np.max(
+        [
+            x[:, :, i : i + stride * (ho - 1) + 1 : stride, j : j + stride * (wo - 1) + 1 : stride]
+            for i in range(k)
+            for j in range(k)
+        ],
+        axis=0,
+    )
 
 
 def linear(x, s, key):
@@ -163,24 +171,42 @@ def resnet_forward(x, s, groups=1):
             identity = x
             if f"{key}.conv3.weight" in s:
                 out = relu(bn(conv(x, s[f"{key}.conv1.weight"]), s, f"{key}.bn1"))
-                out = relu(bn(conv(out, s[f"{key}.conv2.weight"], stride=stride, padding=1,
-                                   groups=groups), s, f"{key}.bn2"))
+                out = relu(
+                    bn(
+                        conv(
+                            out, s[f"{key}.conv2.weight"], stride=stride, padding=1, groups=groups
+                        ),
+                        s,
+                        f"{key}.bn2",
+                    )
+                )
                 out = bn(conv(out, s[f"{key}.conv3.weight"]), s, f"{key}.bn3")
             else:
-                out = relu(bn(conv(x, s[f"{key}.conv1.weight"], stride=stride, padding=1), s,
-                              f"{key}.bn1"))
+                out = relu(
+                    bn(conv(x, s[f"{key}.conv1.weight"], stride=stride, padding=1), s, f"{key}.bn1")
+                )
                 out = bn(conv(out, s[f"{key}.conv2.weight"], padding=1), s, f"{key}.bn2")
             if f"{key}.downsample.0.weight" in s:
-                identity = bn(conv(x, s[f"{key}.downsample.0.weight"], stride=stride), s,
-                              f"{key}.downsample.1")
+                identity = bn(
+                    conv(x, s[f"{key}.downsample.0.weight"], stride=stride),
+                    s,
+                    f"{key}.downsample.1",
+                )
             x = relu(out + identity)
             b += 1
         layer += 1
     return linear(x.mean(axis=(2, 3)), s, "fc")
 
 
-MOBILENET_V2 = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
-                (6, 160, 3, 2), (6, 320, 1, 1)]
+MOBILENET_V2 = [
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+]
 
 
 def mobilenet_v2_state(seed, alpha):
@@ -233,8 +259,15 @@ def mobilenet_v2_forward(x, s, blocks):
     return linear(x.mean(axis=(2, 3)), s, "classifier.1")
 
 
-EFFICIENTNET_B0 = [(1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
-                   (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1)]
+EFFICIENTNET_B0 = [
+    (1, 3, 1, 16, 1),
+    (6, 3, 2, 24, 2),
+    (6, 5, 2, 40, 2),
+    (6, 3, 2, 80, 3),
+    (6, 5, 1, 112, 3),
+    (6, 5, 2, 192, 4),
+    (6, 3, 1, 320, 1),
+]
 
 
 def efficientnet_state(seed, width, depth):
@@ -280,8 +313,9 @@ def efficientnet_forward(x, s, rows):
                 y = silu(bn(conv(y, s[f"{key}.0.0.weight"]), s, f"{key}.0.1"))
                 p = 1
             w = s[f"{key}.{p}.0.weight"]
-            y = silu(bn(conv(y, w, stride=stride, padding=k // 2, groups=w.shape[0]), s,
-                        f"{key}.{p}.1"))
+            y = silu(
+                bn(conv(y, w, stride=stride, padding=k // 2, groups=w.shape[0]), s, f"{key}.{p}.1")
+            )
             se = y.mean(axis=(2, 3), keepdims=True)
             se = silu(conv(se, s[f"{key}.{p + 1}.fc1.weight"], s[f"{key}.{p + 1}.fc1.bias"]))
             se = conv(se, s[f"{key}.{p + 1}.fc2.weight"], s[f"{key}.{p + 1}.fc2.bias"])
@@ -366,8 +400,13 @@ def vgg_bn_forward(x, s):
         if v == "M":
             x, index = max_pool(x, 2, 2), index + 1
             continue
-        x = relu(bn(conv(x, s[f"features.{index}.weight"], s[f"features.{index}.bias"],
-                         padding=1), s, f"features.{index + 1}"))
+        x = relu(
+            bn(
+                conv(x, s[f"features.{index}.weight"], s[f"features.{index}.bias"], padding=1),
+                s,
+                f"features.{index + 1}",
+            )
+        )
         index += 3
     x = x.reshape(len(x), -1)
     x = relu(linear(x, s, "classifier.0"))
@@ -391,15 +430,31 @@ def assert_same_logits(model, state, forward, size, **kwargs):
 
 CASES = {
     "resnet18": lambda: (
-        kcnn.create_model("resnet18", width=0.25, input_shape=(33, 33, 3), classes=CLASSES,
-                          classifier_activation=None),
-        resnet_state(0, False, (2, 2, 2, 2), 16), resnet_forward, {},
+        kcnn.create_model(
+            "resnet18",
+            width=0.25,
+            input_shape=(33, 33, 3),
+            classes=CLASSES,
+            classifier_activation=None,
+        ),
+        resnet_state(0, False, (2, 2, 2, 2), 16),
+        resnet_forward,
+        {},
     ),
     "resnext": lambda: (
-        kcnn.create_model("resnet", depths=(1, 2, 1, 1), block="bottleneck", groups=4,
-                          width_per_group=16, width=0.25, input_shape=(32, 32, 3),
-                          classes=CLASSES, classifier_activation=None),
-        resnet_state(1, True, (1, 2, 1, 1), 16, groups=4, width_per_group=16), resnet_forward,
+        kcnn.create_model(
+            "resnet",
+            depths=(1, 2, 1, 1),
+            block="bottleneck",
+            groups=4,
+            width_per_group=16,
+            width=0.25,
+            input_shape=(32, 32, 3),
+            classes=CLASSES,
+            classifier_activation=None,
+        ),
+        resnet_state(1, True, (1, 2, 1, 1), 16, groups=4, width_per_group=16),
+        resnet_forward,
         {"groups": 4},
     ),
 }
@@ -412,23 +467,39 @@ def test_resnets_compute_the_logits_of_torchvision(case):
 
 
 def test_mobilenet_v2_computes_the_logits_of_torchvision():
-    model = kcnn.create_model("mobilenet_v2", alpha=0.25, input_shape=(33, 33, 3),
-                              classes=CLASSES, classifier_activation=None)
+    model = kcnn.create_model(
+        "mobilenet_v2",
+        alpha=0.25,
+        input_shape=(33, 33, 3),
+        classes=CLASSES,
+        classifier_activation=None,
+    )
     state, blocks = mobilenet_v2_state(2, 0.25)
     assert_same_logits(model, state, mobilenet_v2_forward, 33, blocks=blocks)
 
 
 def test_efficientnet_computes_the_logits_of_torchvision():
-    model = kcnn.create_model("efficientnet_b0", width=0.25, depth=0.5, input_shape=(33, 33, 3),
-                              classes=CLASSES, classifier_activation=None)
+    model = kcnn.create_model(
+        "efficientnet_b0",
+        width=0.25,
+        depth=0.5,
+        input_shape=(33, 33, 3),
+        classes=CLASSES,
+        classifier_activation=None,
+    )
     state, rows = efficientnet_state(3, 0.25, 0.5)
     assert_same_logits(model, state, efficientnet_forward, 33, rows=rows)
 
 
 def test_densenet_computes_the_logits_of_torchvision():
-    model = kcnn.create_model("densenet121", growth_rate=4, blocks=(1, 2, 1, 2),
-                              input_shape=(32, 32, 3), classes=CLASSES,
-                              classifier_activation=None)
+    model = kcnn.create_model(
+        "densenet121",
+        growth_rate=4,
+        blocks=(1, 2, 1, 2),
+        input_shape=(32, 32, 3),
+        classes=CLASSES,
+        classifier_activation=None,
+    )
     assert_same_logits(model, densenet_state(4, 4, (1, 2, 1, 2)), densenet_forward, 32)
 
 
@@ -444,8 +515,14 @@ def test_the_linear_after_a_flatten_is_reordered_from_channel_first_to_channel_l
 def test_vgg_bn_computes_the_logits_of_torchvision_flattened_channel_first():
     # 64 px leave a 2x2x512 map, so the first Linear's inputs are re-ordered for real. VGG has
     # no width option: 9 million parameters, about 10 s on two cores.
-    model = kcnn.create_model("vgg11", norm="batch", fc_units=16, input_shape=(64, 64, 3),
-                              classes=CLASSES, classifier_activation=None)
+    model = kcnn.create_model(
+        "vgg11",
+        norm="batch",
+        fc_units=16,
+        input_shape=(64, 64, 3),
+        classes=CLASSES,
+        classifier_activation=None,
+    )
     assert_same_logits(model, vgg_bn_state(5, 16, 2), vgg_bn_forward, 64)
 
 
@@ -457,8 +534,9 @@ def test_a_safetensors_file_loads_like_the_dict(tmp_path):
     path = tmp_path / "resnet18.safetensors"
     save_file({k: v.astype("float32") for k, v in state.items()}, str(path))
     kcnn.models.load_torchvision_weights(model, path)
-    np.testing.assert_allclose(numpy(model.get_layer("logits").kernel), state["fc.weight"].T,
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        numpy(model.get_layer("logits").kernel), state["fc.weight"].T, rtol=1e-6
+    )
 
 
 # torchvision's state_dict() lengths (parameters, plus running mean, variance and
@@ -481,9 +559,15 @@ STATE_DICT_LENGTHS = [
     ("efficientnet_b0", {}, 360),
     ("densenet121", {}, 727),
 ]
-SMALL = {"resnet": {"width": 0.125}, "resnext": {"width": 0.25},
-         "wide_resnet": {"width": 0.125}, "vgg": {"fc_units": 8}, "mobilenet": {"alpha": 0.25},
-         "efficientnet": {"width": 0.25}, "densenet": {"growth_rate": 2}}
+SMALL = {
+    "resnet": {"width": 0.125},
+    "resnext": {"width": 0.25},
+    "wide_resnet": {"width": 0.125},
+    "vgg": {"fc_units": 8},
+    "mobilenet": {"alpha": 0.25},
+    "efficientnet": {"width": 0.25},
+    "densenet": {"growth_rate": 2},
+}
 
 
 @pytest.mark.slow
@@ -499,16 +583,23 @@ def test_every_tensor_of_torchvision_layout_has_one_place(name, kwargs, length):
     assert len(set(keys)) == len(keys)
     assert len(keys) + batch_norms == length
     assert len({id(entry.variable) for entry in entries}) == len(model.weights) - sum(
-        "seed_generator" in v.path for v in model.weights)
+        "seed_generator" in v.path for v in model.weights
+    )
 
 
 def test_alexnet_torchvision_variant_maps_its_sixteen_tensors():
-    model = kcnn.create_model("alexnet", variant="torchvision", fc_units=8,
-                              input_shape=(224, 224, 3))
+    model = kcnn.create_model(
+        "alexnet", variant="torchvision", fc_units=8, input_shape=(224, 224, 3)
+    )
     entries = torchvision_entries(model)
     assert [e.key for e in entries][::2] == [
-        "features.0.weight", "features.3.weight", "features.6.weight", "features.8.weight",
-        "features.10.weight", "classifier.1.weight", "classifier.4.weight",
+        "features.0.weight",
+        "features.3.weight",
+        "features.6.weight",
+        "features.8.weight",
+        "features.10.weight",
+        "classifier.1.weight",
+        "classifier.4.weight",
         "classifier.6.weight",
     ]
     assert entries[10].layout.torch_shape(tuple(entries[10].variable.shape)) == (8, 256 * 6 * 6)
@@ -530,11 +621,14 @@ def _broken(state, change):
     return state
 
 
-@pytest.mark.parametrize(("change", "named"), [
-    ("missing", "layer3.1.bn2.running_var"),
-    ("extra", "layer5.0.conv1.weight"),
-    ("shape", "layer2.0.downsample.0.weight"),
-])
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ("missing", "layer3.1.bn2.running_var"),
+        ("extra", "layer5.0.conv1.weight"),
+        ("shape", "layer2.0.downsample.0.weight"),
+    ],
+)
 def test_a_state_dict_that_does_not_fit_is_refused_by_name_and_changes_nothing(change, named):
     model, state = small_resnet()
     before = [numpy(w).copy() for w in model.weights]
@@ -550,13 +644,16 @@ def test_num_batches_tracked_is_ignored_and_nothing_else():
     assert len(ignored_keys(state)) == 20
 
 
-@pytest.mark.parametrize(("name", "kwargs", "named"), [
-    ("resnet18", {"norm": "group"}, "norm='batch'"),
-    ("resnet18", {"attention": "se"}, "se"),
-    ("resnet18", {"preact": True}, "preact"),
-    ("mobilenet_v2", {"attention": "se", "alpha": 0.5}, "_se"),
-    ("tiny_cnn", {}, "family"),
-])
+@pytest.mark.parametrize(
+    ("name", "kwargs", "named"),
+    [
+        ("resnet18", {"norm": "group"}, "norm='batch'"),
+        ("resnet18", {"attention": "se"}, "se"),
+        ("resnet18", {"preact": True}, "preact"),
+        ("mobilenet_v2", {"attention": "se", "alpha": 0.5}, "_se"),
+        ("tiny_cnn", {}, "family"),
+    ],
+)
 def test_a_model_torchvision_has_no_weights_for_is_refused(name, kwargs, named):
     model = kcnn.create_model(name, input_shape=(32, 32, 3), **kwargs)
     with pytest.raises(ValueError, match=named):
@@ -571,12 +668,16 @@ def test_a_bad_source_is_refused(source):
 
 
 def test_without_top_the_classifier_of_the_state_dict_is_left_out():
-    model = kcnn.create_model("resnet18", width=0.25, input_shape=(32, 32, 3), include_top=False,
-                              pooling="avg")
+    model = kcnn.create_model(
+        "resnet18", width=0.25, input_shape=(32, 32, 3), include_top=False, pooling="avg"
+    )
     state = resnet_state(0, False, (2, 2, 2, 2), 16)
     kcnn.models.load_torchvision_weights(model, state)
-    np.testing.assert_allclose(numpy(model.get_layer("stem_conv").kernel),
-                               state["conv1.weight"].transpose(2, 3, 1, 0), rtol=1e-6)
+    np.testing.assert_allclose(
+        numpy(model.get_layer("stem_conv").kernel),
+        state["conv1.weight"].transpose(2, 3, 1, 0),
+        rtol=1e-6,
+    )
 
 
 def save_state(state, path):
@@ -594,8 +695,9 @@ def test_create_model_takes_a_safetensors_file_or_imagenet_from_the_weights_fold
     small = dict(width=0.25, input_shape=(32, 32, 3), classes=CLASSES)
     for weights in ("imagenet", tmp_path / "resnet18.safetensors"):
         model = kcnn.create_model("resnet18", weights=weights, **small)
-        np.testing.assert_allclose(numpy(model.get_layer("logits").bias), state["fc.bias"],
-                                   rtol=1e-6)
+        np.testing.assert_allclose(
+            numpy(model.get_layer("logits").bias), state["fc.bias"], rtol=1e-6
+        )
 
 
 def test_imagenet_weights_neither_at_hand_nor_downloadable_say_which_file_to_put_where(

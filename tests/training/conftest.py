@@ -31,11 +31,11 @@ def patterns(count: int, seed: int, size: int = 16):
     half = size // 2
     for image, label in zip(images, labels):
         if label == 0:
-            image[1:half - 1, 1:half - 1] = 220
+            image[1 : half - 1, 1 : half - 1] = 220
         elif label == 1:
-            image[half + 1:-1, half + 1:-1] = 220
+            image[half + 1 : -1, half + 1 : -1] = 220
         else:
-            image[half - 1:half + 1, :] = 220
+            image[half - 1 : half + 1, :] = 220
     return images, labels.astype(np.int64)
 
 
@@ -49,8 +49,12 @@ def run_python(code: str, *args: str, env=None, timeout: float = 300, check: boo
     """Run ``code`` in a fresh Python process from the repository root; return it finished."""
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     process = subprocess.run(
-        [sys.executable, "-c", code, *args], cwd=ROOT, env=environment, capture_output=True,
-        text=True, timeout=timeout,
+        [sys.executable, "-c", code, *args],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if check and process.returncode != 0:
         raise AssertionError(f"subprocess failed ({process.returncode}):\n{process.stderr[-4000:]}")

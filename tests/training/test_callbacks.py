@@ -63,7 +63,9 @@ def test_nan_loss_stops_at_the_batch_and_keeps_last_good_checkpoint(tmp_path):
     keep = keras.callbacks.LambdaCallback(
         on_epoch_end=lambda epoch, logs: saved_weights.append(model.get_weights())
     )
-    with pytest.raises(TrainingDiverged, match=r"epoch 2, batch 1.*last good checkpoint is .*last\.keras"):
+    with pytest.raises(
+        TrainingDiverged, match=r"epoch 2, batch 1.*last good checkpoint is .*last\.keras"
+    ):
         model.fit(dataset, epochs=3, callbacks=callbacks + [keep, Explode()], verbose=0)
     assert len(saved_weights) == 1
     backup = json.loads((tmp_path / "backup" / "training_metadata.json").read_text())
@@ -116,8 +118,15 @@ def test_run_callbacks_layout(tmp_path):
     callbacks, clock = run_callbacks(tmp_path, early_stopping=3, plateau=True)
     kinds = [type(c).__name__ for c in callbacks]
     assert kinds == [
-        "TrainingClock", "StopOnNonFiniteLoss", "EarlyStopping", "ReduceLROnPlateau",
-        "AtomicCheckpoint", "AtomicCheckpoint", "CSVLogger", "TensorBoard", "AtomicBackup",
+        "TrainingClock",
+        "StopOnNonFiniteLoss",
+        "EarlyStopping",
+        "ReduceLROnPlateau",
+        "AtomicCheckpoint",
+        "AtomicCheckpoint",
+        "CSVLogger",
+        "TensorBoard",
+        "AtomicBackup",
     ]
     assert callbacks[0] is clock
     assert callbacks[2].monitor == "val_loss" and callbacks[2].restore_best_weights

@@ -35,7 +35,9 @@ def one_step(strategy, out=None):
     return result, float(np.mean(keras.ops.convert_to_numpy(loss)))
 """
 
-MIRRORED = ONE_STEP + """
+MIRRORED = (
+    ONE_STEP
+    + """
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 mirrored, mirrored_loss = one_step("mirrored")
@@ -45,13 +47,17 @@ print(json.dumps({"replicas": mirrored.replicas, "strategy": mirrored.strategy,
                   "mirrored": mirrored_loss, "single": single_loss,
                   "fit_losses": [mirrored.history["loss"][0], single.history["loss"][0]]}))
 """
+)
 
-WORKER = ONE_STEP + """
+WORKER = (
+    ONE_STEP
+    + """
 from kcnn.training import make_strategy
 strategy = make_strategy("multiworker")  # before any other TensorFlow work, as TF requires
 result, loss = one_step(strategy, out=sys.argv[1])
 print(json.dumps({"replicas": result.replicas, "strategy": result.strategy, "loss": loss}))
 """
+)
 
 
 def _last_json(process):
@@ -85,12 +91,18 @@ def test_two_workers_on_localhost_agree_with_one_device(tmp_path):
     for index in range(2):
         config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_CONFIG": json.dumps(config)}
-        processes.append(subprocess.Popen(
-            [sys.executable, "-c", WORKER, str(out)], cwd=ROOT, env=env, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        ))
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-c", WORKER, str(out)],
+                cwd=ROOT,
+                env=env,
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        )
     finished = [process.communicate(timeout=300) for process in processes]
-    for process, (_, stderr) in zip(processes, finished):
+    for process in processes:
         assert process.returncode == 0, "\n".join(error[-3000:] for _, error in finished)
     outputs = [json.loads(stdout.strip().splitlines()[-1]) for stdout, _ in finished]
     for measured in outputs:

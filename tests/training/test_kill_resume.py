@@ -41,7 +41,8 @@ def hooked():
     time.sleep(pause)
 
 def state(model):
-    return [np.asarray(v) for v in model.weights] + [np.asarray(v) for v in model.optimizer.variables]
+    variables = [*model.weights, *model.optimizer.variables]
+    return [np.asarray(v) for v in variables]
 
 class Dump(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
@@ -87,10 +88,16 @@ def _arrays(path):
 
 def _start(out, dumps, hook, pause=60):
     """The training process, started with ``hook``; returns once it reached the hook."""
-    process = subprocess.Popen([sys.executable, "-c", SCRIPT, str(out), str(dumps), hook, str(pause)],
-                               cwd=ROOT, env=ENV, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, str(out), str(dumps), hook, str(pause)],
+        cwd=ROOT,
+        env=ENV,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and process.poll() is None and not (dumps / "hooked").exists():
+    while (
+        time.monotonic() < deadline and process.poll() is None and not (dumps / "hooked").exists()
+    ):
         time.sleep(0.1)
     assert process.poll() is None, process.stderr.read().decode()[-3000:]
     return process
@@ -105,8 +112,14 @@ def _kill(process):
 
 def _resume(out, dumps):
     """Resume the run in a new process; returns what it printed (the result)."""
-    resumed = subprocess.run([sys.executable, "-c", SCRIPT, str(out), str(dumps), "resume", "0"],
-                             cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(out), str(dumps), "resume", "0"],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     return json.loads(resumed.stdout.strip().splitlines()[-1])
 
@@ -117,8 +130,12 @@ def _logged_epochs(out):
 
 
 def _temporaries(out):
-    return [os.path.join(folder, name) for folder, _, names in os.walk(out) for name in names
-            if name.startswith(".")]
+    return [
+        os.path.join(folder, name)
+        for folder, _, names in os.walk(out)
+        for name in names
+        if name.startswith(".")
+    ]
 
 
 def _finished(out):
@@ -138,7 +155,9 @@ def test_sigkill_then_resume_restores_epoch_weights_and_optimizer(tmp_path, caps
 
     # While it trains, the run directory is locked: a second train (API or CLI) is refused.
     data = (patterns(120, 0), patterns(30, 1))
-    with pytest.raises(RunInUse, match=rf"'{out}' is in use: process {victim.pid} on .* is training in it"):
+    with pytest.raises(
+        RunInUse, match=rf"'{out}' is in use: process {victim.pid} on .* is training in it"
+    ):
         train("tiny_cnn", data, epochs=6, batch_size=27, out=out, resume=True, verbose=0)
     assert cli.main(["train", "--model", "tiny_cnn", "--out", str(out), "--epochs", "6"]) == 1
     error = capsys.readouterr().err.strip()
@@ -146,8 +165,13 @@ def test_sigkill_then_resume_restores_epoch_weights_and_optimizer(tmp_path, caps
 
     _kill(victim)  # the killed process's lock goes with it
     report = _resume(out, dumps)
-    assert report == {"initial_epoch": 2, "epochs": 6, "iterations": 6 * 4, "history": 6,
-                      "resumed_from": "backup"}
+    assert report == {
+        "initial_epoch": 2,
+        "epochs": 6,
+        "iterations": 6 * 4,
+        "history": 6,
+        "resumed_from": "backup",
+    }
     killed_at, restored = _arrays(dumps / "epoch2.npz"), _arrays(dumps / "start.npz")
     assert len(killed_at) == len(restored)
     for before, after in zip(killed_at, restored):
@@ -164,8 +188,13 @@ def test_a_kill_while_the_backup_is_written_resumes_from_the_last_complete_backu
     _kill(_start(out, dumps, "torn-backup-2"))
     assert _logged_epochs(out) == [0, 1]
     report = _resume(out, dumps)
-    assert report == {"initial_epoch": 1, "epochs": 6, "iterations": 6 * 4, "history": 6,
-                      "resumed_from": "backup"}
+    assert report == {
+        "initial_epoch": 1,
+        "epochs": 6,
+        "iterations": 6 * 4,
+        "history": 6,
+        "resumed_from": "backup",
+    }
     for before, after in zip(_arrays(dumps / "epoch1.npz"), _arrays(dumps / "start.npz")):
         np.testing.assert_array_equal(before, after)
     _finished(out)
@@ -191,8 +220,13 @@ def test_a_kill_after_the_last_epoch_finishes_the_run_without_training_again(tmp
     trained = (out / "last.keras").read_bytes()
     (dumps / "start.npz").unlink()
     report = _resume(out, dumps)
-    assert report == {"initial_epoch": 6, "epochs": 6, "iterations": 6 * 4, "history": 6,
-                      "resumed_from": "backup"}
+    assert report == {
+        "initial_epoch": 6,
+        "epochs": 6,
+        "iterations": 6 * 4,
+        "history": 6,
+        "resumed_from": "backup",
+    }
     assert not (dumps / "start.npz").exists()  # fit did not run again
     assert (out / "last.keras").read_bytes() == trained
     run = _finished(out)

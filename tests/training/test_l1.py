@@ -41,7 +41,10 @@ def test_l1_penalises_every_kernel_and_nothing_else():
     assert regularize_kernels(model, l1=0.01) == 4
     penalised = sorted(v.path for v in model.trainable_weights if v.regularizer is not None)
     assert penalised == [
-        "conv/kernel", "dense/kernel", "separable/depthwise_kernel", "separable/pointwise_kernel"
+        "conv/kernel",
+        "dense/kernel",
+        "separable/depthwise_kernel",
+        "separable/pointwise_kernel",
     ]
     penalty = sum(float(_numpy(loss)) for loss in model.losses)
     assert penalty == pytest.approx(0.01 * _abs_sum_of_kernels(model), rel=1e-5)
@@ -86,11 +89,14 @@ def test_targeted_dropout_kernels_are_penalised_as_dense_ones():
     assert penalty == pytest.approx(0.1 * float(np.sum(np.abs(_numpy(kernel)))), rel=1e-5)
 
 
-@pytest.mark.parametrize("call", [
-    lambda model: regularize_kernels(model, l1=-1),
-    lambda model: compile_model(model, l1=-1),
-    lambda model: compile_model(model, l1=float("nan")),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda model: regularize_kernels(model, l1=-1),
+        lambda model: compile_model(model, l1=-1),
+        lambda model: compile_model(model, l1=float("nan")),
+    ],
+)
 def test_a_negative_l1_is_named(call):
     with pytest.raises(ValueError, match="l1 must be"):
         call(_kernel_model())
@@ -112,7 +118,8 @@ def test_sparsity_counts_the_kernel_weights_near_zero():
     assert sparsity["layers"]["dense"] == pytest.approx(0.5)
     assert set(sparsity["layers"]) == {"conv", "separable", "dense"}
     small = kernel.size / 2 + sum(
-        int(np.sum(np.abs(_numpy(v)) < 1e-3)) for v in model.trainable_weights
+        int(np.sum(np.abs(_numpy(v)) < 1e-3))
+        for v in model.trainable_weights
         if "kernel" in v.path and not v.path.startswith("dense")
     )
     total = sum(int(np.prod(v.shape)) for v in model.trainable_weights if "kernel" in v.path)
@@ -122,9 +129,19 @@ def test_sparsity_counts_the_kernel_weights_near_zero():
 
 
 def test_train_with_l1_writes_the_sparsity_to_run_json(tmp_path, pattern_data):
-    result = train("tiny_cnn", pattern_data, epochs=1, l1=1e-3, out=tmp_path / "run",
-                   validation_split=0.0, test=False, batch_size=60, tensorboard=False,
-                   verbose=0, precision="float32")
+    result = train(
+        "tiny_cnn",
+        pattern_data,
+        epochs=1,
+        l1=1e-3,
+        out=tmp_path / "run",
+        validation_split=0.0,
+        test=False,
+        batch_size=60,
+        tensorboard=False,
+        verbose=0,
+        precision="float32",
+    )
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["sparsity"] == kernel_sparsity(result.model)
     assert set(run["sparsity"]["layers"]) == {"stage1_conv", "stage2_conv", "logits"}

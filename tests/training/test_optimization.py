@@ -48,8 +48,8 @@ def test_onecycle_rises_from_a_25th_and_ends_far_below():
     assert _rate(schedule, 100) == pytest.approx(0.01 / 25 / 1e4, rel=1e-3)
     rates = [_rate(schedule, step) for step in range(0, 101, 5)]
     peak = rates.index(max(rates))
-    assert all(a <= b for a, b in zip(rates[:peak], rates[1:peak + 1]))
-    assert all(a >= b for a, b in zip(rates[peak:], rates[peak + 1:]))
+    assert all(a <= b for a, b in zip(rates[:peak], rates[1 : peak + 1]))
+    assert all(a >= b for a, b in zip(rates[peak:], rates[peak + 1 :]))
 
 
 def test_constant_and_plateau_are_floats():
@@ -122,8 +122,11 @@ def test_compile_model_with_a_schedule_trains():
     compile_model(model, "sgd", schedule="onecycle", total_steps=4, weight_decay=1e-4, l2=1e-4)
     assert model.optimizer.get_config()["learning_rate"]["class_name"] == "CosineDecay"
     history = model.fit(
-        np.random.default_rng(0).random((8, 8, 8, 1), dtype="float32"), np.arange(8) % 3,
-        batch_size=4, epochs=2, verbose=0,
+        np.random.default_rng(0).random((8, 8, 8, 1), dtype="float32"),
+        np.arange(8) % 3,
+        batch_size=4,
+        epochs=2,
+        verbose=0,
     )
     assert np.all(np.isfinite(history.history["loss"]))
     with pytest.raises(ValueError, match="configure the Adam object"):

@@ -12,8 +12,9 @@ from kcnn.training import PRESETS, preset, train
 def test_preset_binds_to_train_and_its_model_builds(name):
     arguments = preset(name)
     inspect.signature(train).bind(**arguments)
-    model = kcnn.create_model(arguments["model"], input_shape=(28, 28, 1), classes=10,
-                              **arguments.get("model_kwargs", {}))
+    model = kcnn.create_model(
+        arguments["model"], input_shape=(28, 28, 1), classes=10, **arguments.get("model_kwargs", {})
+    )
     assert model.output_shape == (None, 10)
 
 

@@ -37,8 +37,11 @@ def test_overwrite_refuses_a_folder_that_holds_no_kcnn_run(tmp_path, pattern_dat
     (tmp_path / "history.csv").write_text("my own table")
     (tmp_path / "backup").mkdir()
     (tmp_path / "backup" / "thesis.tex").write_text("my thesis")
-    with pytest.raises(ValueError, match=rf"'{tmp_path}' holds no kcnn run: backup, history.csv, "
-                                         "notes.txt"):
+    with pytest.raises(
+        ValueError,
+        match=rf"'{tmp_path}' holds no kcnn run: backup, history.csv, "
+        "notes.txt",
+    ):
         train("tiny_cnn", pattern_data, epochs=1, out=tmp_path, overwrite=True, **FAST)
     (tmp_path / "notes.txt").unlink()
     with pytest.raises(ValueError, match=rf"'{tmp_path}' holds no kcnn run: backup, history.csv;"):
@@ -83,16 +86,33 @@ def test_a_locked_run_directory_refuses_a_second_trainer(tmp_path, pattern_data)
 def test_resume_refuses_other_settings_and_names_another_model_in_one_line(tmp_path, pattern_data):
     out = tmp_path / "run"
     _interrupted_run(out, pattern_data, learning_rate=1e-3)
-    with pytest.raises(ValueError, match=r"other settings.*learning_rate: 0\.001 \(now 0\.01\); "
-                                         r"seed: 0 \(now 1\)"):
-        train("tiny_cnn", pattern_data, epochs=4, out=out, resume=True, learning_rate=1e-2,
-              seed=1, **FAST)
+    with pytest.raises(
+        ValueError,
+        match=r"other settings.*learning_rate: 0\.001 \(now 0\.01\); "
+        r"seed: 0 \(now 1\)",
+    ):
+        train(
+            "tiny_cnn",
+            pattern_data,
+            epochs=4,
+            out=out,
+            resume=True,
+            learning_rate=1e-2,
+            seed=1,
+            **FAST,
+        )
     with pytest.raises(ValueError) as refused:
-        train("simple_cnn", pattern_data, epochs=4, out=out, resume=True, learning_rate=1e-3, **FAST)
-    assert str(refused.value) == (f"the run in '{out}' was made with model 'tiny_cnn', not "
-                                  "'simple_cnn': resume it with that model, or start a new run "
-                                  "elsewhere")
-    result = train("tiny_cnn", pattern_data, epochs=4, out=out, resume=True, learning_rate=1e-3, **FAST)
+        train(
+            "simple_cnn", pattern_data, epochs=4, out=out, resume=True, learning_rate=1e-3, **FAST
+        )
+    assert str(refused.value) == (
+        f"the run in '{out}' was made with model 'tiny_cnn', not "
+        "'simple_cnn': resume it with that model, or start a new run "
+        "elsewhere"
+    )
+    result = train(
+        "tiny_cnn", pattern_data, epochs=4, out=out, resume=True, learning_rate=1e-3, **FAST
+    )
     assert result.initial_epoch == 1 and result.resumed_from == "backup"
     run = json.loads((out / "run.json").read_text())
     assert run["settings"]["learning_rate"] == 1e-3 and run["resumed_from"] == "backup"
@@ -101,16 +121,31 @@ def test_resume_refuses_other_settings_and_names_another_model_in_one_line(tmp_p
 def test_the_command_line_resumes_with_the_run_settings_it_leaves_out(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
-    (out / "settings.json").write_text(json.dumps(
-        {"model": "tiny_cnn", "data": "digits", "epochs": 4, "learning_rate": 0.01, "seed": 3,
-         "no_such_argument": 1}
-    ))
+    (out / "settings.json").write_text(
+        json.dumps(
+            {
+                "model": "tiny_cnn",
+                "data": "digits",
+                "epochs": 4,
+                "learning_rate": 0.01,
+                "seed": 3,
+                "no_such_argument": 1,
+            }
+        )
+    )
     parser = cli.build_parser()
     arguments = cli._train_arguments(parser.parse_args(["train", "--out", str(out), "--resume"]))
     assert {k: arguments[k] for k in ("model", "data", "epochs", "learning_rate", "seed")} == {
-        "model": "tiny_cnn", "data": "digits", "epochs": 4, "learning_rate": 0.01, "seed": 3}
+        "model": "tiny_cnn",
+        "data": "digits",
+        "epochs": 4,
+        "learning_rate": 0.01,
+        "seed": 3,
+    }
     assert "no_such_argument" not in arguments
-    given = cli._train_arguments(parser.parse_args(["train", "--out", str(out), "--resume", "--lr", "0.5"]))
+    given = cli._train_arguments(
+        parser.parse_args(["train", "--out", str(out), "--resume", "--lr", "0.5"])
+    )
     assert given["learning_rate"] == 0.5
     assert read_settings(out)["seed"] == 3
 
@@ -124,12 +159,15 @@ def test_a_torn_backup_resumes_from_last_keras_and_says_so(tmp_path, pattern_dat
     temporaries = [out / ".last.keras.k3x_9q2a.keras", out / ".run.json.0a1b2c3d.json"]
     for path in temporaries:
         path.write_bytes(b"PK\x03\x04 partial")
-    result = train("tiny_cnn", pattern_data, epochs=4, out=out, resume=True,
-                   **{**FAST, "verbose": 2})
+    result = train(
+        "tiny_cnn", pattern_data, epochs=4, out=out, resume=True, **{**FAST, "verbose": 2}
+    )
     assert result.resumed_from == "checkpoint" and result.initial_epoch == 2 and result.epochs == 4
     assert int(result.model.optimizer.iterations) == 4 * 4
     said = capsys.readouterr().out
-    assert f"kcnn: {out}: restored {out / 'last.keras'} (epoch 2), the backup being unusable" in said
+    assert (
+        f"kcnn: {out}: restored {out / 'last.keras'} (epoch 2), the backup being unusable" in said
+    )
     assert json.loads((out / "run.json").read_text())["resumed_from"] == "checkpoint"
     assert not any(path.exists() for path in temporaries)
     assert sorted(os.listdir(out)) == ["best.keras", "history.csv", "last.keras", "run.json"]
@@ -142,13 +180,21 @@ def test_a_transfer_run_is_locked_across_its_phases(tmp_path):
     from tests.transfer.conftest import tiny_model
 
     data = tf.data.Dataset.from_tensor_slices(
-        (tf.zeros((4, 32, 32, 3)), tf.zeros(4, "int64"))).batch(4)
+        (tf.zeros((4, 32, 32, 3)), tf.zeros(4, "int64"))
+    ).batch(4)
     lock = RunLock(tmp_path)
     lock.acquire()
     try:
         with pytest.raises(RunInUse, match=rf"'{tmp_path}' is in use: process {os.getpid()}"):
-            transfer.train(tiny_model("progressive"), data, "progressive", 2, out=tmp_path,
-                           verbose=0, tensorboard=False)
+            transfer.train(
+                tiny_model("progressive"),
+                data,
+                "progressive",
+                2,
+                out=tmp_path,
+                verbose=0,
+                tensorboard=False,
+            )
     finally:
         lock.release()
     assert os.listdir(tmp_path) == []

@@ -18,8 +18,15 @@ FAST = dict(batch_size=30, tensorboard=False, verbose=0, precision="float32")
 
 def test_train_writes_the_run_and_returns_the_result(tmp_path, pattern_data):
     out = tmp_path / "run"
-    result = train("tiny_cnn", pattern_data, epochs=3, out=out, learning_rate=1e-2,
-                   validation_split=0.25, **FAST)
+    result = train(
+        "tiny_cnn",
+        pattern_data,
+        epochs=3,
+        out=out,
+        learning_rate=1e-2,
+        validation_split=0.25,
+        **FAST,
+    )
     assert sorted(os.listdir(out)) == ["best.keras", "history.csv", "last.keras", "run.json"]
     assert result.epochs == 3 and result.initial_epoch == 0
     assert set(result.history) >= {"loss", "accuracy", "val_loss", "val_accuracy", "train_seconds"}
@@ -43,7 +50,9 @@ def test_train_writes_the_run_and_returns_the_result(tmp_path, pattern_data):
     images = patterns(6, 5)[0].astype("float32")
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(last(images)),
-        keras.ops.convert_to_numpy(result.model(images)), rtol=1e-5, atol=1e-6,
+        keras.ops.convert_to_numpy(result.model(images)),
+        rtol=1e-5,
+        atol=1e-6,
     )
     summary = result.summary()
     assert "test         accuracy" in summary and str(out / "best.keras") in summary
@@ -98,8 +107,9 @@ def test_tf_data_input_and_a_built_model():
 def test_diverging_run_raises_and_keeps_the_last_checkpoint(tmp_path, pattern_data):
     out = tmp_path / "run"
     with pytest.raises(TrainingDiverged, match="the loss became nan .* training stopped"):
-        train("tiny_cnn", pattern_data, epochs=3, out=out, optimizer="sgd",
-              learning_rate=1e12, **FAST)
+        train(
+            "tiny_cnn", pattern_data, epochs=3, out=out, optimizer="sgd", learning_rate=1e12, **FAST
+        )
     assert not (out / "run.json").exists()
 
 

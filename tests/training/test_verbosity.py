@@ -27,8 +27,16 @@ def test_a_verbosity_given_is_kept(verbose):
 def test_train_into_a_file_writes_one_line_per_epoch_and_no_progress_bar_frames(
     capsys, pattern_data
 ):
-    train("tiny_cnn", pattern_data, epochs=2, batch_size=30, tensorboard=False,
-          precision="float32", validation_split=0, test=False)
+    train(
+        "tiny_cnn",
+        pattern_data,
+        epochs=2,
+        batch_size=30,
+        tensorboard=False,
+        precision="float32",
+        validation_split=0,
+        test=False,
+    )
     output = capsys.readouterr().out
     assert "\b" not in output and "\r" not in output
     epoch_lines = [line for line in output.splitlines() if " - loss: " in line]

@@ -14,8 +14,13 @@ SHAPE = (32, 32, 3)
 def tiny_model(strategy="frozen", weights=None, classes=3, **kwargs):
     """A transfer model on the narrow TinyResNet, 32x32 RGB."""
     return transfer.build(
-        KCNN_BACKBONE, classes, strategy, weights=weights, input_shape=SHAPE,
-        backbone_options=KCNN_OPTIONS, **kwargs,
+        KCNN_BACKBONE,
+        classes,
+        strategy,
+        weights=weights,
+        input_shape=SHAPE,
+        backbone_options=KCNN_OPTIONS,
+        **kwargs,
     )
 
 

@@ -13,19 +13,34 @@ import pytest
 import kcnn
 from kcnn import transfer
 from kcnn.models import find_layer, gradcam_layer
-from tests.transfer.conftest import KCNN_BACKBONE, KCNN_OPTIONS, SHAPE, tiny_model, values, weights_of
+from tests.transfer.conftest import (
+    KCNN_BACKBONE,
+    KCNN_OPTIONS,
+    SHAPE,
+    tiny_model,
+    values,
+    weights_of,
+)
 
 APPLICATIONS = (
-    "ResNet50", "ResNet50V2", "VGG16", "MobileNetV2", "MobileNetV3Small", "EfficientNetB0",
-    "EfficientNetV2B0", "ConvNeXtTiny", "DenseNet121",
+    "ResNet50",
+    "ResNet50V2",
+    "VGG16",
+    "MobileNetV2",
+    "MobileNetV3Small",
+    "EfficientNetB0",
+    "EfficientNetV2B0",
+    "ConvNeXtTiny",
+    "DenseNet121",
 )
 
 
 def _fit_step(model, images, learning_rate=1e-2):
     """One epoch of two batches, eagerly (tracing a graph costs more than the step here)."""
     x, y = images
-    model.compile(keras.optimizers.Adam(learning_rate), "sparse_categorical_crossentropy",
-                  run_eagerly=True)
+    model.compile(
+        keras.optimizers.Adam(learning_rate), "sparse_categorical_crossentropy", run_eagerly=True
+    )
     model.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
 
 
@@ -40,8 +55,9 @@ def _changed(before, after):
 @pytest.mark.parametrize("backbone", [KCNN_BACKBONE, "MobileNetV3Small"])
 def test_frozen_step_keeps_every_backbone_weight_and_bn_statistic(backbone, images):
     options = KCNN_OPTIONS if backbone == KCNN_BACKBONE else None
-    model = transfer.build(backbone, 3, "frozen", weights=None, input_shape=SHAPE,
-                           backbone_options=options)
+    model = transfer.build(
+        backbone, 3, "frozen", weights=None, input_shape=SHAPE, backbone_options=options
+    )
     base = transfer.backbone_of(model)
     assert _moving_statistics(base), "the backbone must have BatchNormalization statistics"
     before, head = weights_of(base), weights_of(model.get_layer("logits"))
@@ -108,8 +124,15 @@ def test_strategies_set_the_trainable_parameters():
 def test_layers_of_the_model():
     model = tiny_model(dropout=0.3)
     names = [layer.name for layer in model.layers]
-    assert names == ["input", "preprocess", "tiny_resnet", "avg_pool", "head_dropout", "logits",
-                     "predictions"]
+    assert names == [
+        "input",
+        "preprocess",
+        "tiny_resnet",
+        "avg_pool",
+        "head_dropout",
+        "logits",
+        "predictions",
+    ]
     assert model.get_layer("head_dropout").rate == 0.3
     assert "head_dropout" not in [layer.name for layer in tiny_model(dropout=0).layers]
 
@@ -130,7 +153,9 @@ def _check_preprocessing_inside(application):
     expected = base(module.preprocess_input(x.copy()), training=False)
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(base(inside, training=False)),
-        keras.ops.convert_to_numpy(expected), rtol=1e-5, atol=1e-5,
+        keras.ops.convert_to_numpy(expected),
+        rtol=1e-5,
+        atol=1e-5,
     )
     return model
 
@@ -173,9 +198,7 @@ def test_every_application_backbone(application, images):
 
 def test_feature_layers_and_gradcam_target_are_reachable_in_the_nested_backbone():
     model = tiny_model()
-    assert transfer.feature_layers(model) == [
-        "stage1_block2", "stage2_block2", "stage3_block2"
-    ]
+    assert transfer.feature_layers(model) == ["stage1_block2", "stage2_block2", "stage3_block2"]
     assert gradcam_layer(model) == "stage3_block2"
     layer = find_layer(model, "stage3_block2")
     assert layer is transfer.backbone_of(model).get_layer("stage3_block2")
@@ -207,8 +230,9 @@ def test_local_weights_file_round_trips(tmp_path):
     path = transfer.save_backbone_weights(source, tmp_path / "backbone.weights.h5")
     assert [p.name for p in tmp_path.iterdir()] == ["backbone.weights.h5"]
     target = tiny_model("frozen", weights=path, classes=3)
-    for saved, loaded in zip(transfer.backbone_of(source).weights,
-                             transfer.backbone_of(target).weights):
+    for saved, loaded in zip(
+        transfer.backbone_of(source).weights, transfer.backbone_of(target).weights
+    ):
         assert saved.path == loaded.path
         assert np.array_equal(saved.numpy(), loaded.numpy())
 
@@ -217,8 +241,9 @@ def test_application_weights_file_round_trips(tmp_path):
     source = transfer.build("MobileNetV3Small", 2, weights=None, input_shape=SHAPE)
     path = transfer.save_backbone_weights(source, tmp_path / "mobilenet.weights.h5")
     target = transfer.build("MobileNetV3Small", 2, weights=path, input_shape=SHAPE)
-    for saved, loaded in zip(transfer.backbone_of(source).weights,
-                             transfer.backbone_of(target).weights):
+    for saved, loaded in zip(
+        transfer.backbone_of(source).weights, transfer.backbone_of(target).weights
+    ):
         assert np.array_equal(saved.numpy(), loaded.numpy())
 
 
@@ -234,8 +259,9 @@ def test_weights_of_another_architecture_are_a_clear_error(tmp_path):
 
 def test_weights_file_of_the_same_builder_with_other_arguments_is_a_clear_error(tmp_path):
     path = transfer.save_backbone_weights(
-        transfer.build(KCNN_BACKBONE, 3, weights=None, input_shape=SHAPE,
-                       backbone_options={"width": 0.5}),
+        transfer.build(
+            KCNN_BACKBONE, 3, weights=None, input_shape=SHAPE, backbone_options={"width": 0.5}
+        ),
         tmp_path / "wide.weights.h5",
     )
     with pytest.raises(ValueError, match="does not fit"):
@@ -265,18 +291,24 @@ def test_saved_transfer_model_loads_and_predicts_the_same(tmp_path, images):
     assert loaded.get_layer("preprocess").application == "VGG16"
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(loaded(images[0][:2])),
-        keras.ops.convert_to_numpy(model(images[0][:2])), rtol=1e-6,
+        keras.ops.convert_to_numpy(model(images[0][:2])),
+        rtol=1e-6,
     )
 
 
 def test_kcnn_load_model_alone_loads_a_transfer_model(tmp_path):
     """A fresh process that never imports kcnn.transfer itself (as `kcnn evaluate` does)."""
     transfer.build("VGG16", 2, weights=None, input_shape=SHAPE).save(tmp_path / "model.keras")
-    code = ("import sys, kcnn; model = kcnn.load_model(sys.argv[1]); "
-            "print(model.get_layer('preprocess').application)")
+    code = (
+        "import sys, kcnn; model = kcnn.load_model(sys.argv[1]); "
+        "print(model.get_layer('preprocess').application)"
+    )
     process = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path / "model.keras")], capture_output=True,
-        text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        [sys.executable, "-c", code, str(tmp_path / "model.keras")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
     assert process.returncode == 0, process.stderr[-3000:]
     assert process.stdout.strip() == "VGG16"
@@ -296,8 +328,13 @@ def test_kcnn_load_model_alone_loads_a_transfer_model(tmp_path):
     ],
 )
 def test_bad_arguments_are_named(kwargs, message):
-    arguments = {"backbone": KCNN_BACKBONE, "classes": 2, "strategy": "frozen",
-                 "weights": None, "input_shape": SHAPE}
+    arguments = {
+        "backbone": KCNN_BACKBONE,
+        "classes": 2,
+        "strategy": "frozen",
+        "weights": None,
+        "input_shape": SHAPE,
+    }
     arguments.update(kwargs)
     with pytest.raises(ValueError, match=message):
         transfer.build(**arguments)

@@ -23,12 +23,34 @@ def folder(tmp_path):
 
 def test_transfer_command_trains_the_phases_and_saves_the_model(folder, tmp_path, capsys):
     out = tmp_path / "run"
-    code = main([
-        "transfer", "--backbone", "tiny_cnn", "--dataset", str(folder), "--weights", "none",
-        "--strategy", "progressive", "--epochs", "2", "--head-epochs", "1", "--unfreeze", "1",
-        "--finetune-lr", "1e-4", "--batch-size", "4", "--validation-split", "0.25",
-        "--no-test", "--out", str(out),
-    ])
+    code = main(
+        [
+            "transfer",
+            "--backbone",
+            "tiny_cnn",
+            "--dataset",
+            str(folder),
+            "--weights",
+            "none",
+            "--strategy",
+            "progressive",
+            "--epochs",
+            "2",
+            "--head-epochs",
+            "1",
+            "--unfreeze",
+            "1",
+            "--finetune-lr",
+            "1e-4",
+            "--batch-size",
+            "4",
+            "--validation-split",
+            "0.25",
+            "--no-test",
+            "--out",
+            str(out),
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0
     assert "phase 1      epoch 1, head only, learning rate 0.001" in printed
@@ -46,8 +68,10 @@ def test_transfer_command_trains_the_phases_and_saves_the_model(folder, tmp_path
         (["--backbone", "ResNet5O"], "Did you mean: ResNet50"),
         (["--backbone", "tiny_cnn", "--weights", "imagenet"], "'tiny_cnn' has no ImageNet weights"),
         (["--backbone", "tiny_cnn", "--unfreeze", "top"], "--unfreeze must be an integer or 'all'"),
-        (["--backbone", "tiny_cnn", "--strategy", "frozen", "--unfreeze", "1"],
-         "belong to the 'progressive' strategy"),
+        (
+            ["--backbone", "tiny_cnn", "--strategy", "frozen", "--unfreeze", "1"],
+            "belong to the 'progressive' strategy",
+        ),
     ],
 )
 def test_transfer_command_errors_are_one_line(folder, capsys, flags, message):

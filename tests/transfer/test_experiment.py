@@ -67,12 +67,16 @@ def _records(accuracies, seconds=None, examples_per_size=None):
     for size, methods in accuracies.items():
         for method, values in methods.items():
             for seed, accuracy in enumerate(values):
-                records.append({
-                    "per_class": size, "method": method, "seed": seed,
-                    "examples": (examples_per_size or {}).get(size, 5 * size),
-                    "test_accuracy": accuracy,
-                    "train_seconds": (seconds or {}).get(method, 10.0) + seed,
-                })
+                records.append(
+                    {
+                        "per_class": size,
+                        "method": method,
+                        "seed": seed,
+                        "examples": (examples_per_size or {}).get(size, 5 * size),
+                        "test_accuracy": accuracy,
+                        "train_seconds": (seconds or {}).get(method, 10.0) + seed,
+                    }
+                )
     return records
 
 
@@ -81,30 +85,65 @@ def _verdicts(records):
 
 
 def test_claims_when_the_course_is_right():
-    verdicts = _verdicts(_records(
-        {10: {"scratch": [0.50, 0.52], "frozen": [0.80, 0.81], "finetune": [0.70, 0.71],
-              "progressive": [0.75, 0.74]},
-         400: {"scratch": [0.85, 0.85], "frozen": [0.80, 0.80], "finetune": [0.90, 0.90],
-               "progressive": [0.90, 0.91]}},
-        seconds={"frozen": 2.0, "finetune": 10.0}))
+    verdicts = _verdicts(
+        _records(
+            {
+                10: {
+                    "scratch": [0.50, 0.52],
+                    "frozen": [0.80, 0.81],
+                    "finetune": [0.70, 0.71],
+                    "progressive": [0.75, 0.74],
+                },
+                400: {
+                    "scratch": [0.85, 0.85],
+                    "frozen": [0.80, 0.80],
+                    "finetune": [0.90, 0.90],
+                    "progressive": [0.90, 0.91],
+                },
+            },
+            seconds={"frozen": 2.0, "finetune": 10.0},
+        )
+    )
     assert set(verdicts.values()) == {True}
     assert len(verdicts) == 5  # 50 and 2,000 images: one "few data", one "medium data" claim
 
 
 def test_claims_when_it_is_not_and_within_noise():
-    verdicts = _verdicts(_records(
-        {10: {"scratch": [0.80, 0.80], "frozen": [0.60, 0.61], "finetune": [0.803, 0.80],
-              "progressive": [0.70, 0.70]},
-         400: {"scratch": [0.95, 0.95], "frozen": [0.70, 0.70], "finetune": [0.80, 0.80],
-               "progressive": [0.75, 0.75]}}))
+    verdicts = _verdicts(
+        _records(
+            {
+                10: {
+                    "scratch": [0.80, 0.80],
+                    "frozen": [0.60, 0.61],
+                    "finetune": [0.803, 0.80],
+                    "progressive": [0.70, 0.70],
+                },
+                400: {
+                    "scratch": [0.95, 0.95],
+                    "frozen": [0.70, 0.70],
+                    "finetune": [0.80, 0.80],
+                    "progressive": [0.75, 0.75],
+                },
+            }
+        )
+    )
     assert verdicts["Transfer beats training from scratch with little data"] is None
     assert verdicts["Few data"] is False
     assert verdicts["Medium data"] is False
     assert verdicts["Feature extraction trains faster than fine-tuning"] is None
-    noisy = _verdicts(_records(
-        {10: {m: [0.6, 0.8] for m in experiment.METHODS},
-         40: {"scratch": [0.8, 0.8], "frozen": [0.7, 0.9], "finetune": [0.75, 0.95],
-              "progressive": [0.8, 0.8]}}))
+    noisy = _verdicts(
+        _records(
+            {
+                10: {m: [0.6, 0.8] for m in experiment.METHODS},
+                40: {
+                    "scratch": [0.8, 0.8],
+                    "frozen": [0.7, 0.9],
+                    "finetune": [0.75, 0.95],
+                    "progressive": [0.8, 0.8],
+                },
+            }
+        )
+    )
     assert noisy["With more data, fine-tuning beats feature extraction"] is None
     assert not any(claim.startswith("Medium data") for claim in noisy)  # 200 images: none
 
@@ -122,14 +161,16 @@ def test_quick_mode_writes_the_report(tmp_path):
     assert_report(results, "experiments/transfer_learning.py")
     rows = results["results"]["Test accuracy and training time"]
     assert [(r["examples per class (total)"], r["method"]) for r in rows] == [
-        (size, method) for size in ("5 (25)", "20 (100)") for method in experiment.METHODS]
+        (size, method) for size in ("5 (25)", "20 (100)") for method in experiment.METHODS
+    ]
     claims = [c["claim"] for c in results["claims"]]
     assert len(claims) == 5 and claims[0].startswith("Transfer beats training from scratch")
     runs = results["results"]["runs"]
     assert len(runs) == 8 and all(0.0 <= r["test_accuracy"] <= 1.0 for r in runs)
     built = {r["precision"] for r in runs}
-    assert f"Precision the models were built with: `{', '.join(sorted(built))}`" in \
-        results["markdown"]
+    assert (
+        f"Precision the models were built with: `{', '.join(sorted(built))}`" in results["markdown"]
+    )
     assert os.path.isfile(results["results"]["pretraining"]["weights"])
     for name in ("val_accuracy.png", "test_accuracy.png"):
         assert_png(tmp_path / name)

@@ -18,8 +18,9 @@ class PhaseRecorder(keras.callbacks.Callback):
         self.learning_rates, self.trainable_counts = [], []
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.learning_rates.append(float(keras.ops.convert_to_numpy(
-            self.model.optimizer.learning_rate)))
+        self.learning_rates.append(
+            float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        )
         self.trainable_counts.append(len(self.model.trainable_weights))
 
 
@@ -31,8 +32,15 @@ def _batches(images, batch_size=8):
 def _train(model, images, schedule, epochs=None, **options):
     data = _batches(images)
     return transfer.train(
-        model, data, schedule, epochs, validation_data=data, test_data=data, verbose=0,
-        tensorboard=False, **options,
+        model,
+        data,
+        schedule,
+        epochs,
+        validation_data=data,
+        test_data=data,
+        verbose=0,
+        tensorboard=False,
+        **options,
     )
 
 
@@ -44,8 +52,9 @@ def test_progressive_switches_phase_at_the_epoch_and_learning_rate_asked(images)
     statistics = [w for w in base.weights if "moving_" in w.path]
     bottom_before, statistics_before = values(bottom), values(statistics)
     recorder = PhaseRecorder()
-    phases = transfer.schedule("progressive", 3, head_epochs=2, unfreeze=2,
-                               finetune_learning_rate=3e-4)
+    phases = transfer.schedule(
+        "progressive", 3, head_epochs=2, unfreeze=2, finetune_learning_rate=3e-4
+    )
     top_before = values(top)
     result = _train(model, images, phases, callbacks=[recorder])
     np.testing.assert_allclose(recorder.learning_rates, [1e-3, 1e-3, 3e-4], rtol=1e-6)
@@ -82,8 +91,14 @@ def test_training_from_a_data_source_reads_raw_pixels_at_the_model_size():
     y = np.arange(24) % 3
     model = tiny_model("frozen")
     result = transfer.train(
-        model, ((x, y), (x[:6], y[:6])), "frozen", epochs=1, batch_size=8,
-        validation_split=0.25, verbose=0, tensorboard=False,
+        model,
+        ((x, y), (x[:6], y[:6])),
+        "frozen",
+        epochs=1,
+        batch_size=8,
+        validation_split=0.25,
+        verbose=0,
+        tensorboard=False,
     )
     assert set(result.test_metrics) >= {"loss", "accuracy"}
     assert len(result.history["val_loss"]) == 1
@@ -93,7 +108,8 @@ def test_schedules_of_the_course():
     assert transfer.schedule("frozen", 5) == (transfer.Phase(5, 0, 1e-3),)
     assert transfer.schedule("finetune", 5) == (transfer.Phase(5, "all", 1e-4),)
     assert transfer.schedule("progressive", 5) == (
-        transfer.Phase(2, 0, 1e-3), transfer.Phase(3, "all", 1e-5),
+        transfer.Phase(2, 0, 1e-3),
+        transfer.Phase(3, "all", 1e-5),
     )
 
 

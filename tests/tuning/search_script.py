@@ -68,9 +68,15 @@ def main(argv=None):
     data = tuning.SearchData(tiny_arrays(), batch_size=32)
     callbacks = [SleepEachEpoch(args.epoch_sleep)] if args.epoch_sleep else []
     result = tuning.search(
-        tuning.CNNHyperModel(data.info, precision="float32"), data, tuner=args.tuner,
-        max_trials=args.max_trials, epochs=args.epochs, directory=args.directory,
-        project_name="search", hyperparameters=tiny_hyperparameters(), callbacks=callbacks,
+        tuning.CNNHyperModel(data.info, precision="float32"),
+        data,
+        tuner=args.tuner,
+        max_trials=args.max_trials,
+        epochs=args.epochs,
+        directory=args.directory,
+        project_name="search",
+        hyperparameters=tiny_hyperparameters(),
+        callbacks=callbacks,
         verbose=0,
     )
     print(json.dumps(dataclasses.asdict(result), default=str))

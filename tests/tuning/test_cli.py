@@ -10,8 +10,16 @@ import kcnn
 from kcnn.cli import main
 from tests.tuning.search_script import tiny_arrays
 
-SMALL = ["--fix", "filters_1=4", "--fix", "filters_2=4", "--fix", "dense_units=0",
-         "--fix", "conv_blocks=2"]
+SMALL = [
+    "--fix",
+    "filters_1=4",
+    "--fix",
+    "filters_2=4",
+    "--fix",
+    "dense_units=0",
+    "--fix",
+    "conv_blocks=2",
+]
 
 
 @pytest.fixture
@@ -31,9 +39,29 @@ def image_folder(tmp_path):
 @pytest.mark.slow
 def test_tune_searches_a_folder_and_prints_where_the_results_are(tmp_path, image_folder, capsys):
     out = tmp_path / "tune"
-    code = main(["tune", "--dataset", str(image_folder), "--tuner", "random", "--max-trials", "2",
-                 "--epochs", "1", "--batch-size", "8", "--precision", "float32", "--quiet",
-                 "--out", str(out), *SMALL, "--fix", "augment=light"])
+    code = main(
+        [
+            "tune",
+            "--dataset",
+            str(image_folder),
+            "--tuner",
+            "random",
+            "--max-trials",
+            "2",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--precision",
+            "float32",
+            "--quiet",
+            "--out",
+            str(out),
+            *SMALL,
+            "--fix",
+            "augment=light",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "random search of the cnn space on images" in printed

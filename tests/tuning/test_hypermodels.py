@@ -26,9 +26,19 @@ def declared(hypermodel):
 def test_cnn_space_is_the_documented_one_with_its_defaults():
     hp = declared(CNNHyperModel(input_shape=(28, 28, 1), classes=10))
     assert hp.values == {
-        "conv_blocks": 2, "filters_1": 32, "filters_2": 64, "dense_units": 128,
-        "kernel_size": 3, "norm": "none", "conv": "standard", "dropout": 0.5, "optimizer": "adam",
-        "learning_rate": 1e-3, "weight_decay": 0.0, "l1": 0.0, "augment": "none",
+        "conv_blocks": 2,
+        "filters_1": 32,
+        "filters_2": 64,
+        "dense_units": 128,
+        "kernel_size": 3,
+        "norm": "none",
+        "conv": "standard",
+        "dropout": 0.5,
+        "optimizer": "adam",
+        "learning_rate": 1e-3,
+        "weight_decay": 0.0,
+        "l1": 0.0,
+        "augment": "none",
     }
     names = [p.name for p in hp.space]
     assert "filters_3" in names and "filters_4" in names  # conditional on conv_blocks >= 3, 4
@@ -47,9 +57,16 @@ def test_cnn_defaults_build_simple_cnn_trained_with_adam_at_1e3():
 def test_resnet_defaults_build_resnet18_with_the_cifar_stem():
     hp = declared(ResNetHyperModel())
     assert hp.values == {
-        "stage1_blocks": 2, "stage2_blocks": 2, "stage3_blocks": 2, "stage4_blocks": 2,
-        "attention": "none", "width": 1.0, "drop_path_rate": 0.0, "norm": "batch",
-        "conv": "standard", "learning_rate": 1e-3,
+        "stage1_blocks": 2,
+        "stage2_blocks": 2,
+        "stage3_blocks": 2,
+        "stage4_blocks": 2,
+        "attention": "none",
+        "width": 1.0,
+        "drop_path_rate": 0.0,
+        "norm": "batch",
+        "conv": "standard",
+        "learning_rate": 1e-3,
     }
     model = ResNetHyperModel(precision="float32").build(keras_tuner.HyperParameters())
     reference = kcnn.create_model("resnet18", stem="cifar", input_shape=(32, 32, 3), classes=10)
@@ -89,7 +106,9 @@ def test_l1_of_the_cnn_space_penalises_the_kernels():
     hp = keras_tuner.HyperParameters()
     hp.Fixed("l1", 1e-4)
     model = CNNHyperModel(input_shape=(16, 16, 1), classes=3, precision="float32").build(hp)
-    kernels = [model.get_layer(name).kernel for name in ("stage1_conv", "stage2_conv", "fc1", "logits")]
+    kernels = [
+        model.get_layer(name).kernel for name in ("stage1_conv", "stage2_conv", "fc1", "logits")
+    ]
     expected = 1e-4 * sum(float(np.sum(np.abs(keras.ops.convert_to_numpy(k)))) for k in kernels)
     penalty = sum(float(keras.ops.convert_to_numpy(loss)) for loss in model.losses)
     assert penalty == pytest.approx(expected, rel=1e-5)
@@ -103,8 +122,9 @@ def test_fixed_values_override_the_resnet_space():
     hp.Fixed("drop_path_rate", 0.2)
     hp.Fixed("norm", "group")
     hp.Fixed("conv", "separable")
-    model = ResNetHyperModel(input_shape=(16, 16, 1), classes=4, stages=2,
-                             precision="float32").build(hp)
+    model = ResNetHyperModel(
+        input_shape=(16, 16, 1), classes=4, stages=2, precision="float32"
+    ).build(hp)
     block = model.get_layer("stage2_block1")
     assert (block.norm, block.conv) == ("group", "separable")
     assert "stem_gn" in [layer.name for layer in model.layers]

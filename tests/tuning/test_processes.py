@@ -54,8 +54,12 @@ def test_a_search_killed_mid_trial_reruns_only_the_unfinished_trial(tmp_path):
     project = tmp_path / "search"
     arguments = [str(tmp_path), "--max-trials", "3", "--epochs", "2"]
     slow = subprocess.Popen(
-        [*SCRIPT, *arguments, "--epoch-sleep", "2"], cwd=ROOT, env=environment(),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [*SCRIPT, *arguments, "--epoch-sleep", "2"],
+        cwd=ROOT,
+        env=environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     second = project / "trial_1" / "kcnn_trial.json"
     wait_for(second.exists, slow, 300, "trial 1 started")
@@ -70,13 +74,21 @@ def test_a_search_killed_mid_trial_reruns_only_the_unfinished_trial(tmp_path):
     assert first["status"] == "COMPLETED"
     assert read_json(project / "trial_1" / "trial.json")["status"] == "RUNNING"
 
-    resumed = subprocess.run([*SCRIPT, *arguments], cwd=ROOT, env=environment(),
-                             capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        [*SCRIPT, *arguments],
+        cwd=ROOT,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     result = json.loads(resumed.stdout.strip().splitlines()[-1])
     rows = read_rows(result["results_csv"])
     assert [(row["trial"], row["status"], row["attempts"]) for row in rows] == [
-        ("0", "COMPLETED", "1"), ("1", "COMPLETED", "2"), ("2", "COMPLETED", "1"),
+        ("0", "COMPLETED", "1"),
+        ("1", "COMPLETED", "2"),
+        ("2", "COMPLETED", "1"),
     ]
     again = read_json(project / "trial_0" / "trial.json")
     assert (again["score"], again["hyperparameters"]) == (first["score"], first["hyperparameters"])
@@ -95,10 +107,16 @@ def test_a_chief_and_two_workers_run_one_search_on_loopback(tmp_path):
     arguments = [str(tmp_path), "--max-trials", "4", "--epochs", "2", "--epoch-sleep", "1.5"]
     processes = {
         tuner_id: subprocess.Popen(
-            [*SCRIPT, *arguments], cwd=ROOT,
-            env=environment(KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP="127.0.0.1",
-                            KERASTUNER_ORACLE_PORT=port),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [*SCRIPT, *arguments],
+            cwd=ROOT,
+            env=environment(
+                KERASTUNER_TUNER_ID=tuner_id,
+                KERASTUNER_ORACLE_IP="127.0.0.1",
+                KERASTUNER_ORACLE_PORT=port,
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for tuner_id in ("chief", "tuner0", "tuner1")
     }
@@ -119,7 +137,9 @@ def test_a_chief_and_two_workers_run_one_search_on_loopback(tmp_path):
     assert chief["role"] == "chief"
     rows = read_rows(chief["results_csv"])
     assert len(rows) == 4 and all(row["status"] == "COMPLETED" for row in rows)
-    runners = {read_json(tmp_path / "search" / f"trial_{row['trial']}" / "kcnn_trial.json")
-               ["tuner_id"] for row in rows}
+    runners = {
+        read_json(tmp_path / "search" / f"trial_{row['trial']}" / "kcnn_trial.json")["tuner_id"]
+        for row in rows
+    }
     assert runners == {"tuner0", "tuner1"}  # both workers trained trials, the chief none
     assert kcnn.load_model(chief["model_path"]).output_shape == (None, 3)

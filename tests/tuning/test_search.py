@@ -24,8 +24,13 @@ def run(tmp_path, arrays, small_space, **options):
     options.setdefault("hypermodel", tuning.CNNHyperModel(data.info, precision="float32"))
     options.setdefault("epochs", 2)
     return tuning.search(
-        options.pop("hypermodel"), data, directory=tmp_path, project_name="search",
-        hyperparameters=small_space, verbose=0, **options,
+        options.pop("hypermodel"),
+        data,
+        directory=tmp_path,
+        project_name="search",
+        hyperparameters=small_space,
+        verbose=0,
+        **options,
     )
 
 
@@ -45,8 +50,10 @@ def test_random_search_writes_the_table_the_best_model_and_its_hyperparameters(
     first = rows[0]
     assert (first["kernel_size"], first["dropout"], first["optimizer"]) == ("3", "0.5", "adam")
     assert float(first["learning_rate"]) == pytest.approx(1e-3)
-    assert rows[1] != {**rows[1], **{k: first[k] for k in ("kernel_size", "dropout", "optimizer",
-                                                            "learning_rate")}}
+    assert rows[1] != {
+        **rows[1],
+        **{k: first[k] for k in ("kernel_size", "dropout", "optimizer", "learning_rate")},
+    }
     best_row = max(rows, key=lambda row: float(row["val_accuracy"]))
     assert result.best_score == pytest.approx(float(best_row["val_accuracy"]))
 
@@ -77,8 +84,12 @@ def test_a_failing_trial_is_recorded_and_the_search_goes_on(tmp_path, arrays, sm
     for fixed in small_space.space:
         if fixed.name != "conv_blocks":
             hp.Fixed(fixed.name, small_space.values[fixed.name])
-    for name, value in (("kernel_size", 3), ("dropout", 0.0), ("optimizer", "adam"),
-                        ("learning_rate", 1e-2)):
+    for name, value in (
+        ("kernel_size", 3),
+        ("dropout", 0.0),
+        ("optimizer", "adam"),
+        ("learning_rate", 1e-2),
+    ):
         hp.Fixed(name, value)
     # Two points in the space: random search tries each once, then stops.
     result = run(tmp_path, arrays, hp, tuner="random", max_trials=3)
@@ -97,8 +108,15 @@ def test_a_search_whose_every_trial_fails_stops_with_a_readable_error(
     # The model takes 20x20 images; the data has 16x16: every trial fails in fit.
     wrong = tuning.CNNHyperModel(input_shape=(20, 20, 1), classes=3, precision="float32")
     with pytest.raises(tuning.SearchError, match="no trial could be built and trained") as error:
-        run(tmp_path, arrays, small_space, hypermodel=wrong, tuner="random", max_trials=5,
-            max_consecutive_failures=2)
+        run(
+            tmp_path,
+            arrays,
+            small_space,
+            hypermodel=wrong,
+            tuner="random",
+            max_trials=5,
+            max_consecutive_failures=2,
+        )
     assert "results.md" in str(error.value)
     rows = read_rows(tmp_path / "search" / "results.csv")
     assert [row["status"] for row in rows] == ["FAILED", "FAILED"]
@@ -150,21 +168,40 @@ def test_ready_made_datasets_a_space_name_and_the_resnet_space(tmp_path, arrays,
     with pytest.raises(ValueError, match="needs a data source"):
         tuning.search("cnn", (train, validation), directory=tmp_path)
     ready = tuning.search(
-        tuning.CNNHyperModel(data.info, precision="float32"), (train, validation),
-        max_trials=2, epochs=1, directory=tmp_path, project_name="ready",
-        hyperparameters=small_space, verbose=0,
+        tuning.CNNHyperModel(data.info, precision="float32"),
+        (train, validation),
+        max_trials=2,
+        epochs=1,
+        directory=tmp_path,
+        project_name="ready",
+        hyperparameters=small_space,
+        verbose=0,
     )
     assert ready.best_hyperparameters["augment"] == "none"
-    by_name = tuning.search("cnn", arrays, max_trials=1, epochs=1, directory=tmp_path,
-                            project_name="by_name", hyperparameters=small_space, verbose=0)
+    by_name = tuning.search(
+        "cnn",
+        arrays,
+        max_trials=1,
+        epochs=1,
+        directory=tmp_path,
+        project_name="by_name",
+        hyperparameters=small_space,
+        verbose=0,
+    )
     assert kcnn.load_model(by_name.model_path).get_layer("normalize") is not None
 
     hp = keras_tuner.HyperParameters()
     hp.Fixed("width", 0.25)
     hp.Fixed("stage2_blocks", 1)
     resnet = tuning.search(
-        tuning.ResNetHyperModel(data.info, stages=2, precision="float32"), data, max_trials=2,
-        epochs=1, directory=tmp_path, project_name="resnet", hyperparameters=hp, verbose=0,
+        tuning.ResNetHyperModel(data.info, stages=2, precision="float32"),
+        data,
+        max_trials=2,
+        epochs=1,
+        directory=tmp_path,
+        project_name="resnet",
+        hyperparameters=hp,
+        verbose=0,
     )
     model = kcnn.load_model(resnet.model_path)
     depth = resnet.best_hyperparameters["stage1_blocks"]
@@ -179,8 +216,10 @@ def test_the_best_trial_is_the_earliest_of_those_that_tie():
         return SimpleNamespace(trial_id=trial_id, score=score, status=status)
 
     trials = [trial("12", 0.8), trial("3", 0.7), trial("18", 0.8), trial("20", None, "FAILED")]
-    oracle = SimpleNamespace(trials={t.trial_id: t for t in reversed(trials)},
-                             objective=keras_tuner.Objective("val_accuracy", "max"))
+    oracle = SimpleNamespace(
+        trials={t.trial_id: t for t in reversed(trials)},
+        objective=keras_tuner.Objective("val_accuracy", "max"),
+    )
     assert tuning.best_trial(oracle).trial_id == "12"
     oracle.objective = keras_tuner.Objective("val_loss", "min")
     assert tuning.best_trial(oracle).trial_id == "3"

@@ -66,12 +66,14 @@ def test_nested_backbone_gives_the_same_maps_as_the_network_written_out(images):
         return features, dense(pool(output))
 
     assert kcnn.models.gradcam_layer(model) == "stage2_conv"
-    np.testing.assert_allclose(viz.grad_cam(model, images), reference_grad_cam(written_out, images),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        viz.grad_cam(model, images), reference_grad_cam(written_out, images), atol=1e-5
+    )
     twice_nested_input = keras.Input((16, 16, 1))
     twice_nested = keras.Model(twice_nested_input, model(twice_nested_input), name="wrapper")
-    np.testing.assert_allclose(viz.grad_cam(twice_nested, images), viz.grad_cam(model, images),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        viz.grad_cam(twice_nested, images), viz.grad_cam(model, images), atol=1e-6
+    )
 
 
 def test_nested_keras_applications_backbone_matches_the_network_written_out():
@@ -105,8 +107,9 @@ def test_keras_applications_model_is_scored_from_the_logits_of_its_softmax_dense
         return features, pooled @ dense.kernel + dense.bias
 
     x = np.random.default_rng(2).uniform(-1, 1, size=(2, 64, 64, 3)).astype("float32")
-    np.testing.assert_allclose(viz.grad_cam(model, x, class_index=2),
-                               reference_grad_cam(logits, x, [2, 2]), atol=1e-4)
+    np.testing.assert_allclose(
+        viz.grad_cam(model, x, class_index=2), reference_grad_cam(logits, x, [2, 2]), atol=1e-4
+    )
     pixels = tf.constant(x)
     with tf.GradientTape() as tape:
         tape.watch(pixels)
@@ -117,13 +120,15 @@ def test_keras_applications_model_is_scored_from_the_logits_of_its_softmax_dense
 
 
 def test_sequential_model_with_a_softmax_dense_head(images):
-    model = keras.Sequential([
-        keras.Input((16, 16, 1)),
-        keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv1"),
-        keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="conv2"),
-        keras.layers.GlobalAveragePooling2D(name="pool"),
-        keras.layers.Dense(3, activation="softmax", name="dense"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((16, 16, 1)),
+            keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv1"),
+            keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="conv2"),
+            keras.layers.GlobalAveragePooling2D(name="pool"),
+            keras.layers.Dense(3, activation="softmax", name="dense"),
+        ]
+    )
     dense = model.get_layer("dense")
     graph = keras.Model(model.inputs, [model.get_layer("conv2").output, dense.input])
 
@@ -131,8 +136,9 @@ def test_sequential_model_with_a_softmax_dense_head(images):
         features, pooled = graph(x)
         return features, pooled @ dense.kernel + dense.bias
 
-    np.testing.assert_allclose(viz.grad_cam(model, images), reference_grad_cam(logits, images),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        viz.grad_cam(model, images), reference_grad_cam(logits, images), atol=1e-5
+    )
     assert viz.grad_cam(model, images, layer="conv1").shape == (4, 16, 16)
 
 
@@ -151,8 +157,9 @@ def test_models_without_feature_maps_or_symbolic_inputs_are_clear_errors():
     model = kcnn.create_model("mlp", input_shape=(8, 8, 1))
     with pytest.raises(ValueError, match="no convolutional feature map"):
         viz.grad_cam(model, np.zeros((1, 8, 8, 1)))
-    unbuilt = keras.Sequential([keras.layers.Conv2D(2, 3), keras.layers.Flatten(),
-                                keras.layers.Dense(2)])
+    unbuilt = keras.Sequential(
+        [keras.layers.Conv2D(2, 3), keras.layers.Flatten(), keras.layers.Dense(2)]
+    )
     with pytest.raises(ValueError, match="keras.Input"):
         viz.grad_cam(unbuilt, np.zeros((1, 8, 8, 1)))
 
@@ -165,8 +172,9 @@ def test_every_method_is_batched_and_gives_maps_in_unit_range(method, tiny_model
     assert maps.shape == (4, 16, 16) and maps.dtype == np.float32
     assert maps.min() >= 0
     assert np.allclose(maps.max(axis=(1, 2))[maps.max(axis=(1, 2)) > 0], 1)
-    one_by_one = np.concatenate([explain(tiny_model, images[i:i + 1], **options)
-                                 for i in range(len(images))])
+    one_by_one = np.concatenate(
+        [explain(tiny_model, images[i : i + 1], **options) for i in range(len(images))]
+    )
     if method == "smoothgrad":  # the noise is drawn per batch, so compare the same draws
         one_by_one = explain(tiny_model, images, batch_size=1, **options)
     np.testing.assert_allclose(maps, one_by_one, atol=1e-5)
@@ -175,8 +183,11 @@ def test_every_method_is_batched_and_gives_maps_in_unit_range(method, tiny_model
 def test_default_class_is_the_predicted_one(tiny_model, images):
     predicted = np.argmax(tiny_model.predict(images, verbose=0), axis=-1)
     for explain in (viz.grad_cam, viz.score_cam, viz.saliency):
-        np.testing.assert_allclose(explain(tiny_model, images),
-                                   explain(tiny_model, images, class_index=predicted), atol=1e-6)
+        np.testing.assert_allclose(
+            explain(tiny_model, images),
+            explain(tiny_model, images, class_index=predicted),
+            atol=1e-6,
+        )
 
 
 def test_bad_class_index_is_a_value_error_naming_it(tiny_model, images):

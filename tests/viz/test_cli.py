@@ -28,8 +28,16 @@ def test_the_command_offers_every_method_of_kcnn_viz():
 @pytest.mark.parametrize("method", ["gradcam", "saliency"])
 def test_explain_writes_one_figure_per_image(method, saved, capsys):
     out = saved / "out"
-    argv = ["explain", str(saved / "tiny.keras"), str(saved / "grey.png"), str(saved / "rgb.jpg"),
-            "--method", method, "--out", str(out)]
+    argv = [
+        "explain",
+        str(saved / "tiny.keras"),
+        str(saved / "grey.png"),
+        str(saved / "rgb.jpg"),
+        "--method",
+        method,
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     for name in ("grey", "rgb"):
         assert_png(out / f"{name}_{method}.png", (440, 260))
@@ -57,8 +65,23 @@ def test_visualize_draws_filters_and_feature_maps(saved, capsys):
     assert_png(out / "filters_stage1_conv.png", (360, 400))
     assert main(["visualize", "filters", model, "--layer", "stage2_conv", "--out", str(out)]) == 0
     assert (out / "filters_stage2_conv.png").is_file()
-    assert main(["visualize", "feature-maps", model, str(saved / "rgb.jpg"), "--out", str(out),
-                 "--layer", "stage1_conv", "--layer", "stage2_conv"]) == 0
+    assert (
+        main(
+            [
+                "visualize",
+                "feature-maps",
+                model,
+                str(saved / "rgb.jpg"),
+                "--out",
+                str(out),
+                "--layer",
+                "stage1_conv",
+                "--layer",
+                "stage2_conv",
+            ]
+        )
+        == 0
+    )
     assert_png(out / "feature_maps_rgb.png", (960, 400))
     assert capsys.readouterr().out.count(str(out)) == 3
     assert main(["visualize", "feature-maps", model, "--out", str(out)]) == 1

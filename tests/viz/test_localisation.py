@@ -31,7 +31,9 @@ def squares_in_noise(count, rng):
     boxes = np.zeros((count, 4), dtype="int64")
     for i in np.flatnonzero(labels == SQUARE):
         top, left = rng.integers(0, SIZE - SIDE + 1, size=2)
-        images[i, top:top + SIDE, left:left + SIDE, 0] = rng.uniform(0.85, 1.0, size=(SIDE, SIDE))
+        images[i, top : top + SIDE, left : left + SIDE, 0] = rng.uniform(
+            0.85, 1.0, size=(SIDE, SIDE)
+        )
         boxes[i] = (top, left, top + SIDE, left + SIDE)
     return images, labels, boxes
 
@@ -39,8 +41,11 @@ def squares_in_noise(count, rng):
 def trained_cnn(x, y, seed):
     keras.utils.set_random_seed(seed)
     model = kcnn.create_model("tiny_cnn", input_shape=(SIZE, SIZE, 1), classes=2)
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(3e-3),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     model.fit(x, y, epochs=5, batch_size=64, verbose=0)
     return model
 
@@ -53,19 +58,28 @@ def task():
     model = trained_cnn(x_train, y_train, seed=0)
     accuracy = model.evaluate(x_test, y_test, verbose=0)[1]
     squares = y_test == SQUARE
-    return {"model": model, "accuracy": accuracy, "x": x_test[squares], "boxes": boxes[squares],
-            "x_train": x_train, "y_train": y_train}
+    return {
+        "model": model,
+        "accuracy": accuracy,
+        "x": x_test[squares],
+        "boxes": boxes[squares],
+        "x_train": x_train,
+        "y_train": y_train,
+    }
 
 
 def test_explanations_point_at_the_square(task):
     assert task["accuracy"] >= 0.97
     rng = np.random.default_rng(1)
     chance = viz.pointing_game(rng.uniform(size=(len(task["x"]), SIZE, SIZE)), task["boxes"])
-    hits = {name: viz.pointing_game(method(task["model"], task["x"], class_index=SQUARE),
-                                    task["boxes"])
-            for name, method in viz.METHODS.items()}
-    print(f"\npointing game on {len(task['x'])} square images (test accuracy "
-          f"{task['accuracy']:.3f}; random maps: {chance:.3f})")
+    hits = {
+        name: viz.pointing_game(method(task["model"], task["x"], class_index=SQUARE), task["boxes"])
+        for name, method in viz.METHODS.items()
+    }
+    print(
+        f"\npointing game on {len(task['x'])} square images (test accuracy "
+        f"{task['accuracy']:.3f}; random maps: {chance:.3f})"
+    )
     for name, rate in hits.items():
         print(f"  {name:<11} {rate:.3f}")
     for name in ("gradcam", "gradcam++", "scorecam"):
@@ -77,8 +91,11 @@ def test_explanations_point_at_the_square(task):
 def mean_rank_correlation(maps, others):
     """Mean Spearman correlation over the images whose two maps are not constant, and their
     number (a constant map has no ranking)."""
-    values = [spearmanr(a.ravel(), b.ravel())[0] for a, b in zip(maps, others)
-              if a.std() > 0 and b.std() > 0]
+    values = [
+        spearmanr(a.ravel(), b.ravel())[0]
+        for a, b in zip(maps, others)
+        if a.std() > 0 and b.std() > 0
+    ]
     return (float(np.mean(values)) if values else 0.0), len(values)
 
 
@@ -100,19 +117,27 @@ def test_randomising_the_weights_changes_the_maps(task):
     new_head.set_weights(model.get_weights())
     logits = new_head.get_layer("logits")
     logits.kernel.assign(keras.initializers.GlorotUniform(seed=3)(logits.kernel.shape))
-    print(f"\nmean Spearman correlation with the trained model's maps ({len(x)} square images; "
-          "images with a constant map left out, counted in brackets)")
+    print(
+        f"\nmean Spearman correlation with the trained model's maps ({len(x)} square images; "
+        "images with a constant map left out, counted in brackets)"
+    )
     results = {}
     for name, method in viz.METHODS.items():
         maps = method(model, x, class_index=SQUARE)
         results[name] = {
             other: mean_rank_correlation(maps, method(variant, x, class_index=SQUARE))
-            for other, variant in (("retrained", retrained), ("random weights", randomised),
-                                   ("random head", new_head))
+            for other, variant in (
+                ("retrained", retrained),
+                ("random weights", randomised),
+                ("random head", new_head),
+            )
         }
-        print(f"  {name:<11} " + "  ".join(
-            f"{other} {value:+.2f} ({count})" for other, (value, count) in results[name].items()
-        ))
+        print(
+            f"  {name:<11} "
+            + "  ".join(
+                f"{other} {value:+.2f} ({count})" for other, (value, count) in results[name].items()
+            )
+        )
     for name in ("gradcam", "saliency", "smoothgrad"):
         retrained, random_weights = (results[name][k][0] for k in ("retrained", "random weights"))
         assert random_weights < 0.3 and retrained > random_weights + 0.2, name

@@ -47,8 +47,9 @@ def test_overlay_blends_the_colour_map_into_the_image():
     colours = matplotlib.colormaps["jet"](heatmap)[..., :3]
     np.testing.assert_allclose(viz.overlay(image, heatmap, alpha=0), np.full((4, 5, 3), 0.5))
     np.testing.assert_allclose(viz.overlay(image, heatmap, alpha=1), colours, atol=1e-6)
-    np.testing.assert_allclose(viz.overlay(image * 255, heatmap, alpha=0.5),
-                               0.25 + 0.5 * colours, atol=1e-6)
+    np.testing.assert_allclose(
+        viz.overlay(image * 255, heatmap, alpha=0.5), 0.25 + 0.5 * colours, atol=1e-6
+    )
     with pytest.raises(ValueError, match="does not match"):
         viz.overlay(image, heatmap[:3])
 
@@ -57,16 +58,17 @@ def test_explanations_figure_has_one_row_per_image(tmp_path, tiny_model, images)
     maps = viz.grad_cam(tiny_model, images[:3])
     figure = viz.plot_explanations(images[:3], maps, ["a", "b", "c"])
     assert len(figure.axes) == 6
-    assert_png(viz.save_figure(figure, tmp_path / "explanations.png", dpi=50),
-               (220, 350))
+    assert_png(viz.save_figure(figure, tmp_path / "explanations.png", dpi=50), (220, 350))
 
 
 def test_plot_filters_draws_colour_grey_and_per_channel_kernels(tmp_path):
-    model = keras.Sequential([
-        keras.Input((16, 16, 3)),
-        keras.layers.Conv2D(6, 3, name="rgb_conv"),
-        keras.layers.Conv2D(5, 3, name="deep_conv"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((16, 16, 3)),
+            keras.layers.Conv2D(6, 3, name="rgb_conv"),
+            keras.layers.Conv2D(5, 3, name="deep_conv"),
+        ]
+    )
     rgb = viz.plot_filters(model)
     assert "rgb_conv: 6 filters of 3x3x3" in rgb.texts[0].get_text()
     assert rgb.axes[0].images[0].get_array().shape == (3, 3, 3)
@@ -95,8 +97,12 @@ def test_plot_feature_maps_shows_each_stage_of_a_kcnn_model(tmp_path, tiny_model
 
 def test_plot_history_has_a_panel_per_metric_with_both_curves(tmp_path):
     history = keras.callbacks.History()
-    history.history = {"loss": [1.0, 0.6, 0.4], "accuracy": [0.5, 0.7, 0.8],
-                       "val_loss": [1.1, 0.8, 0.7], "val_accuracy": [0.4, 0.6, 0.7]}
+    history.history = {
+        "loss": [1.0, 0.6, 0.4],
+        "accuracy": [0.5, 0.7, 0.8],
+        "val_loss": [1.1, 0.8, 0.7],
+        "val_accuracy": [0.4, 0.6, 0.7],
+    }
     figure = viz.plot_history(history)
     assert [axis.get_title() for axis in figure.axes] == ["loss", "accuracy"]
     assert all(len(axis.lines) == 2 for axis in figure.axes)
@@ -111,8 +117,9 @@ def test_confusion_matrix_counts_true_rows_against_predicted_columns(tmp_path):
     scores = np.eye(3)[[0, 1, 1, 2, 0, 2]]
     figure = viz.plot_confusion_matrix(y_true, scores, class_names=["cat", "dog", "bird"])
     axis = figure.axes[0]
-    counts = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text()
-              for t in axis.texts}
+    counts = {
+        (round(t.get_position()[1]), round(t.get_position()[0])): t.get_text() for t in axis.texts
+    }
     assert counts[(0, 0)] == "1" and counts[(0, 1)] == "1" and counts[(2, 0)] == "1"
     assert counts[(2, 2)] == "2" and counts[(1, 1)] == "1" and counts[(1, 0)] == "0"
     assert axis.get_title() == "accuracy 0.667 on 6 images"
@@ -129,9 +136,16 @@ def test_plot_predictions_marks_the_errors_in_red(tmp_path, images):
     probabilities = np.array([[0.9, 0.1, 0], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8]])
     figure = viz.plot_predictions(images, y_true, probabilities, class_names=["a", "b", "c"])
     titles = [axis.get_title() for axis in figure.axes if axis.images]
-    assert titles == ["a (0.90)\ntrue: a", "b (0.70)\ntrue: b", "a (0.60)\ntrue: c",
-                      "c (0.80)\ntrue: b"]
-    red = [axis for axis in figure.axes
-           if axis.images and matplotlib.colors.same_color(axis.title.get_color(), "red")]
+    assert titles == [
+        "a (0.90)\ntrue: a",
+        "b (0.70)\ntrue: b",
+        "a (0.60)\ntrue: c",
+        "c (0.80)\ntrue: b",
+    ]
+    red = [
+        axis
+        for axis in figure.axes
+        if axis.images and matplotlib.colors.same_color(axis.title.get_color(), "red")
+    ]
     assert len(red) == 2 and figure.texts[0].get_text() == "2 errors in 4 images"
     assert_png(viz.save_figure(figure, tmp_path / "predictions.png", dpi=50), (120, 150))
