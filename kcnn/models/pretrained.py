@@ -16,6 +16,11 @@ Each model with ImageNet weights has one source:
   published ``.safetensors`` file: save torchvision's state dict with
   ``safetensors.torch.save_file`` once, where torch is installed.
 
+The weights expect their source's input, not kcnn's raw [0, 255] pixels: torchvision's the
+ImageNet mean and standard deviation of pixels in [0, 1], Keras Applications' their model's
+``preprocess_input``. `input_preprocessing` gives the layer that turns raw pixels into that input;
+`kcnn.transfer.build` puts it first in its models.
+
 Provenance and licences: torchvision's weights are released under its BSD-3-Clause licence;
 Keras Applications' weights are those their authors published, under the terms stated there.
 """
@@ -27,12 +32,16 @@ import os
 
 import keras
 
+from kcnn.layers.preprocessing import ApplicationPreprocessing
 from kcnn.models.keras_applications import from_keras_application
 from kcnn.models.torchvision_weights import load_torchvision_weights
 
 WEIGHTS_DIR_VARIABLE = "KCNN_WEIGHTS_DIR"
 CACHE_SUBDIR = "kcnn"  # under Keras's cache folder, ~/.keras
 HUB = "https://huggingface.co/timm/{}.tv_in1k/resolve/main/model.safetensors"
+# torchvision's input normalization, of RGB pixels in [0, 1].
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 APPLICATION_ARGUMENTS = (
     "include_top",
     "input_shape",
@@ -95,23 +104,57 @@ def build(name: str, builder, kwargs: dict):
             weights neither at hand nor downloadable (one line: which file to put where).
     """
     weights = kwargs.get("weights")
-    if isinstance(weights, (str, os.PathLike)) and os.fspath(weights).endswith(".safetensors"):
+    if _is_state_dict(weights):
         model = builder(**{**kwargs, "weights": None})
         load_torchvision_weights(model, weights)
         return model
     if weights != "imagenet":
         return builder(**kwargs)
-    if name not in SOURCES:
-        raise ValueError(
-            f"weights='imagenet': {name!r} has no ImageNet weights; models that have: "
-            f"{', '.join(sorted(SOURCES))}"
-        )
-    source = SOURCES[name]
+    source = _source(name)
     if source.application is not None:
         return _from_keras_applications(name, source.application, kwargs)
     model = builder(**{**source.options, **kwargs, "weights": None})
     load_torchvision_weights(model, _torchvision_file(name, source))
     return model
+
+
+def input_preprocessing(name: str, weights, layer_name: str = "preprocess"):
+    """The layer that turns RGB pixels in [0, 255] into the input that
+    ``create_model(name, weights=weights)`` expects.
+
+    A torchvision state dict (``"imagenet"`` from torchvision, or a ``.safetensors`` file):
+    ``(x / 255 - mean) / std`` with ImageNet's mean and std, as one ``Normalization`` layer.
+    ImageNet weights from Keras Applications: that model's ``preprocess_input``
+    (`kcnn.layers.ApplicationPreprocessing`; the identity for EfficientNet, which preprocesses
+    inside the model). Anything else (``None``, a ``.weights.h5`` file): ``x / 255``, the
+    rescaling kcnn's transfer models have always used.
+
+    Raises:
+        ValueError: ``weights="imagenet"`` for a model that has no ImageNet weights.
+    """
+    if _is_state_dict(weights) or (weights == "imagenet" and _source(name).application is None):
+        return keras.layers.Normalization(
+            mean=[255 * m for m in IMAGENET_MEAN],
+            variance=[(255 * s) ** 2 for s in IMAGENET_STD],
+            name=layer_name,
+            dtype="float32",
+        )
+    if weights == "imagenet":
+        return ApplicationPreprocessing(_source(name).application, name=layer_name)
+    return keras.layers.Rescaling(1 / 255, name=layer_name, dtype="float32")
+
+
+def _is_state_dict(weights) -> bool:
+    return isinstance(weights, (str, os.PathLike)) and os.fspath(weights).endswith(".safetensors")
+
+
+def _source(name: str) -> Source:
+    if name not in SOURCES:
+        raise ValueError(
+            f"weights='imagenet': {name!r} has no ImageNet weights; models that have: "
+            f"{', '.join(sorted(SOURCES))}"
+        )
+    return SOURCES[name]
 
 
 def weights_dirs() -> list[str]:

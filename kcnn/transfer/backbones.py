@@ -13,13 +13,13 @@ import difflib
 import os
 
 import keras
-from keras import layers
 
 from kcnn import checks
 from kcnn.errors import UserError
 from kcnn.files import save_weights
 from kcnn.layers.preprocessing import ApplicationPreprocessing, keras_application
 from kcnn.models.common import classifier, global_pool, load_weights_strictly
+from kcnn.models.pretrained import input_preprocessing
 from kcnn.transfer.freezing import set_trainable
 from kcnn.transfer.parts import backbone_of
 from kcnn.transfer.schedules import check_strategy
@@ -68,7 +68,8 @@ def _unknown_backbone(backbone) -> UserError:
 
 
 def _kcnn_backbone(name, weights, input_shape, options):
-    """The kcnn builder ``name`` without its head, with ``weights`` (None or a file)."""
+    """The kcnn builder ``name`` without its head, with ``weights`` (None, "imagenet" or a
+    file: see `kcnn.registry.create_model`)."""
     from kcnn.registry import create_model, model_info
 
     shape = tuple(input_shape) if input_shape is not None else model_info(name).input_shape
@@ -144,10 +145,12 @@ def build(
             ``"tiny_resnet"``...).
         classes: number of classes of the new task.
         strategy: ``"frozen"``, ``"finetune"`` or ``"progressive"``.
-        weights: ``"imagenet"`` (Keras Applications only; downloaded once into Keras's cache),
-            the path of a weights file of this backbone (for kcnn backbones a ``.weights.h5``
-            saved from the same builder with the same arguments, e.g. by
-            `save_backbone_weights`), or ``None`` (random initialisation).
+        weights: ``"imagenet"`` (Keras Applications' downloaded once into Keras's cache; for
+            kcnn backbones those of `kcnn.models.pretrained`, with the input preprocessing
+            they expect), the path of a weights file of this backbone (for kcnn backbones a
+            ``.weights.h5`` saved from the same builder with the same arguments, e.g. by
+            `save_backbone_weights`, or a torchvision ``.safetensors`` state dict), or
+            ``None`` (random initialisation).
         input_shape: ``(height, width, channels)``; default the backbone's (224x224x3 for
             Keras Applications). Keras Applications take 3 channels and at least 32x32.
         dropout: dropout rate before the ``logits`` layer (0 for none).
@@ -161,8 +164,8 @@ def build(
     Raises:
         ValueError: for an unknown backbone or strategy, ``classes < 1``, a bad ``dropout``, a
             weights file that does not fit the backbone (never a half-loaded model),
-            ``weights="imagenet"`` for a kcnn backbone, or ImageNet weights that cannot be
-            downloaded (the message says where to put the file).
+            ``weights="imagenet"`` for a kcnn backbone that has none, or ImageNet weights that
+            cannot be downloaded (the message says where to put the file).
 
     Example:
         >>> model = build("ResNet50", classes=10, strategy="frozen", weights="imagenet")
@@ -177,7 +180,7 @@ def build(
     options = _check_backbone_options(backbone_options)
     if isinstance(backbone, str) and backbone in list_models():
         base = _kcnn_backbone(backbone, weights, input_shape, options)
-        preprocess = layers.Rescaling(1 / 255, name="preprocess", dtype="float32")
+        preprocess = input_preprocessing(backbone, weights)
     elif isinstance(backbone, str) and keras_application(backbone) is not None:
         base = _application_backbone(backbone, weights, input_shape, options)
         preprocess = ApplicationPreprocessing(backbone, name="preprocess")

@@ -268,9 +268,42 @@ def test_weights_file_of_the_same_builder_with_other_arguments_is_a_clear_error(
         tiny_model(weights=str(path))
 
 
-def test_imagenet_weights_for_a_kcnn_backbone_are_refused():
-    with pytest.raises(ValueError, match="imagenet"):
+def test_imagenet_weights_for_a_kcnn_backbone_without_them_are_refused():
+    with pytest.raises(ValueError, match="has no ImageNet weights"):
         tiny_model(weights="imagenet")
+
+
+def test_a_kcnn_backbone_with_a_torchvision_state_dict_gets_torchvision_preprocessing(tmp_path):
+    from safetensors.numpy import save_file
+
+    from kcnn.models.pretrained import IMAGENET_MEAN, IMAGENET_STD
+    from tests.models.test_torchvision_weights import resnet_state
+
+    path = tmp_path / "resnet18.safetensors"
+    save_file(
+        {k: np.asarray(v, "float32") for k, v in resnet_state(0, False, (2,) * 4, 16).items()},
+        str(path),
+    )
+    options = {"width": 0.25}
+    model = transfer.build(
+        "resnet18",
+        3,
+        "frozen",
+        weights=str(path),
+        input_shape=(33, 33, 3),
+        backbone_options=options,
+    )
+    pixels = np.random.default_rng(0).uniform(0, 255, (2, 33, 33, 3)).astype("float32")
+    expected = (pixels / 255 - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)
+    got = keras.ops.convert_to_numpy(model.get_layer("preprocess")(pixels))
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    reference = kcnn.create_model(
+        "resnet18", include_top=False, weights=str(path), input_shape=(33, 33, 3), **options
+    )
+    base = transfer.backbone_of(model)
+    assert len(base.weights) == len(reference.weights)
+    for ours, theirs in zip(values(base.weights), values(reference.weights)):
+        np.testing.assert_array_equal(ours, theirs)
 
 
 def test_imagenet_weights_offline_say_where_to_put_the_file(monkeypatch):
