@@ -14,6 +14,7 @@ import keras
 from kcnn import checks
 from kcnn.data.sources import training_datasets
 from kcnn.files import jsonable
+from kcnn.progress import is_terminal
 from kcnn.training.callbacks import BEST, HISTORY, LAST, read_history, run_callbacks
 from kcnn.training.distribute import make_strategy, multi_worker_fit, strategy_name, worker_role
 from kcnn.training.hardware import choose_jit_compile, configure_determinism, precision_policy
@@ -34,9 +35,7 @@ def fit_verbosity(verbose="auto", stream=None):
     """
     if verbose != "auto":
         return verbose
-    stream = sys.stdout if stream is None else stream
-    isatty = getattr(stream, "isatty", None)
-    return 1 if isatty is not None and isatty() else 2
+    return 1 if is_terminal(sys.stdout if stream is None else stream) else 2
 
 
 @dataclasses.dataclass
