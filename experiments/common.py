@@ -91,9 +91,43 @@ def write_report(report, out: str) -> int:
     return 0
 
 
+def add_plan_option(
+    argument_parser: argparse.ArgumentParser,
+    flag: str,
+    quick: dict,
+    full: dict,
+    help: str,
+    *,
+    note: str = "",
+    **kwargs,
+) -> None:
+    """Declare ``flag`` (``"--train-size"``), an option whose default is the script's ``quick``
+    or ``full`` plan: its help is ``help`` followed by both values, ``"epochs (quick 2, full
+    6)"`` (``"full: all"`` for a value None: no limit), then ``"; note"`` inside the brackets
+    when there is one. ``kwargs`` go to ``add_argument`` (``type``, ``nargs``...).
+
+    The default stays None, so that `fill_from_plan`, called after parsing, can tell a value
+    given on the command line (kept) from an unset one (the ``--quick`` or full plan's).
+
+    Raises:
+        KeyError: naming the flag, when either plan lacks its key (``"train_size"``).
+    """
+    key = flag.removeprefix("--").replace("-", "_")
+    missing = [name for name, plan in (("quick", quick), ("full", full)) if key not in plan]
+    if missing:
+        raise KeyError(f"{flag}: the {' and '.join(missing)} plan has no {key!r}")
+    modes = ", ".join(
+        f"{mode}: all" if plan[key] is None else f"{mode} {plan[key]}"
+        for mode, plan in (("quick", quick), ("full", full))
+    )
+    argument_parser.add_argument(
+        flag, help=f"{help} ({modes}{'; ' + note if note else ''})", **kwargs
+    )
+
+
 def fill_from_plan(args, quick: dict, full: dict) -> None:
-    """Set every option the command line left unset (None) to its value in the ``quick`` plan
-    (with ``--quick``) or the ``full`` one."""
+    """Set every option the command line left unset (None), those of `add_plan_option` among
+    them, to its value in the ``quick`` plan (with ``--quick``) or the ``full`` one."""
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)

@@ -1,4 +1,5 @@
-"""experiments/common.py: the subsets are fixed, disjoint and stratified; bad sizes are errors."""
+"""experiments/common.py: the subsets are fixed, disjoint and stratified; bad sizes are errors;
+the options of a quick and a full plan say both values and take the command line's first."""
 
 import numpy as np
 import pytest
@@ -43,3 +44,54 @@ def test_run_progress_counts_every_seed_of_every_configuration(capsys):
     lines = capsys.readouterr().err.splitlines()
     assert lines[0] == "run 1/6 (seed 0, mlp)"
     assert lines[-1].startswith("run 6/6 (seed 1, vgg11), ") and "left" in lines[-1]
+
+
+QUICK = dict(train_size=300, epochs=1, rates=(0.5,), seeds=1)
+FULL = dict(train_size=None, epochs=10, rates=(0.2, 0.5), seeds=3)
+
+
+def _plan_parser():
+    from common import add_plan_option, parser
+
+    result = parser("test", "test")
+    add_plan_option(result, "--train-size", QUICK, FULL, "training images", type=int)
+    add_plan_option(result, "--epochs", QUICK, FULL, "epochs", note="at least 1", type=int)
+    add_plan_option(result, "--rates", QUICK, FULL, "dropout rates", type=float, nargs="+")
+    return result
+
+
+def test_plan_options_say_their_quick_and_full_values(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # one line per option
+    text = _plan_parser().format_help()
+    assert "training images (quick 300, full: all)" in text
+    assert "epochs (quick 1, full 10; at least 1)" in text
+    assert "dropout rates (quick (0.5,), full (0.2, 0.5))" in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], {"train_size": None, "epochs": 10, "rates": (0.2, 0.5), "seeds": 3}),
+        (["--quick"], {"train_size": 300, "epochs": 1, "rates": (0.5,), "seeds": 1}),
+        (
+            ["--quick", "--epochs", "4", "--rates", "0.1", "0.3", "--seeds", "2"],
+            {"train_size": 300, "epochs": 4, "rates": [0.1, 0.3], "seeds": 2},
+        ),
+        (["--train-size", "50"], {"train_size": 50, "epochs": 10, "rates": (0.2, 0.5), "seeds": 3}),
+    ],
+)
+def test_plan_options_take_the_command_line_then_the_quick_or_full_plan(argv, expected):
+    from common import fill_from_plan
+
+    args = _plan_parser().parse_args(argv)
+    fill_from_plan(args, QUICK, FULL)
+    assert {key: getattr(args, key) for key in expected} == expected
+
+
+def test_a_plan_option_missing_from_a_plan_is_a_key_error_naming_the_flag():
+    from common import add_plan_option, parser
+
+    with pytest.raises(KeyError, match="--width: the quick and full plan has no 'width'"):
+        add_plan_option(parser("test", "test"), "--width", QUICK, FULL, "width", type=float)
+    with pytest.raises(KeyError, match="--width: the full plan has no 'width'"):
+        add_plan_option(parser("test", "test"), "--width", {"width": 1}, FULL, "width")
