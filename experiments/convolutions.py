@@ -36,7 +36,6 @@ import sys
 import time
 
 import numpy as np
-from measures import no_worse
 
 from common import (
     ACCURACY_FLOOR,
@@ -270,7 +269,7 @@ def summarise(records, costs, times) -> list[dict]:
 
 def claims(args, records, costs, times) -> list[tuple[str, bool | None, str]]:
     """``(claim, verdict, evidence)``: the 3x3 rule, then each kind's cost and accuracy."""
-    from kcnn.report import compare
+    from kcnn.report import compare, no_worse
 
     def accuracy(kind):
         return values(records[kind], "test_accuracy")

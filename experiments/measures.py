@@ -114,30 +114,3 @@ def largest_drop(runs) -> list[float]:
             drop = max(drop, best - v)
         drops.append(drop)
     return drops
-
-
-def no_worse(a, b, floor: float = 0.0) -> bool | None:
-    """Whether the values ``a`` (one per seed) are at least as large as ``b``: the verdict of a
-    claim of no loss ("invariant", "at least as good"), which `kcnn.report.compare` alone
-    cannot give, since it calls every difference within the noise inconclusive.
-
-    With ``d = mean(a) - mean(b)`` and ``s`` the seeds' spread of `kcnn.report.compare`:
-    False when ``a`` is smaller beyond the noise (``d < -max(s, floor)``), True when even
-    ``d - s`` is within ``floor`` of zero (the loss, if any, is too small to matter, and the
-    seeds say so), None (inconclusive) otherwise.
-
-    Example:
-        >>> no_worse([0.90, 0.91], [0.905, 0.905], floor=0.02)
-        True
-    """
-    import math
-    import statistics
-
-    a, b = [float(v) for v in a], [float(v) for v in b]
-    if not a or not b:
-        raise ValueError(f"no_worse needs values on both sides, got {len(a)} and {len(b)}")
-    spread = math.sqrt(sum(statistics.stdev(v) ** 2 for v in (a, b) if len(v) > 1))
-    difference = statistics.mean(a) - statistics.mean(b)
-    if difference < -max(spread, floor):
-        return False
-    return True if difference - spread >= -floor else None

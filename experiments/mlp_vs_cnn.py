@@ -34,7 +34,6 @@ import sys
 import time
 
 import numpy as np
-from measures import no_worse
 
 from common import (
     ACCURACY_FLOOR,
@@ -196,7 +195,7 @@ def retained(runs) -> list[float]:
 
 def claims(results: dict, missing: dict, max_shift: int) -> list[tuple[str, bool | None, str]]:
     """``(claim, verdict, evidence)`` for the course's claims, from the measured numbers."""
-    from kcnn.report import compare
+    from kcnn.report import compare, no_worse
 
     found = []
     any_records = next(iter(results.values()))
@@ -393,7 +392,7 @@ def main(argv=None) -> int:
         "models ran in alternation. A difference of accuracy counts only beyond the seeds' "
         f"spread and {ACCURACY_FLOOR:.1%} (`kcnn.report.compare`); an invariance claim holds "
         "when the accuracy lost, plus the seeds' spread, is within that margin, does not hold "
-        "when it is lost beyond them, and is inconclusive in between (`measures.no_worse`).\n\n"
+        "when it is lost beyond them, and is inconclusive in between (`kcnn.report.no_worse`).\n\n"
         f"Translation: every test image moved by 0 to {args.max_shift} pixels to the right, "
         "left, top and bottom (what leaves the 28x28 frame is lost, the uncovered border is "
         "black); the accuracy at each shift is the mean over the four directions."

@@ -45,7 +45,6 @@ import os
 import sys
 
 import numpy as np
-from measures import no_worse
 
 from common import (
     ACCURACY_FLOOR,
@@ -415,7 +414,7 @@ def best_of(records, size, methods) -> str:
 
 def claims(records) -> list[tuple[str, bool | None, str]]:
     """``(claim, verdict, evidence)`` for the course's five claims, from the runs."""
-    from kcnn.report import compare, mean_std
+    from kcnn.report import compare, mean_std, no_worse
 
     sizes = sorted({r["per_class"] for r in records})
     examples = {

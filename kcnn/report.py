@@ -86,6 +86,20 @@ def load_average() -> float | None:
         return None
 
 
+def _difference_and_spread(verdict: str, a, b) -> tuple[float, float]:
+    """``mean(a) - mean(b)`` and the seeds' spread ``sqrt(std(a)^2 + std(b)^2)`` (a group of one
+    value has no spread), for the verdict functions `compare` and `no_worse`.
+
+    Raises:
+        ValueError: naming ``verdict`` when ``a`` or ``b`` is empty.
+    """
+    a, b = [float(v) for v in a], [float(v) for v in b]
+    if not a or not b:
+        raise ValueError(f"{verdict} needs values on both sides, got {len(a)} and {len(b)}")
+    spread = math.sqrt(sum(statistics.stdev(v) ** 2 for v in (a, b) if len(v) > 1))
+    return statistics.mean(a) - statistics.mean(b), spread
+
+
 def compare(a, b, floor: float = 0.0) -> bool | None:
     """Whether the values ``a`` (one per seed) are larger than ``b``, beyond their noise.
 
@@ -101,14 +115,30 @@ def compare(a, b, floor: float = 0.0) -> bool | None:
         >>> compare([0.91, 0.92], [0.88, 0.89], floor=0.005)
         True
     """
-    a, b = [float(v) for v in a], [float(v) for v in b]
-    if not a or not b:
-        raise ValueError(f"compare needs values on both sides, got {len(a)} and {len(b)}")
-    spread = math.sqrt(sum(statistics.stdev(v) ** 2 for v in (a, b) if len(v) > 1))
-    difference = statistics.mean(a) - statistics.mean(b)
+    difference, spread = _difference_and_spread("compare", a, b)
     if abs(difference) <= max(spread, floor):
         return None
     return difference > 0
+
+
+def no_worse(a, b, floor: float = 0.0) -> bool | None:
+    """Whether the values ``a`` (one per seed) are at least as large as ``b``: the verdict of a
+    claim of no loss ("invariant", "at least as good"), which `compare` cannot give, since it
+    calls every difference within the noise inconclusive.
+
+    With ``d = mean(a) - mean(b)`` and ``s`` the seeds' spread of `compare`: False when ``a`` is
+    smaller beyond the noise (``d < -max(s, floor)``), True when even ``d - s`` is within
+    ``floor`` of zero (the loss, if any, is too small to matter, and the seeds say so), None
+    (inconclusive) otherwise: what `Report.claim` takes.
+
+    Example:
+        >>> no_worse([0.90, 0.91], [0.905, 0.905], floor=0.02)
+        True
+    """
+    difference, spread = _difference_and_spread("no_worse", a, b)
+    if difference < -max(spread, floor):
+        return False
+    return True if difference - spread >= -floor else None
 
 
 def mean_std(values, digits: int = 2, scale: float = 1.0) -> str:

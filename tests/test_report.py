@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from kcnn.report import Report, compare, markdown_table, mean_std
+from kcnn.report import Report, compare, markdown_table, mean_std, no_worse
 
 
 def test_mean_std_and_markdown_table():
@@ -45,3 +45,18 @@ def test_compare_calls_a_difference_only_beyond_the_seeds_spread_and_the_floor()
     assert compare([0.91], [0.90], floor=0.005) is True
     with pytest.raises(ValueError, match="both sides"):
         compare([], [0.9])
+
+
+def test_no_worse_holds_only_when_the_seeds_rule_out_a_loss():
+    assert no_worse([0.90, 0.91], [0.905, 0.905], floor=0.02) is True
+    assert no_worse([0.99], [0.90], floor=0.005) is True  # a gain is no loss
+    assert no_worse([0.898], [0.900], floor=0.005) is True  # one seed: lost within the floor
+    assert no_worse([0.80, 0.81], [0.905, 0.905], floor=0.02) is False
+    assert no_worse([0.89], [0.90], floor=0.005) is False  # one seed: lost beyond the floor
+    assert no_worse([0.80, 0.92], [0.87, 0.87], floor=0.02) is None  # within a wide spread
+    # Lost 0.01, beyond the floor but within the spread (0.014): neither verdict is safe.
+    assert no_worse([0.88, 0.90], [0.90], floor=0.005) is None
+    with pytest.raises(ValueError, match="no_worse needs values on both sides, got 0 and 1"):
+        no_worse([], [0.9])
+    with pytest.raises(ValueError, match="both sides"):
+        no_worse([0.9], [])
