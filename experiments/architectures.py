@@ -38,6 +38,7 @@ import numpy as np
 
 from common import (
     ACCURACY_FLOOR,
+    add_plan_option,
     dataset_splits,
     fill_from_plan,
     mean_curve,
@@ -74,19 +75,9 @@ FULL = dict(train_size=8000, validation_size=500, test_size=1000, epochs=6, seed
 
 def parse_args(argv=None):
     result = parser(__doc__.split("\n\n")[0], "architectures")
-    result.add_argument(
-        "--train-size",
-        type=int,
-        help=f"training images (quick {QUICK['train_size']}, full {FULL['train_size']})",
-    )
-    result.add_argument(
-        "--test-size",
-        type=int,
-        help=f"test images (quick {QUICK['test_size']}, full {FULL['test_size']})",
-    )
-    result.add_argument(
-        "--epochs", type=int, help=f"epochs (quick {QUICK['epochs']}, full {FULL['epochs']})"
-    )
+    add_plan_option(result, "--train-size", QUICK, FULL, "training images", type=int)
+    add_plan_option(result, "--test-size", QUICK, FULL, "test images", type=int)
+    add_plan_option(result, "--epochs", QUICK, FULL, "epochs", type=int)
     args = result.parse_args(argv)
     fill_from_plan(args, QUICK, FULL)
     for key in ("train_size", "test_size", "epochs", "seeds"):

@@ -39,6 +39,7 @@ import time
 
 from common import (
     ACCURACY_FLOOR,
+    add_plan_option,
     dataset_splits,
     fill_from_plan,
     mean_curve,
@@ -85,22 +86,10 @@ def label(kind) -> str:
 
 def parse_args(argv=None):
     result = parser(__doc__.split("\n\n")[0], "attention")
-    result.add_argument(
-        "--train-size",
-        type=int,
-        help=f"training images (quick {QUICK['train_size']}, full {FULL['train_size']})",
-    )
-    result.add_argument(
-        "--epochs", type=int, help=f"epochs (quick {QUICK['epochs']}, full {FULL['epochs']})"
-    )
-    result.add_argument(
-        "--rounds", type=int, help=f"timing rounds (quick {QUICK['rounds']}, full {FULL['rounds']})"
-    )
-    result.add_argument(
-        "--steps",
-        type=int,
-        help=f"steps per variant and round (quick {QUICK['steps']}, full {FULL['steps']})",
-    )
+    add_plan_option(result, "--train-size", QUICK, FULL, "training images", type=int)
+    add_plan_option(result, "--epochs", QUICK, FULL, "epochs", type=int)
+    add_plan_option(result, "--rounds", QUICK, FULL, "timing rounds", type=int)
+    add_plan_option(result, "--steps", QUICK, FULL, "steps per variant and round", type=int)
     result.add_argument(
         "--width",
         type=float,

@@ -38,6 +38,7 @@ from measures import accuracy, predictions
 
 from common import (
     ACCURACY_FLOOR,
+    add_plan_option,
     dataset_splits,
     fill_from_plan,
     open_report,
@@ -61,14 +62,8 @@ FULL = dict(train_size=20000, validation_size=1000, test_size=None, epochs=10, s
 
 def parse_args(argv=None):
     result = parser(__doc__.split("\n\n")[0], "limits")
-    result.add_argument(
-        "--train-size",
-        type=int,
-        help=f"training images (quick {QUICK['train_size']}, full {FULL['train_size']})",
-    )
-    result.add_argument(
-        "--epochs", type=int, help=f"epochs (quick {QUICK['epochs']}, full {FULL['epochs']})"
-    )
+    add_plan_option(result, "--train-size", QUICK, FULL, "training images", type=int)
+    add_plan_option(result, "--epochs", QUICK, FULL, "epochs", type=int)
     args = result.parse_args(argv)
     fill_from_plan(args, QUICK, FULL)
     for key in ("train_size", "epochs", "seeds"):
