@@ -37,6 +37,7 @@ from measures import largest_drop
 
 from common import (
     ACCURACY_FLOOR,
+    add_plan_option,
     dataset_splits,
     fill_from_plan,
     mean_curve,
@@ -83,27 +84,20 @@ def label(norm) -> str:
 
 def parse_args(argv=None):
     result = parser(__doc__.split("\n\n")[0], "normalization")
-    result.add_argument(
-        "--train-size",
-        type=int,
-        help=f"training images (quick {QUICK['train_size']}, full {FULL['train_size']})",
-    )
-    result.add_argument(
-        "--epochs", type=int, help=f"epochs (quick {QUICK['epochs']}, full {FULL['epochs']})"
-    )
+    add_plan_option(result, "--train-size", QUICK, FULL, "training images", type=int)
+    add_plan_option(result, "--epochs", QUICK, FULL, "epochs", type=int)
     result.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
-    result.add_argument(
-        "--high-lr",
-        type=float,
-        nargs="+",
-        help=f"higher learning rates (quick {QUICK['high_lr']}, full {FULL['high_lr']})",
+    add_plan_option(
+        result, "--high-lr", QUICK, FULL, "higher learning rates", type=float, nargs="+"
     )
-    result.add_argument(
+    add_plan_option(
+        result,
         "--small-batch",
+        QUICK,
+        FULL,
+        "small batch sizes of batch vs group norm",
         type=int,
         nargs="+",
-        help=f"small batch sizes of batch vs group norm (quick "
-        f"{QUICK['small_batch']}, full {FULL['small_batch']})",
     )
     result.add_argument(
         "--init-scale",

@@ -39,6 +39,7 @@ from measures import largest_drop
 
 from common import (
     ACCURACY_FLOOR,
+    add_plan_option,
     dataset_splits,
     epochs_to,
     fill_from_plan,
@@ -126,32 +127,26 @@ def configurations(args) -> list[Configuration]:
 
 def parse_args(argv=None):
     result = parser(__doc__.split("\n\n")[0], "regularization")
-    result.add_argument(
-        "--train-size",
-        type=int,
-        help=f"training images (quick {QUICK['train_size']}, full {FULL['train_size']})",
-    )
-    result.add_argument(
-        "--epochs", type=int, help=f"CNN epochs (quick {QUICK['epochs']}, full {FULL['epochs']})"
-    )
-    result.add_argument(
-        "--resnet-epochs",
-        type=int,
-        help=f"ResNet epochs (quick {QUICK['resnet_epochs']}, full {FULL['resnet_epochs']})",
-    )
-    result.add_argument(
+    add_plan_option(result, "--train-size", QUICK, FULL, "training images", type=int)
+    add_plan_option(result, "--epochs", QUICK, FULL, "CNN epochs", type=int)
+    add_plan_option(result, "--resnet-epochs", QUICK, FULL, "ResNet epochs", type=int)
+    add_plan_option(
+        result,
         "--high-lr",
+        QUICK,
+        FULL,
+        "the high learning rates of the batch-norm comparison",
         type=float,
         nargs="+",
-        help="the high learning rates of the batch-norm comparison "
-        f"(quick {QUICK['high_lr']}, full {FULL['high_lr']})",
     )
-    result.add_argument(
+    add_plan_option(
+        result,
         "--drop-path",
+        QUICK,
+        FULL,
+        "DropPath rates of the last block",
         type=float,
         nargs="+",
-        help=f"DropPath rates of the last block (quick {QUICK['drop_path']}, "
-        f"full {FULL['drop_path']})",
     )
     result.add_argument(
         "--resnet-width",

@@ -41,6 +41,7 @@ import numpy as np
 
 from common import (
     ACCURACY_FLOOR,
+    add_plan_option,
     dataset_splits,
     fill_from_plan,
     mean_curve,
@@ -68,24 +69,11 @@ FULL = dict(train_size=5000, validation_size=500, test_size=2000, epochs=6, seed
 
 def parse_args(argv=None):
     result = parser(__doc__.split("\n\n")[0], "resnet_vs_plain")
-    result.add_argument(
-        "--train-size",
-        type=int,
-        help=f"training images (quick {QUICK['train_size']}, full {FULL['train_size']})",
-    )
-    result.add_argument(
-        "--test-size",
-        type=int,
-        help=f"test images (quick {QUICK['test_size']}, full {FULL['test_size']})",
-    )
-    result.add_argument(
-        "--epochs", type=int, help=f"epochs (quick {QUICK['epochs']}, full {FULL['epochs']})"
-    )
-    result.add_argument(
-        "--every",
-        type=int,
-        help="batches per point of the training-error curve "
-        f"(quick {QUICK['every']}, full {FULL['every']})",
+    add_plan_option(result, "--train-size", QUICK, FULL, "training images", type=int)
+    add_plan_option(result, "--test-size", QUICK, FULL, "test images", type=int)
+    add_plan_option(result, "--epochs", QUICK, FULL, "epochs", type=int)
+    add_plan_option(
+        result, "--every", QUICK, FULL, "batches per point of the training-error curve", type=int
     )
     result.add_argument(
         "--width",
