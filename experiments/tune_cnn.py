@@ -25,7 +25,17 @@ from __future__ import annotations
 
 import os
 
-from common import ACCURACY_FLOOR, dataset_splits, parser, pct, positive, run, values
+from common import (
+    ACCURACY_FLOOR,
+    add_plan_option,
+    dataset_splits,
+    fill_from_plan,
+    parser,
+    pct,
+    positive,
+    run,
+    values,
+)
 
 QUICK = dict(train_size=4000, test_size=2000, epochs=3, max_trials=8, seeds=1)
 FULL = dict(train_size=None, test_size=None, epochs=10, max_trials=30, seeds=3)
@@ -40,19 +50,20 @@ def parse_args(argv=None):
         default="hyperband",
         help="default hyperband",
     )
-    result.add_argument(
-        "--max-trials",
-        type=int,
-        help=f"trials of the search (default {QUICK['max_trials']} quick, "
-        f"{FULL['max_trials']} full)",
-    )
-    result.add_argument(
+    add_plan_option(result, "--max-trials", QUICK, FULL, "trials of the search", type=int)
+    add_plan_option(
+        result,
         "--epochs",
+        QUICK,
+        FULL,
+        "most epochs of a trial and epochs of the comparison",
         type=int,
-        help=f"most epochs of a trial and epochs of the comparison (default "
-        f"{QUICK['epochs']} quick, {FULL['epochs']} full)",
     )
-    return result.parse_args(argv)
+    args = result.parse_args(argv)
+    fill_from_plan(args, QUICK, FULL)
+    for key in ("epochs", "max_trials", "seeds"):
+        positive(f"--{key.replace('_', '-')}", getattr(args, key))
+    return args
 
 
 def search(args, splits, epochs: int, max_trials: int):
@@ -168,10 +179,6 @@ def keras_tuner_hyperparameters(result):
 
 def main(argv=None):
     args = parse_args(argv)
-    settings = dict(QUICK if args.quick else FULL)
-    epochs = positive("--epochs", args.epochs or settings["epochs"])
-    max_trials = positive("--max-trials", args.max_trials or settings["max_trials"])
-    seeds = positive("--seeds", args.seeds or settings["seeds"])
     import keras_tuner
 
     from kcnn.report import Report, mean_std
@@ -179,14 +186,14 @@ def main(argv=None):
     report = Report(f"Hyperparameter search vs the course's CNN ({args.dataset})")
     splits = dataset_splits(
         args.dataset,
-        settings["train_size"],
+        args.train_size,
         VALIDATION_SIZE,
-        settings["test_size"],
+        args.test_size,
         data_dir=args.data_dir,
     )
     print(splits.describe(), flush=True)
 
-    hypermodel, result = search(args, splits, epochs, max_trials)
+    hypermodel, result = search(args, splits, args.epochs, args.max_trials)
     # The trials' own times: a resumed search reports the time its trials took when they ran.
     search_seconds = sum(row["seconds"] or 0.0 for row in result.trials)
     best = keras_tuner_hyperparameters(result)
@@ -198,17 +205,17 @@ def main(argv=None):
         f"{result.objective} {result.best_score:.4f}",
         flush=True,
     )
-    records = compare(args, splits, hypermodel, best, epochs, seeds)
+    records = compare(args, splits, hypermodel, best, args.epochs, args.seeds)
 
     statuses = [row["status"] for row in result.trials]
     report.text(
-        f"{splits.describe()}. The search ({args.tuner}, at most {max_trials} trials of at most "
-        f"{epochs} epochs, early stopping after 3 epochs without progress) trained each trial "
-        f"on {len(splits.train[1]):,} images and scored it on {len(splits.validation[1]):,} "
-        f"held out from the training and validation subsets pooled; its table of every trial is "
-        f"`{result.results_markdown}`. The comparison trains each model from scratch on the "
-        f"whole training subset for {epochs} epochs (batch 128) and measures it on the test "
-        f"subset, which the search never saw."
+        f"{splits.describe()}. The search ({args.tuner}, at most {args.max_trials} trials of "
+        f"at most {args.epochs} epochs, early stopping after 3 epochs without progress) trained "
+        f"each trial on {len(splits.train[1]):,} images and scored it on "
+        f"{len(splits.validation[1]):,} held out from the training and validation subsets "
+        f"pooled; its table of every trial is `{result.results_markdown}`. The comparison trains "
+        f"each model from scratch on the whole training subset for {args.epochs} epochs (batch "
+        "128) and measures it on the test subset, which the search never saw."
     )
     if args.quick:
         report.text(
@@ -245,7 +252,7 @@ def main(argv=None):
                 "images/s": mean_std([r["images_per_second"] for r in runs], 0),
             }
         )
-    report.table(f"Same budget: {epochs} epochs, {seeds} seed(s)", rows)
+    report.table(f"Same budget: {args.epochs} epochs, {args.seeds} seed(s)", rows)
     holds, evidence = verdict(records, found_default)
     report.claim(
         "A keras-tuner search over the CNN space finds a model that beats the course's "

@@ -49,6 +49,7 @@ import numpy as np
 
 from common import (
     ACCURACY_FLOOR,
+    add_plan_option,
     dataset_splits,
     fill_from_plan,
     open_report,
@@ -91,12 +92,8 @@ FULL = dict(
 
 def parse_args(argv=None):
     result = parser(__doc__.split("\n\n")[0], "visualize")
-    result.add_argument(
-        "--train-size", type=int, help=f"training images (quick {QUICK['train_size']}, full: all)"
-    )
-    result.add_argument(
-        "--epochs", type=int, help=f"epochs (quick {QUICK['epochs']}, full {FULL['epochs']})"
-    )
+    add_plan_option(result, "--train-size", QUICK, FULL, "training images", type=int)
+    add_plan_option(result, "--epochs", QUICK, FULL, "epochs", type=int)
     result.add_argument(
         "--filters",
         type=int,
@@ -105,17 +102,16 @@ def parse_args(argv=None):
         metavar="N",
         help="filters of the three stages (default 32 64 128)",
     )
-    result.add_argument(
+    add_plan_option(
+        result,
         "--explained",
+        QUICK,
+        FULL,
+        "correctly and wrongly classified test images explained, each",
         type=int,
-        help="correctly and wrongly classified test images explained, each "
-        f"(quick {QUICK['explained']}, full {FULL['explained']})",
     )
-    result.add_argument(
-        "--probe-size",
-        type=int,
-        help="training images of the linear probes (quick "
-        f"{QUICK['probe_size']}, full {FULL['probe_size']})",
+    add_plan_option(
+        result, "--probe-size", QUICK, FULL, "training images of the linear probes", type=int
     )
     result.add_argument(
         "--model-path",

@@ -32,6 +32,7 @@ from measures import PRUNING_LEVELS, pruned_accuracy
 
 from common import (
     ACCURACY_FLOOR,
+    add_plan_option,
     dataset_splits,
     fill_from_plan,
     open_report,
@@ -69,20 +70,10 @@ FULL = dict(
 
 def parse_args(argv=None):
     result = parser(__doc__.split("\n\n")[0], "weight_decay")
-    result.add_argument(
-        "--train-size",
-        type=int,
-        help=f"training images (quick {QUICK['train_size']}, full {FULL['train_size']})",
-    )
-    result.add_argument(
-        "--epochs", type=int, help=f"epochs (quick {QUICK['epochs']}, full {FULL['epochs']})"
-    )
-    result.add_argument(
-        "--l2", type=float, nargs="+", help=f"L2 factors (quick {QUICK['l2']}, full {FULL['l2']})"
-    )
-    result.add_argument(
-        "--l1", type=float, nargs="+", help=f"L1 factors (quick {QUICK['l1']}, full {FULL['l1']})"
-    )
+    add_plan_option(result, "--train-size", QUICK, FULL, "training images", type=int)
+    add_plan_option(result, "--epochs", QUICK, FULL, "epochs", type=int)
+    add_plan_option(result, "--l2", QUICK, FULL, "L2 factors", type=float, nargs="+")
+    add_plan_option(result, "--l1", QUICK, FULL, "L1 factors", type=float, nargs="+")
     args = result.parse_args(argv)
     fill_from_plan(args, QUICK, FULL)
     for key in ("train_size", "epochs", "seeds"):
