@@ -39,6 +39,7 @@ import numpy as np
 
 from common import (
     ACCURACY_FLOOR,
+    add_plan_option,
     dataset_splits,
     fill_from_plan,
     open_report,
@@ -151,23 +152,18 @@ def model_kwargs(args, kind) -> dict:
 
 def parse_args(argv=None):
     result = parser(__doc__.split("\n\n")[0], "convolutions")
-    result.add_argument(
-        "--train-size",
-        type=int,
-        help=f"training images (quick {QUICK['train_size']}, full {FULL['train_size']})",
-    )
-    result.add_argument(
-        "--epochs", type=int, help=f"epochs (quick {QUICK['epochs']}, full {FULL['epochs']})"
-    )
-    result.add_argument(
+    add_plan_option(result, "--train-size", QUICK, FULL, "training images", type=int)
+    add_plan_option(result, "--epochs", QUICK, FULL, "epochs", type=int)
+    add_plan_option(
+        result,
         "--channels",
+        QUICK,
+        FULL,
+        "channels C of every convolution",
+        note="a multiple of 4, the groups",
         type=int,
-        help=f"channels C of every convolution (quick {QUICK['channels']}, "
-        f"full {FULL['channels']}; a multiple of 4, the groups)",
     )
-    result.add_argument(
-        "--rounds", type=int, help=f"timing rounds (quick {QUICK['rounds']}, full {FULL['rounds']})"
-    )
+    add_plan_option(result, "--rounds", QUICK, FULL, "timing rounds", type=int)
     args = result.parse_args(argv)
     fill_from_plan(args, QUICK, FULL)
     for key in ("train_size", "epochs", "seeds", "channels", "rounds"):

@@ -37,6 +37,7 @@ import numpy as np
 
 from common import (
     ACCURACY_FLOOR,
+    add_plan_option,
     dataset_splits,
     fill_from_plan,
     mean_curve,
@@ -64,15 +65,9 @@ TITLES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-
 
 def parse_args(argv=None):
     result = parser(__doc__.split("\n\n")[0], "mlp_vs_cnn")
-    result.add_argument(
-        "--train-size", type=int, help=f"training images (quick {QUICK['train_size']}, full: all)"
-    )
-    result.add_argument(
-        "--test-size", type=int, help=f"test images (quick {QUICK['test_size']}, full: all)"
-    )
-    result.add_argument(
-        "--epochs", type=int, help=f"epochs (quick {QUICK['epochs']}, full {FULL['epochs']})"
-    )
+    add_plan_option(result, "--train-size", QUICK, FULL, "training images", type=int)
+    add_plan_option(result, "--test-size", QUICK, FULL, "test images", type=int)
+    add_plan_option(result, "--epochs", QUICK, FULL, "epochs", type=int)
     result.add_argument(
         "--max-shift",
         type=int,

@@ -48,6 +48,7 @@ import numpy as np
 
 from common import (
     ACCURACY_FLOOR,
+    add_plan_option,
     fill_from_plan,
     open_report,
     parser,
@@ -88,11 +89,8 @@ FEW, MEDIUM = 1000, (1000, 10000)  # the course's "few data (< 1000)", "medium (
 
 def parse_args(argv=None):
     result = parser(__doc__.split("\n\n")[0], "transfer_learning")
-    result.add_argument(
-        "--sizes",
-        type=int,
-        nargs="+",
-        help=f"labelled examples per class (quick {QUICK['sizes']}, full {FULL['sizes']})",
+    add_plan_option(
+        result, "--sizes", QUICK, FULL, "labelled examples per class", type=int, nargs="+"
     )
     result.add_argument(
         "--backbone",
