@@ -26,15 +26,22 @@ def image_folder(tmp_path_factory):
 
 
 @pytest.mark.parametrize(
-    "option, message",
+    "options, message",
     [
-        ("norm=bogus", "norm must be one of ('batch', 'group', 'layer', 'instance', None)"),
-        ("conv=x", "conv must be one of ('standard', 'separable'), got 'x'"),
-        ("norm_groups=0", "norm_groups must be a positive integer, got 0"),
-        ("spatial_dropout=1.5", "spatial_dropout must be a number in [0, 1), got 1.5"),
+        (["norm=bogus"], "norm must be one of ('batch', 'group', 'layer', 'instance', None)"),
+        (["conv=x"], "conv must be one of ('standard', 'separable'), got 'x'"),
+        (["norm_groups=0"], "norm_groups must be a positive integer, got 0"),
+        (["spatial_dropout=1.5"], "spatial_dropout must be a number in [0, 1), got 1.5"),
+        (["element_dropout=1.5"], "element_dropout must be a number in [0, 1), got 1.5"),
+        (
+            ["spatial_dropout=0.2", "element_dropout=0.2"],
+            "spatial_dropout=0.2 and element_dropout=0.2 were both given",
+        ),
     ],
 )
-def test_a_bad_model_option_value_is_a_usage_error(option, message, image_folder, tmp_path, capsys):
+def test_a_bad_model_option_value_is_a_usage_error(
+    options, message, image_folder, tmp_path, capsys
+):
     argv = [
         "train",
         "--model",
@@ -46,8 +53,7 @@ def test_a_bad_model_option_value_is_a_usage_error(option, message, image_folder
         "1",
         "--validation-split",
         "0.4",
-        "--model-option",
-        option,
+        *(flag for option in options for flag in ("--model-option", option)),
         "--out",
         str(tmp_path / "run"),
     ]

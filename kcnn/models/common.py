@@ -12,6 +12,7 @@ import keras
 from keras import layers
 
 from kcnn import checks
+from kcnn.errors import UserError
 from kcnn.layers.convolution import convolution
 from kcnn.layers.dropout import dense_with_dropout, dropout_layer
 from kcnn.layers.normalization import BN_MOMENTUM, NORM_GROUPS, normalization, short_name
@@ -297,13 +298,50 @@ def conv_norm_relu(
     return layers.Activation("relu", name=f"{prefix}_relu{index}")(x)
 
 
-def spatial_dropout(x, rate: float, stage: int):
-    """``SpatialDropout2D(rate)`` named ``stage{stage}_spatial_dropout``; nothing when 0.
+def check_stage_dropout(spatial_dropout, element_dropout) -> tuple[float, float]:
+    """Check the dropout rates of the convolution stages, each in [0, 1), at most one above 0.
 
-    It comes before the stage's pooling, which is the same as after it (whole channels are
-    dropped, and pooling works channel by channel), and keeps the pooled map the stage's output.
+    ``spatial_dropout`` drops whole channels, ``element_dropout`` single activations; a stage
+    takes one kind, so that a run says which of the two regularises (the comparison of
+    ``experiments/dropout_variants.py``).
+
+    Returns:
+        ``(spatial_dropout, element_dropout)`` as Python ``float`` s.
+
+    Raises:
+        UserError: naming the argument out of range, or naming both when both are above 0.
     """
-    return dropout_layer("spatial", rate, name=f"stage{stage}_spatial_dropout")(x) if rate else x
+    spatial = checks.fraction("spatial_dropout", spatial_dropout)
+    element = checks.fraction("element_dropout", element_dropout)
+    if spatial and element:
+        raise UserError(
+            f"spatial_dropout={spatial} and element_dropout={element} were both given: a "
+            "convolution stage drops whole channels or single activations, not both; set one "
+            "of them to 0",
+            "element_dropout",
+        )
+    return spatial, element
+
+
+def close_stage(x, stage: int, *, spatial_dropout: float = 0.0, element_dropout: float = 0.0):
+    """The end of convolution stage ``stage``: its dropout and its 2x2 max-pool.
+
+    ``SpatialDropout2D(spatial_dropout)`` named ``stage{stage}_spatial_dropout`` comes before
+    the pool ``stage{stage}_pool``, which is the same as after it (whole channels are dropped,
+    and pooling works channel by channel) and keeps the pooled map the stage's output.
+    ``Dropout(element_dropout)`` named ``stage{stage}_element_dropout`` comes after the pool,
+    on the map the next stage reads: before a max-pool most of its drops would be hidden (a
+    pooled value is lost only when its four inputs all are, 0.2 ** 4 = 0.16 % of them at rate
+    0.2), which would weaken it for a reason other than the correlation of neighbouring
+    activations that spatial dropout answers (Tompson et al., CVPR 2015). A rate of 0 adds no
+    layer. Check the rates with `check_stage_dropout` first.
+    """
+    if spatial_dropout:
+        x = dropout_layer("spatial", spatial_dropout, name=f"stage{stage}_spatial_dropout")(x)
+    x = layers.MaxPooling2D(2, name=f"stage{stage}_pool")(x)
+    if element_dropout:
+        x = dropout_layer("standard", element_dropout, name=f"stage{stage}_element_dropout")(x)
+    return x
 
 
 def global_pool(x, pooling):

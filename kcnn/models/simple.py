@@ -14,13 +14,14 @@ from kcnn.layers.normalization import NORM_GROUPS, check_norm, norm_from_alias
 from kcnn.models.common import (
     Head,
     check_arguments,
+    check_stage_dropout,
     classifier,
+    close_stage,
     conv_norm_relu,
     dense,
     finish,
     global_pool,
     model_input,
-    spatial_dropout,
 )
 from kcnn.registry import register_model
 
@@ -90,6 +91,8 @@ class CNNOptions:
         dilation: the dilation rate of every convolution (1: none; Yu & Koltun, ICLR 2016).
         spatial_dropout: rate of ``SpatialDropout2D`` (whole channels) at the end of every
             stage; 0 for none.
+        element_dropout: rate of ``Dropout`` (single activations) at the end of every stage,
+            after its pool; 0 for none. At most one of the two stage dropouts is above 0.
         fc_units: width of the hidden Dense layer, or ``None`` (or 0) for none.
         dropout: dropout rate before the classifier, in [0, 1).
         dropout_kind: ``"standard"`` (``Dropout`` of the classifier's inputs) or
@@ -103,6 +106,7 @@ class CNNOptions:
     conv: str = "standard"
     dilation: int = 1
     spatial_dropout: float = 0.0
+    element_dropout: float = 0.0
     fc_units: int | None = 128
     dropout: float = 0.5
     dropout_kind: str = "standard"
@@ -123,6 +127,9 @@ class CNNOptions:
         fc_units = self.fc_units
         if fc_units is not None:
             fc_units = checks.integer("fc_units", fc_units, low=0)
+        spatial_dropout, element_dropout = check_stage_dropout(
+            self.spatial_dropout, self.element_dropout
+        )
         dropout, dropout_kind = check_dropout(
             "dropout", self.dropout, "dropout_kind", self.dropout_kind, HEAD_DROPOUTS
         )
@@ -134,7 +141,8 @@ class CNNOptions:
             norm_groups=norm_groups,
             conv=conv,
             dilation=dilation,
-            spatial_dropout=checks.fraction("spatial_dropout", self.spatial_dropout),
+            spatial_dropout=spatial_dropout,
+            element_dropout=element_dropout,
             fc_units=fc_units,
             dropout=dropout,
             dropout_kind=dropout_kind,
@@ -146,7 +154,8 @@ def _conv_pool_cnn(inputs, options: CNNOptions):
     """Stages of ``conv(same) + ReLU + maxpool 2x2``, named ``stage{i}_conv``/``_pool``; with a
     ``norm`` the convolution loses its bias and ``stage{i}_bn`` (``gn``, ``ln``, ``in``) and
     ``stage{i}_relu`` follow it (Ioffe & Szegedy, ICML 2015, for batch norm); with
-    ``spatial_dropout``, ``stage{i}_spatial_dropout`` before the pool."""
+    ``spatial_dropout``, ``stage{i}_spatial_dropout`` before the pool; with ``element_dropout``,
+    ``stage{i}_element_dropout`` after it (see `kcnn.models.common.close_stage`)."""
     x = inputs
     for stage, width in enumerate(options.filters, start=1):
         x = conv_norm_relu(
@@ -159,8 +168,12 @@ def _conv_pool_cnn(inputs, options: CNNOptions):
             norm=options.norm,
             norm_groups=options.norm_groups,
         )
-        x = spatial_dropout(x, options.spatial_dropout, stage)
-        x = layers.MaxPooling2D(2, name=f"stage{stage}_pool")(x)
+        x = close_stage(
+            x,
+            stage,
+            spatial_dropout=options.spatial_dropout,
+            element_dropout=options.element_dropout,
+        )
     return x
 
 
@@ -301,6 +314,7 @@ def configurable_cnn(
     conv="standard",
     dilation=1,
     spatial_dropout=0.0,
+    element_dropout=0.0,
     fc_units=128,
     dropout=0.5,
     dropout_kind="standard",
@@ -323,6 +337,8 @@ def configurable_cnn(
         conv: ``"standard"`` or ``"separable"`` convolutions.
         dilation: the dilation rate of every convolution.
         spatial_dropout: rate of ``SpatialDropout2D`` at the end of every stage.
+        element_dropout: rate of ``Dropout`` (element-wise) at the end of every stage; not with
+            ``spatial_dropout``.
         fc_units: width of the hidden Dense layer, or ``None`` (or 0) for none.
         dropout: dropout rate before the classifier, in [0, 1).
         dropout_kind: ``"standard"`` or ``"targeted"`` (see `CNNOptions`).
@@ -336,6 +352,7 @@ def configurable_cnn(
         conv=conv,
         dilation=dilation,
         spatial_dropout=spatial_dropout,
+        element_dropout=element_dropout,
         fc_units=fc_units,
         dropout=dropout,
         dropout_kind=dropout_kind,

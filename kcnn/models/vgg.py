@@ -14,13 +14,14 @@ from kcnn.layers.normalization import NORM_GROUPS, check_norm, norm_from_alias
 from kcnn.models.common import (
     Head,
     check_arguments,
+    check_stage_dropout,
     classifier,
+    close_stage,
     conv_norm_relu,
     dense,
     finish,
     global_pool,
     model_input,
-    spatial_dropout,
 )
 from kcnn.models.units import variant_signature
 from kcnn.registry import register_model
@@ -52,6 +53,9 @@ class VGGOptions:
         conv: ``"standard"`` or ``"separable"`` 3x3 convolutions (see `kcnn.layers.convolution`).
         spatial_dropout: rate of ``SpatialDropout2D`` (whole channels) at the end of every
             convolution stage; 0 for none.
+        element_dropout: rate of ``Dropout`` (single activations) at the end of every
+            convolution stage, after its pool; 0 for none. At most one of the two stage
+            dropouts is above 0.
         fc_units: width of the hidden FC layers.
         dropout: dropout rate before each FC layer after the first, and before the classifier.
         dropout_kind: ``"standard"`` (``Dropout`` of the FC inputs) or ``"targeted"`` (each FC
@@ -62,6 +66,7 @@ class VGGOptions:
     norm_groups: int = NORM_GROUPS
     conv: str = "standard"
     spatial_dropout: float = 0.0
+    element_dropout: float = 0.0
     fc_units: int = 4096
     dropout: float = 0.5
     dropout_kind: str = "standard"
@@ -69,6 +74,9 @@ class VGGOptions:
     def __post_init__(self):
         # A frozen dataclass sets its checked (and normalised: Python numbers) values this way.
         norm, norm_groups = check_norm(self.norm, self.norm_groups)
+        spatial_dropout, element_dropout = check_stage_dropout(
+            self.spatial_dropout, self.element_dropout
+        )
         dropout, dropout_kind = check_dropout(
             "dropout", self.dropout, "dropout_kind", self.dropout_kind, HEAD_DROPOUTS
         )
@@ -76,7 +84,8 @@ class VGGOptions:
             norm=norm,
             norm_groups=norm_groups,
             conv=check_conv(self.conv)[0],
-            spatial_dropout=checks.fraction("spatial_dropout", self.spatial_dropout),
+            spatial_dropout=spatial_dropout,
+            element_dropout=element_dropout,
             fc_units=checks.positive_int("fc_units", self.fc_units),
             dropout=dropout,
             dropout_kind=dropout_kind,
@@ -85,8 +94,8 @@ class VGGOptions:
 
 
 def _vgg_features(inputs, depths, widths, options: VGGOptions):
-    """Stages of 3x3 convolutions (ReLU, or a norm then ReLU), optional spatial dropout, and a
-    2x2 max-pool closing each stage."""
+    """Stages of 3x3 convolutions (ReLU, or a norm then ReLU), each closed by a 2x2 max-pool
+    and its optional dropout (`kcnn.models.common.close_stage`)."""
     x = inputs
     for stage, (depth, width) in enumerate(zip(depths, widths), start=1):
         for i in range(1, depth + 1):
@@ -102,8 +111,12 @@ def _vgg_features(inputs, depths, widths, options: VGGOptions):
                 use_bias=True,
                 momentum=BN_MOMENTUM,
             )
-        x = spatial_dropout(x, options.spatial_dropout, stage)
-        x = layers.MaxPooling2D(2, name=f"stage{stage}_pool")(x)
+        x = close_stage(
+            x,
+            stage,
+            spatial_dropout=options.spatial_dropout,
+            element_dropout=options.element_dropout,
+        )
     return x
 
 
@@ -170,6 +183,8 @@ _OPTIONS_DOC = """
         norm_groups: the groups of ``norm="group"``.
         conv: ``"standard"`` or ``"separable"`` 3x3 convolutions.
         spatial_dropout: rate of ``SpatialDropout2D`` at the end of every convolution stage.
+        element_dropout: rate of ``Dropout`` (element-wise) at the end of every convolution
+            stage; not with ``spatial_dropout``.
         fc_units: width of the hidden FC layers ({fc_units} in {source}).
         dropout: dropout rate of the FC layers' inputs.
         dropout_kind: ``"standard"`` or ``"targeted"`` (see `VGGOptions`).
@@ -192,6 +207,7 @@ def vgg(
     norm_groups=NORM_GROUPS,
     conv="standard",
     spatial_dropout=0.0,
+    element_dropout=0.0,
     fc_units=4096,
     dropout=0.5,
     dropout_kind="standard",
@@ -217,6 +233,7 @@ def vgg(
         norm_groups=norm_groups,
         conv=conv,
         spatial_dropout=spatial_dropout,
+        element_dropout=element_dropout,
         fc_units=fc_units,
         dropout=dropout,
         dropout_kind=dropout_kind,
@@ -339,6 +356,7 @@ def tiny_vgg(
     norm_groups=NORM_GROUPS,
     conv="standard",
     spatial_dropout=0.0,
+    element_dropout=0.0,
     fc_units=512,
     dropout=0.5,
     dropout_kind="standard",
@@ -353,6 +371,7 @@ def tiny_vgg(
         norm_groups=norm_groups,
         conv=conv,
         spatial_dropout=spatial_dropout,
+        element_dropout=element_dropout,
         fc_units=fc_units,
         dropout=dropout,
         dropout_kind=dropout_kind,

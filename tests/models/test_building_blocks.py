@@ -189,6 +189,37 @@ def test_separable_convolutions_spatial_dropout_and_targeted_head():
 
 
 @pytest.mark.parametrize(
+    ("name", "kwargs", "stages", "target"),
+    [
+        ("configurable_cnn", {"filters": (8, 16)}, 2, "stage2_conv"),
+        ("tiny_vgg", {"fc_units": 16}, 3, "stage3_conv3"),
+    ],
+)
+def test_element_dropout_follows_the_pool_of_every_stage(name, kwargs, stages, target):
+    plain = kcnn.create_model(name, **kwargs)
+    model = kcnn.create_model(name, element_dropout=0.2, **kwargs)
+    names = [layer.name for layer in model.layers]
+    for stage in range(1, stages + 1):
+        dropout = model.get_layer(f"stage{stage}_element_dropout")
+        assert type(dropout) is keras.layers.Dropout and dropout.rate == 0.2
+        assert names.index(f"stage{stage}_element_dropout") == names.index(f"stage{stage}_pool") + 1
+    assert not any("spatial_dropout" in n for n in names)
+    assert [n for n in names if "element_dropout" not in n] == [
+        layer.name for layer in plain.layers
+    ]
+    # Dropout has no weights and keeps the shapes; Grad-CAM still reads the last convolution.
+    assert model.count_params() == plain.count_params()
+    assert model.output_shape == plain.output_shape
+    assert [t.shape for t in stage_outputs(model).values()] == [
+        t.shape for t in stage_outputs(plain).values()
+    ]
+    assert gradcam_layer(model) == target
+    x = np.random.default_rng(0).uniform(0, 255, (2, *model.input_shape[1:])).astype("float32")
+    model.set_weights(plain.get_weights())
+    np.testing.assert_allclose(numpy(model(x)), numpy(plain(x)), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
     ("name", "kwargs", "target"),
     [
         ("configurable_cnn", {"norm": "group", "spatial_dropout": 0.1}, "stage2_relu"),
@@ -220,6 +251,18 @@ def test_gradcam_target_is_the_last_full_resolution_map_for_every_option(name, k
         ("resnet18", {"norm": "group", "norm_groups": 0}, "norm_groups"),
         ("configurable_cnn", {"spatial_dropout": 1.5}, "spatial_dropout"),
         ("tiny_vgg", {"spatial_dropout": -0.1}, "spatial_dropout"),
+        ("configurable_cnn", {"element_dropout": 1.5}, "element_dropout must be a number in"),
+        ("tiny_vgg", {"element_dropout": -0.1}, "element_dropout must be a number in"),
+        (
+            "configurable_cnn",
+            {"spatial_dropout": 0.1, "element_dropout": 0.2},
+            "spatial_dropout=0.1 and element_dropout=0.2 were both given",
+        ),
+        (
+            "vgg11",
+            {"spatial_dropout": 0.3, "element_dropout": 0.1},
+            "spatial_dropout=0.3 and element_dropout=0.1 were both given",
+        ),
         ("configurable_cnn", {"conv": "x"}, r"conv must be one of \('standard', 'separable'\)"),
         ("resnet34", {"conv": "x"}, "conv must be one of"),
         ("configurable_cnn", {"dilation": 0}, "dilation"),
@@ -263,6 +306,10 @@ def representative_variants():
             dropout_kind="targeted",
             norm="group",
         ),
+    )
+    variants["configurable_cnn-element_dropout"] = (
+        "configurable_cnn",
+        dict(TINY["configurable_cnn"], element_dropout=0.1),
     )
     variants["tiny_resnet-separable"] = (
         "tiny_resnet",
