@@ -24,11 +24,15 @@ def test_configurations_cover_every_variant_once():
         "dropout 0.5",
         "dropout 0.8",
         "spatial dropout 0.2",
+        "element dropout 0.2",
         "targeted dropout 0.5",
         "ResNet",
         "ResNet, DropPath 0.2",
     ]
     assert configs["targeted dropout 0.5"][1]["dropout_kind"] == "targeted"
+    assert configs["spatial dropout 0.2"][1]["spatial_dropout"] == 0.2
+    assert configs["element dropout 0.2"][1]["element_dropout"] == 0.2
+    assert "spatial_dropout" not in configs["element dropout 0.2"][1]
     assert dropout_variants.standard_at_targeted_rate(args) == "dropout 0.5"
     quick = dropout_variants.parse_args(["--quick", "--rates", "0.3"])
     assert "dropout 0.5 (for pruning)" in dropout_variants.configurations(quick)
@@ -43,8 +47,16 @@ def test_quick_mode_reports_gaps_and_pruning(results, quick_out):
     assert rows["targeted dropout 0.5"]["acc. 90% pruned %"] != "-"
     assert rows["no dropout"]["acc. 90% pruned %"] == "-"
     claims = " ".join(c["claim"] for c in results["claims"])
-    for part in ("Dropout 0.5", "Spatial dropout", "DropPath", "Targeted dropout"):
+    for part in (
+        "Dropout 0.5",
+        "Spatial dropout 0.2 in the convolution stages",
+        "Element-wise dropout 0.2 in the convolution stages",
+        "better than element-wise dropout",
+        "DropPath",
+        "Targeted dropout",
+    ):
         assert part in claims
+    assert "element dropout 0.2" in rows
     for name in ("curves.png", "pruning.png"):
         assert_png(os.path.join(quick_out, name))
         assert f"]({name})" in results["markdown"]
