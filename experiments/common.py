@@ -103,8 +103,9 @@ def add_plan_option(
 ) -> None:
     """Declare ``flag`` (``"--train-size"``), an option whose default is the script's ``quick``
     or ``full`` plan: its help is ``help`` followed by both values, ``"epochs (quick 2, full
-    6)"`` (``"full: all"`` for a value None: no limit), then ``"; note"`` inside the brackets
-    when there is one. ``kwargs`` go to ``add_argument`` (``type``, ``nargs``...).
+    6)"`` (``"full: all"`` for a value None: no limit; a tuple's items as typed, ``"full 0.2
+    0.5"``), then ``"; note"`` inside the brackets when there is one. ``kwargs`` go to
+    ``add_argument`` (``type``, ``nargs``...).
 
     The default stays None, so that `fill_from_plan`, called after parsing, can tell a value
     given on the command line (kept) from an unset one (the ``--quick`` or full plan's).
@@ -117,12 +118,19 @@ def add_plan_option(
     if missing:
         raise KeyError(f"{flag}: the {' and '.join(missing)} plan has no {key!r}")
     modes = ", ".join(
-        f"{mode}: all" if plan[key] is None else f"{mode} {plan[key]}"
+        f"{mode}: all" if plan[key] is None else f"{mode} {_as_typed(plan[key])}"
         for mode, plan in (("quick", quick), ("full", full))
     )
     argument_parser.add_argument(
         flag, help=f"{help} ({modes}{'; ' + note if note else ''})", **kwargs
     )
+
+
+def _as_typed(value) -> str:
+    """A plan's value as it would be typed on the command line: ``(0.2, 0.5)`` as ``0.2 0.5``."""
+    if isinstance(value, (list, tuple)):
+        return " ".join(str(item) for item in value)
+    return str(value)
 
 
 def fill_from_plan(args, quick: dict, full: dict) -> None:

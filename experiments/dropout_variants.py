@@ -44,6 +44,7 @@ from measures import PRUNING_LEVELS, pruned_accuracy
 
 from common import (
     ACCURACY_FLOOR,
+    add_plan_option,
     dataset_splits,
     fill_from_plan,
     mean_curve,
@@ -92,19 +93,10 @@ FULL = dict(
 
 def parse_args(argv=None):
     result = parser(__doc__.split("\n\n")[0], "dropout_variants")
-    result.add_argument(
-        "--train-size",
-        type=int,
-        help=f"training images (quick {QUICK['train_size']}, full {FULL['train_size']})",
-    )
-    result.add_argument(
-        "--epochs", type=int, help=f"epochs (quick {QUICK['epochs']}, full {FULL['epochs']})"
-    )
-    result.add_argument(
-        "--rates",
-        type=float,
-        nargs="+",
-        help=f"dropout rates before the classifier (quick {QUICK['rates']}, full {FULL['rates']})",
+    add_plan_option(result, "--train-size", QUICK, FULL, "training images", type=int)
+    add_plan_option(result, "--epochs", QUICK, FULL, "epochs", type=int)
+    add_plan_option(
+        result, "--rates", QUICK, FULL, "dropout rates before the classifier", type=float, nargs="+"
     )
     args = result.parse_args(argv)
     fill_from_plan(args, QUICK, FULL)

@@ -65,7 +65,7 @@ def test_plan_options_say_their_quick_and_full_values(monkeypatch):
     text = _plan_parser().format_help()
     assert "training images (quick 300, full: all)" in text
     assert "epochs (quick 1, full 10; at least 1)" in text
-    assert "dropout rates (quick (0.5,), full (0.2, 0.5))" in text
+    assert "dropout rates (quick 0.5, full 0.2 0.5)" in text
 
 
 @pytest.mark.parametrize(
