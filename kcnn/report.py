@@ -151,10 +151,14 @@ def mean_std(values, digits: int = 2, scale: float = 1.0) -> str:
 
 def markdown_table(rows: list[dict], columns: list[str] | None = None) -> str:
     """A Markdown table of ``rows`` (dicts), in the order of ``columns`` (default: the keys of
-    the first row). Floats are shown with 4 significant digits, integers with separators."""
+    the first row). Floats are shown with 4 significant digits, integers with separators; a
+    ``|`` in a heading or a cell is escaped, so that ``"largest |w|"`` stays one column."""
     if not rows:
         return "(no rows)\n"
     columns = list(columns or rows[0])
+
+    def escaped(text) -> str:
+        return str(text).replace("|", "\\|")
 
     def cell(value):
         if isinstance(value, bool) or value is None:
@@ -163,9 +167,9 @@ def markdown_table(rows: list[dict], columns: list[str] | None = None) -> str:
             return f"{value:,}"
         if isinstance(value, float):
             return f"{value:.4g}"
-        return str(value).replace("|", "\\|")
+        return escaped(value)
 
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines = ["| " + " | ".join(map(escaped, columns)) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 

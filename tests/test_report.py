@@ -18,6 +18,11 @@ def test_mean_std_and_markdown_table():
     ]
 
 
+def test_markdown_table_escapes_pipes_in_headings_and_cells():
+    table = markdown_table([{"largest |w|": "a|b"}])
+    assert table.splitlines() == ["| largest \\|w\\| |", "|---|", "| a\\|b |"]
+
+
 def test_report_writes_markdown_and_json_with_command_hardware_and_verdicts(tmp_path):
     report = Report("MLP vs CNN", command="python experiments/mlp_vs_cnn.py --quick")
     report.table("Fashion-MNIST", [{"model": "tiny_cnn", "accuracy": 0.9}])
