@@ -271,13 +271,11 @@ def claims(records) -> list[tuple[str, bool | None, str]]:
 
 
 def curve_rows(records) -> list[dict]:
+    """One row per model: its test accuracy at each angle, then at each scale factor."""
     rows = []
     for name, runs in records.items():
         row = {"model": name}
         row.update({f"{a}°": pct(at(runs, "angle_accuracy", ANGLES, a)) for a in ANGLES})
-        rows.append(row)
-    for name, runs in records.items():
-        row = {"model": name}
         row.update({f"x{s:g}": pct(at(runs, "scale_accuracy", SCALES, s)) for s in SCALES})
         rows.append(row)
     return rows

@@ -150,12 +150,13 @@ def mean_std(values, digits: int = 2, scale: float = 1.0) -> str:
 
 
 def markdown_table(rows: list[dict], columns: list[str] | None = None) -> str:
-    """A Markdown table of ``rows`` (dicts), in the order of ``columns`` (default: the keys of
-    the first row). Floats are shown with 4 significant digits, integers with separators; a
-    ``|`` in a heading or a cell is escaped, so that ``"largest |w|"`` stays one column."""
+    """A Markdown table of ``rows`` (dicts), in the order of ``columns`` (default: every key of
+    every row, in the order first met, so that no row's value is left out). Floats are shown
+    with 4 significant digits, integers with separators; a ``|`` in a heading or a cell is
+    escaped, so that ``"largest |w|"`` stays one column."""
     if not rows:
         return "(no rows)\n"
-    columns = list(columns or rows[0])
+    columns = list(columns or dict.fromkeys(key for row in rows for key in row))
 
     def escaped(text) -> str:
         return str(text).replace("|", "\\|")

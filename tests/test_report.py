@@ -18,6 +18,16 @@ def test_mean_std_and_markdown_table():
     ]
 
 
+def test_markdown_table_keeps_the_columns_of_every_row():
+    table = markdown_table([{"model": "a", "0°": 1}, {"model": "b", "x0.6": 2}])
+    assert table.splitlines() == [
+        "| model | 0° | x0.6 |",
+        "|---|---|---|",
+        "| a | 1 | - |",
+        "| b | - | 2 |",
+    ]
+
+
 def test_markdown_table_escapes_pipes_in_headings_and_cells():
     table = markdown_table([{"largest |w|": "a|b"}])
     assert table.splitlines() == ["| largest \\|w\\| |", "|---|", "| a\\|b |"]
