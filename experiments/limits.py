@@ -72,12 +72,16 @@ def parse_args(argv=None):
 
 
 def augmentation(seed: int) -> list:
-    """Random rotations (±180°) and zooms (±40 %), black outside the image."""
+    """Random rotations (±180°) and zooms (±40 %), black outside the image.
+
+    Each layer has its own seed: two Keras random layers given the same seed draw the same
+    numbers, which would make every zoom a function of the angle (no upright image ever
+    shrunk or enlarged)."""
     from keras import layers
 
     return [
         layers.RandomRotation(ROTATION, fill_mode="constant", seed=seed, name="augment_rotation"),
-        layers.RandomZoom(ZOOM, fill_mode="constant", seed=seed, name="augment_zoom"),
+        layers.RandomZoom(ZOOM, fill_mode="constant", seed=seed + 1, name="augment_zoom"),
     ]
 
 

@@ -38,6 +38,18 @@ def test_rotation_and_scale_about_the_centre():
         transform(image, scale=0)
 
 
+def test_augmentation_draws_zooms_independently_of_angles():
+    from limits import ROTATION, ZOOM, augmentation
+
+    rotation, zoom = augmentation(seed=0)
+    images = np.zeros((256, 9, 9, 1), "float32")
+    angles = np.asarray(rotation.get_random_transformation(images, training=True)["angle"])
+    zooms = np.asarray(zoom.get_random_transformation(images, training=True)["height_zoom"])
+    as_if_shared = 1 + angles.ravel() / (360 * ROTATION) * ZOOM  # one draw for both layers
+    assert not np.allclose(zooms.ravel(), as_if_shared, atol=1e-3)
+    assert abs(np.corrcoef(angles.ravel(), zooms.ravel())[0, 1]) < 0.3
+
+
 def test_crossing_interpolates_the_first_epsilon_reaching_the_level():
     from limits import crossing
 
