@@ -23,6 +23,11 @@ from kcnn.layers.preprocessing import RandomResizedCrop
 
 __all__ = ["PRESETS", "RandomResizedCrop", "augmentation_layers", "label_mixing"]
 
+# Seeds seed .. seed + LAYER_SEEDS - 1 belong to the augmentation layers, one each: Keras random
+# layers given the same seed draw the same numbers, so whatever else a pipeline seeds (label
+# mixing) starts past them.
+LAYER_SEEDS = 100
+
 # What each preset does. crop_scale: RandomResizedCrop's area range (torchvision's default
 # (0.08, 1) is for 224-px ImageNet crops; "standard" keeps at least 35% of a small image);
 # rotation: degrees; translation: fraction of the size; color: brightness, contrast and
@@ -107,7 +112,7 @@ def augmentation_layers(
     options = dict(PRESETS[augment])
     if erasing is not None:
         options["erasing"] = checks.probability("erasing", erasing)
-    seeds = iter(range(seed, seed + 100))
+    seeds = iter(range(seed, seed + LAYER_SEEDS))
     result = []
     if "crop_scale" in options:
         height, width = _size(image_size, augment)

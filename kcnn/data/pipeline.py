@@ -18,7 +18,7 @@ import dataclasses
 import tensorflow as tf
 
 from kcnn import checks
-from kcnn.data.augment import augmentation_layers, label_mixing
+from kcnn.data.augment import LAYER_SEEDS, augmentation_layers, label_mixing
 from kcnn.data.images import convert_channels, resize_image
 from kcnn.data.info import DatasetInfo, check_image_size
 from kcnn.data.normalize import convert_statistics, normalizer
@@ -125,7 +125,7 @@ def make_dataset(
     )
     training = info.split == "train"
     layers = _augmentation(augment, erasing, (height, width), channels, seed) if training else []
-    mix = label_mixing(mixup, cutmix, seed + 1, dtype="float32") if training else None
+    mix = label_mixing(mixup, cutmix, seed + LAYER_SEEDS, dtype="float32") if training else None
     if mix is not None and label_mode != "categorical":
         raise ValueError(
             "mixup and cutmix mix the labels: pass label_mode='categorical' (and a "

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kcnn.data import load, make_dataset
+from kcnn.data import augmentation_layers, label_mixing, load, make_dataset
 from tests.data.conftest import FASHION_MNIST_DIR
 
 
@@ -197,3 +197,39 @@ def test_fashion_mnist_pipeline_is_standardised():
     images, labels = epoch(dataset)
     assert images.shape == (54000, 28, 28, 1) and np.bincount(labels).tolist() == [5400] * 10
     assert abs(images.mean()) < 1e-3 and abs(images.std() - 1.0) < 1e-3
+
+
+def test_label_mixing_is_seeded_apart_from_every_augmentation_layer(monkeypatch):
+    """Keras random layers with one seed draw the same numbers: MixUp and CutMix must not share
+    a seed with a crop, a flip or a colour jitter of the same pipeline."""
+    import kcnn.data.pipeline as pipeline
+
+    seen = {}
+
+    def layers_spy(*args, **kwargs):
+        layers = augmentation_layers(*args, **kwargs)
+        seen["augment"] = [layer.seed for layer in layers]
+        return layers
+
+    def mixing_spy(mixup, cutmix, seed, **kwargs):
+        seen["mixing"] = [seed, seed + 1, seed + 2]  # MixUp, CutMix, the choice between them
+        return label_mixing(mixup, cutmix, seed, **kwargs)
+
+    monkeypatch.setattr(pipeline, "augmentation_layers", layers_spy)
+    monkeypatch.setattr(pipeline, "label_mixing", mixing_spy)
+    images = np.zeros((8, 16, 16, 3), "uint8")
+    labels = np.arange(8) % 2
+    pipeline.make_dataset(
+        (images, labels),
+        4,
+        "train",
+        augment="strong",
+        mixup=0.2,
+        cutmix=1.0,
+        label_mode="categorical",
+        validation_split=0.0,
+        seed=3,
+    )
+    assert len(seen["augment"]) >= 3
+    assert len(set(seen["augment"])) == len(seen["augment"])
+    assert not set(seen["augment"]) & set(seen["mixing"])
