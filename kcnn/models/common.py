@@ -128,12 +128,13 @@ def _resolve_shape(input_tensor, input_shape, default_shape) -> tuple:
     return tuple(None if dim is None else int(dim) for dim in shape)
 
 
-class InputTooSmall(ValueError):
-    """An input height or width below what the builder accepts; ``smallest`` is the smallest
-    it accepts with these arguments (`kcnn.registry.model_facts` reads it)."""
+class InputTooSmall(UserError):
+    """An input height or width below what the builder accepts (a mistake in ``input_shape``);
+    ``smallest`` is the smallest it accepts with these arguments (`kcnn.registry.model_facts`
+    reads it)."""
 
     def __init__(self, message: str, smallest: int):
-        super().__init__(message)
+        super().__init__(message, argument="input_shape")
         self.smallest = smallest
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import kcnn
+from kcnn.errors import UserError
 from kcnn.models import gradcam_layer, stage_outputs
 from tests.models.helpers import (
     SCALED_VARIANTS,
@@ -155,8 +156,9 @@ def test_registered_default_input_shape_and_minimum_size_build(name):
         shape = (size, size, info.input_shape[2])
         kcnn.create_model(name, input_shape=shape, classes=3, **_thin(info))
         too_small = (size - 1, size - 1, info.input_shape[2])
-        with pytest.raises(ValueError, match="input_shape"):
+        with pytest.raises(UserError, match="input_shape") as error:
             kcnn.create_model(name, input_shape=too_small, classes=3, **_thin(info))
+        assert error.value.argument == "input_shape"
 
 
 def _thin(info):
