@@ -8,7 +8,9 @@ rewrites its weights file in place too, then its epoch number in a second file, 
 the first write leaves a backup that cannot be read, and one between the two a backup whose
 weights and epoch disagree: `AtomicBackup` writes each epoch's weights to a new file, then names
 it in the epoch file (atomically: that rename is the moment the backup changes), and
-`restore_backup` falls back on ``last.keras`` when a backup cannot be read.
+`restore_backup` falls back on ``last.keras`` when a backup cannot be read. Keras's
+``EarlyStopping`` starts its count again at every ``fit``: `ResumableEarlyStopping` keeps its
+count and best weights in the backup, so a resumed run stops where an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -163,6 +165,9 @@ class Restored:
             best weights of early stopping included): nothing is left to train.
         stopped_early: whether early stopping ended it.
         message: one line that says what was restored, and from where.
+        early_stopping: the `ResumableEarlyStopping` state saved with the backup (None: the
+            run had no early stopping, or the backup predates it).
+        best_weights: the weights of that state's best epoch (``model.get_weights()`` form).
     """
 
     epoch: int = 0
@@ -170,6 +175,58 @@ class Restored:
     finished: bool = False
     stopped_early: bool = False
     message: str = ""
+    early_stopping: dict | None = None
+    best_weights: list | None = None
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras's ``EarlyStopping`` with ``restore_best_weights=True``, whose count of epochs
+    without improvement, best value and best weights survive a resume.
+
+    Keras's resets them at every ``fit``, so a run killed and resumed would forget its best
+    epoch: it could train ``patience`` epochs more than the same run uninterrupted and end on
+    weights worse than the best it had seen. `AtomicBackup` saves `state` with each epoch's
+    backup (the best epoch's weights file is kept beside it), and `restore_backup` reads it
+    back for `resume`.
+
+    Args:
+        monitor: the logged quantity watched (``"val_loss"``, or ``"loss"`` without
+            validation data); lower is better for a loss, higher for an accuracy.
+        patience: epochs without improvement before training stops.
+    """
+
+    def __init__(self, monitor: str, patience: int):
+        super().__init__(monitor=monitor, patience=patience, restore_best_weights=True)
+        self._resumed = False
+
+    def state(self) -> dict | None:
+        """The count, best value and best epoch (0-based) after the last epoch, as JSON; None
+        before an epoch logged the monitored quantity."""
+        if self.best is None or self.best_weights is None:
+            return None
+        return {
+            "wait": int(self.wait),
+            "best": float(self.best),
+            "best_epoch": int(self.best_epoch),
+        }
+
+    def resume(self, state: dict, best_weights: list) -> None:
+        """Continue from ``state`` (saved by `state`) and the weights of its best epoch: the
+        next ``fit`` starts with them instead of a fresh count."""
+        self.wait = state["wait"]
+        self.best = state["best"]
+        self.best_epoch = state["best_epoch"]
+        self.best_weights = best_weights
+        self.stopped_epoch = 0
+        self._resumed = True
+
+    def on_train_begin(self, logs=None):
+        if not self._resumed:
+            super().on_train_begin(logs)
+
+    def on_train_end(self, logs=None):
+        super().on_train_end(logs)
+        self._resumed = False
 
 
 class AtomicBackup(keras.callbacks.BackupAndRestore):
@@ -187,18 +244,26 @@ class AtomicBackup(keras.callbacks.BackupAndRestore):
     At the start of ``fit`` it restores the run with `restore_backup`, unless ``restored`` says
     it was done before (`kcnn.training.train` restores before building the callbacks).
 
+    With a `ResumableEarlyStopping`, each epoch's backup also holds its `state`, and the
+    weights file of its best epoch is kept (it is that epoch's backup) until a better one comes.
+
     Args:
         backup_dir: the folder of the backup (kcnn's own: nothing else may write there).
         checkpoint: ``last.keras``, the fall-back when the backup cannot be read.
         steps_per_epoch: optimizer steps per epoch, which give the checkpoint's epoch.
         restored: the `Restored` state of a restore already done, or None.
+        early_stopping: the run's `ResumableEarlyStopping`, placed before this callback (its
+            epoch's state must be final when the backup is written), or None.
     """
 
-    def __init__(self, backup_dir, checkpoint=None, steps_per_epoch=None, restored=None):
+    def __init__(
+        self, backup_dir, checkpoint=None, steps_per_epoch=None, restored=None, early_stopping=None
+    ):
         super().__init__(os.fspath(backup_dir), delete_checkpoint=False)
         self.checkpoint = None if checkpoint is None else os.fspath(checkpoint)
         self.steps_per_epoch = steps_per_epoch
         self.restored = restored
+        self.early_stopping = early_stopping
         if restored is not None:
             self._current_epoch = restored.epoch
 
@@ -209,22 +274,41 @@ class AtomicBackup(keras.callbacks.BackupAndRestore):
             )
             self.model._initial_epoch = self.restored.epoch
             self._current_epoch = self.restored.epoch
+            resume_early_stopping(self.early_stopping, self.restored)
 
     def _save_model(self):
-        self._save(f"epoch-{self._current_epoch}.weights.h5", {"batch": self._last_batch_seen})
+        weights = epoch_weights(self._current_epoch)
+        metadata, keep = {"batch": self._last_batch_seen}, [weights]
+        state = None if self.early_stopping is None else self.early_stopping.state()
+        if state is not None:
+            state["weights"] = epoch_weights(state["best_epoch"] + 1)
+            metadata["early_stopping"] = state
+            keep.append(state["weights"])
+        self._save(weights, metadata, keep)
 
     def on_train_end(self, logs=None):
-        self._save(
-            "final.weights.h5", {"finished": True, "stopped_early": bool(self.model.stop_training)}
-        )
+        metadata = {"finished": True, "stopped_early": bool(self.model.stop_training)}
+        self._save("final.weights.h5", metadata, ["final.weights.h5"])
 
-    def _save(self, weights: str, metadata: dict):
+    def _save(self, weights: str, metadata: dict, keep: list):
         save_weights(self.model, os.path.join(self.backup_dir, weights))
         write_json(
             os.path.join(self.backup_dir, BACKUP_EPOCH),
             {"epoch": self._current_epoch, "weights": weights, **metadata},
         )
-        remove_stale_backups(self.backup_dir, keep=weights)
+        remove_stale_backups(self.backup_dir, keep=keep)
+
+
+def epoch_weights(epoch: int) -> str:
+    """The name of the backup's weights file after ``epoch`` completed epochs."""
+    return f"epoch-{epoch}.weights.h5"
+
+
+def resume_early_stopping(early_stopping, restored: Restored) -> None:
+    """Give ``early_stopping`` (a `ResumableEarlyStopping`, or None) the state ``restored``
+    holds, if it holds one."""
+    if early_stopping is not None and restored.early_stopping is not None:
+        early_stopping.resume(restored.early_stopping, restored.best_weights)
 
 
 _BACKUP_FILE = re.compile(
@@ -233,16 +317,16 @@ _BACKUP_FILE = re.compile(
 )
 
 
-def remove_stale_backups(backup_dir, keep: str | None = None) -> None:
-    """Delete the weights files of ``backup_dir`` other than ``keep`` and the temporary files
-    of a killed save: what `AtomicBackup` (or Keras's ``BackupAndRestore``) wrote, nothing
-    else. Call it only while no other process writes the backup."""
+def remove_stale_backups(backup_dir, keep=()) -> None:
+    """Delete the weights files of ``backup_dir`` other than those named in ``keep`` and the
+    temporary files of a killed save: what `AtomicBackup` (or Keras's ``BackupAndRestore``)
+    wrote, nothing else. Call it only while no other process writes the backup."""
     backup_dir = os.fspath(backup_dir)
     if not os.path.isdir(backup_dir):
         return
     for name in os.listdir(backup_dir):
         path = os.path.join(backup_dir, name)
-        if name in (keep, BACKUP_EPOCH) or not _BACKUP_FILE.fullmatch(name):
+        if name in keep or name == BACKUP_EPOCH or not _BACKUP_FILE.fullmatch(name):
             continue
         if os.path.isfile(path):
             os.remove(path)
@@ -267,24 +351,39 @@ def restore_backup(model, backup_dir, checkpoint=None, steps_per_epoch=None) -> 
             with open(metadata_path, encoding="utf-8") as file:
                 metadata = json.load(file)
             weights = os.path.join(backup_dir, metadata.get("weights", "latest.weights.h5"))
+            early_stopping = metadata.get("early_stopping")
+            best_weights = None
+            if early_stopping is not None:
+                _load_state(model, os.path.join(backup_dir, early_stopping["weights"]))
+                best_weights = model.get_weights()
             _load_state(model, weights)
             epoch = int(metadata["epoch"])
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             problems.append(f"{backup_dir}: {_first_line(error)}")
         else:
-            remove_stale_backups(backup_dir, keep=os.path.basename(weights))
+            kept = [os.path.basename(weights)]
+            if early_stopping is not None:
+                kept.append(early_stopping["weights"])
+            remove_stale_backups(backup_dir, keep=kept)
             finished = bool(metadata.get("finished"))
             said = (
                 f"epoch {epoch} had ended training: finishing the run without training again"
                 if finished
                 else f"continuing at epoch {epoch + 1}"
             )
+            if early_stopping is not None and not finished:
+                said += (
+                    f" (early stopping: best epoch {early_stopping['best_epoch'] + 1}, "
+                    f"{early_stopping['wait']} epoch(s) without improvement since)"
+                )
             return Restored(
                 epoch,
                 "backup",
                 finished,
                 bool(metadata.get("stopped_early")),
                 f"restored the backup of epoch {epoch} ({backup_dir}); {said}",
+                early_stopping,
+                best_weights,
             )
     if checkpoint is not None and os.path.exists(checkpoint):
         why = f" ({problems[0]})" if problems else ""
@@ -437,13 +536,14 @@ def run_callbacks(
         os.makedirs(run_dir, exist_ok=True)
         last = os.path.join(run_dir, LAST)
     callbacks.append(StopOnNonFiniteLoss(last))
+    stopper = None
     if early_stopping is not None:
-        patience = checks.positive_int("early_stopping", early_stopping)
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor=loss_monitor, patience=patience, restore_best_weights=True
-            )
+        stopper = ResumableEarlyStopping(
+            loss_monitor, checks.positive_int("early_stopping", early_stopping)
         )
+        if restored is not None:
+            resume_early_stopping(stopper, restored)
+        callbacks.append(stopper)
     if plateau:
         callbacks.append(
             keras.callbacks.ReduceLROnPlateau(
@@ -460,5 +560,7 @@ def run_callbacks(
     callbacks.append(keras.callbacks.CSVLogger(history, append=True))
     if tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, LOGS)))
-    callbacks.append(AtomicBackup(os.path.join(run_dir, BACKUP), last, steps_per_epoch, restored))
+    callbacks.append(
+        AtomicBackup(os.path.join(run_dir, BACKUP), last, steps_per_epoch, restored, stopper)
+    )
     return callbacks, clock

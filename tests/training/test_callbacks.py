@@ -1,5 +1,6 @@
 """The best checkpoint's monitor (atomic saves are tested in tests/test_files.py),
-the NaN stop that saves nothing after the NaN, the clock, and the CSV history reader."""
+the NaN stop that saves nothing after the NaN, the clock, the CSV history reader, and early
+stopping that keeps its state across a resume."""
 
 import json
 
@@ -10,12 +11,15 @@ import tensorflow as tf
 
 import kcnn
 from kcnn.training.callbacks import (
+    AtomicBackup,
     AtomicCheckpoint,
+    ResumableEarlyStopping,
     StopOnNonFiniteLoss,
     TrainingClock,
     TrainingDiverged,
     best_so_far,
     read_history,
+    restore_backup,
     run_callbacks,
     truncate_history,
 )
@@ -120,7 +124,7 @@ def test_run_callbacks_layout(tmp_path):
     assert kinds == [
         "TrainingClock",
         "StopOnNonFiniteLoss",
-        "EarlyStopping",
+        "ResumableEarlyStopping",
         "ReduceLROnPlateau",
         "AtomicCheckpoint",
         "AtomicCheckpoint",
@@ -145,3 +149,71 @@ def test_truncate_history_keeps_each_completed_epoch_once(tmp_path):
     before = path.stat().st_mtime_ns
     truncate_history(path, 2)
     assert path.stat().st_mtime_ns == before
+
+
+def _start(model, backup_dir, patience=3):
+    """The early stopping and backup callbacks of a run, at the start of its ``fit``."""
+    stopper = ResumableEarlyStopping("val_loss", patience)
+    backup = AtomicBackup(backup_dir, early_stopping=stopper)
+    for callback in (stopper, backup):  # fit's order: the stopper before the backup
+        callback.set_model(model)
+        callback.on_train_begin()
+    return stopper, backup
+
+
+def _end_epoch(model, callbacks, epoch, val_loss):
+    """One epoch: new weights, then the callbacks see its validation loss."""
+    for variable in model.trainable_variables:
+        variable.assign(variable + 1.0)
+    for callback in callbacks:
+        callback.on_epoch_end(epoch, {"loss": 1.0, "val_loss": val_loss})
+
+
+def test_early_stopping_keeps_its_count_and_best_weights_across_a_resume(tmp_path):
+    backup_dir = tmp_path / "backup"
+    model = _tiny_model()
+    model.optimizer.build(model.trainable_variables)
+    callbacks = _start(model, backup_dir)
+    assert callbacks[0].state() is None  # nothing monitored yet: nothing to save
+    for epoch, val_loss in enumerate([1.0, 0.5, 0.7]):  # best at epoch 1
+        _end_epoch(model, callbacks, epoch, val_loss)
+        if epoch == 1:
+            best = model.get_weights()
+    last = model.get_weights()
+    assert sorted(p.name for p in backup_dir.iterdir()) == [
+        "epoch-2.weights.h5",  # the best epoch's, kept
+        "epoch-3.weights.h5",
+        "training_metadata.json",
+    ]
+
+    resumed = _tiny_model()  # the run is killed; a new process resumes it
+    stopper, backup = _start(resumed, backup_dir)
+    assert backup.restored.epoch == 3 and "best epoch 2, 1 epoch(s)" in backup.restored.message
+    for restored, expected in zip(resumed.get_weights(), last):
+        np.testing.assert_array_equal(restored, expected)
+    assert (stopper.wait, stopper.best, stopper.best_epoch) == (1, 0.5, 1)
+
+    _end_epoch(resumed, (stopper, backup), 3, 0.8)
+    assert not resumed.stop_training
+    _end_epoch(resumed, (stopper, backup), 4, 0.9)  # 3 epochs without improvement: stop
+    assert resumed.stop_training and stopper.stopped_epoch == 4
+    stopper.on_train_end()
+    for restored, expected in zip(resumed.get_weights(), best):
+        np.testing.assert_array_equal(restored, expected)
+
+
+def test_run_callbacks_give_early_stopping_the_state_restored_before_fit(tmp_path):
+    model = _tiny_model()
+    model.optimizer.build(model.trainable_variables)
+    callbacks = _start(model, tmp_path / "backup", patience=2)
+    _end_epoch(model, callbacks, 0, 0.5)
+    _end_epoch(model, callbacks, 1, 0.6)
+    restored = restore_backup(_tiny_model(), tmp_path / "backup")
+    assert restored.early_stopping["wait"] == 1 and len(restored.best_weights) > 0
+    fresh, _ = run_callbacks(tmp_path, early_stopping=2, restored=restored)
+    stopper = fresh[2]
+    stopper.set_model(model)
+    stopper.on_train_begin()  # fit's start keeps the restored count
+    assert (stopper.wait, stopper.best, stopper.best_epoch) == (1, 0.5, 0)
+    stopper.on_epoch_end(2, {"val_loss": 0.7})
+    assert model.stop_training

@@ -83,6 +83,28 @@ def test_resume_continues_at_the_epoch_reached(tmp_path, pattern_data):
     assert not (out / "backup").exists()
 
 
+def test_resume_keeps_early_stopping_state_in_the_backup(tmp_path, pattern_data):
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train(
+            "tiny_cnn",
+            pattern_data,
+            epochs=4,
+            early_stopping=5,
+            out=out,
+            callbacks=[Interrupt()],
+            **FAST,
+        )
+    metadata = json.loads((out / "backup" / "training_metadata.json").read_text())
+    state = metadata["early_stopping"]
+    assert metadata["epoch"] == 2 and 0 <= state["best_epoch"] <= 1
+    assert state["wait"] == 1 - state["best_epoch"] and (out / "backup" / state["weights"]).exists()
+    result = train(
+        "tiny_cnn", pattern_data, epochs=4, early_stopping=5, out=out, resume=True, **FAST
+    )
+    assert result.initial_epoch == 2 and result.epochs == 4 and not result.stopped_early
+
+
 def test_same_seed_same_weights(pattern_data):
     weights = []
     for _ in range(2):
