@@ -838,6 +838,12 @@ def _add_transfer_command(subparsers):
     parser.add_argument(
         "--overwrite", action="store_true", help="delete the runs already in --out and start again"
     )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run killed in --out, with the same flags: the phases that had ended "
+        "are loaded, the one that was running continues at its last completed epoch",
+    )
     parser.set_defaults(run=_run_transfer)
 
 
@@ -892,6 +898,7 @@ def _run_transfer(args):
             data_dir=args.data_dir,
             seed=args.seed,
             out=out,
+            resume=args.resume,
             overwrite=args.overwrite,
             jit_compile=_JIT_COMPILE[args.jit_compile],
         )

@@ -96,6 +96,13 @@ class TrainResult:
             return None
         return self.test_metrics.get("accuracy")
 
+    @classmethod
+    def from_run(cls, model, run: dict) -> TrainResult:
+        """The result of a finished run, read back from its ``run.json`` (`read_run`), with
+        ``model`` holding its final weights (``info`` is not kept there: None)."""
+        names = {field.name for field in dataclasses.fields(cls)} - {"model", "info"}
+        return cls(model=model, **{name: run[name] for name in names if name in run})
+
     def to_dict(self) -> dict:
         """Everything but the model, as JSON-ready values."""
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

@@ -6,7 +6,8 @@ A run directory holds, while its run goes on: ``settings.json`` (the `run_settin
 with), ``training.lock``, ``history.csv``, ``last.keras`` / ``best.keras``, ``logs/``,
 ``backup/`` (`kcnn.training.callbacks.AtomicBackup`), and the ``.worker-N`` scratch folders of
 multi-worker training. A finished run keeps ``run.json`` (the settings inside), the checkpoints,
-``history.csv``, ``logs/`` and, from the CLI, ``curves.png``.
+``history.csv``, ``logs/`` and, from the CLI, ``curves.png``; a phase of `kcnn.transfer.train`
+also keeps ``final.weights.h5``, the weights it hands to the next phase.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ RUN_FILE = "run.json"
 CURVES = "curves.png"
 SETTINGS = "settings.json"
 LOCK = "training.lock"
-RUN_CONTENTS = (BACKUP, LAST, BEST, HISTORY, LOGS, RUN_FILE, CURVES, SETTINGS, LOCK)
-SAVED_ATOMICALLY = (LAST, BEST, RUN_FILE, CURVES, SETTINGS)
+FINAL_WEIGHTS = "final.weights.h5"
+RUN_CONTENTS = (BACKUP, LAST, BEST, HISTORY, LOGS, RUN_FILE, CURVES, SETTINGS, LOCK, FINAL_WEIGHTS)
+SAVED_ATOMICALLY = (LAST, BEST, RUN_FILE, CURVES, SETTINGS, FINAL_WEIGHTS)
 _WORKER = re.compile(r"\.worker-\d+")
 _NOT_SETTINGS = (
     "data_dir",
@@ -360,6 +362,6 @@ def _is_run_file(name: str) -> bool:
     if name in RUN_CONTENTS or _WORKER.fullmatch(name):
         return True
     return any(
-        re.fullmatch(rf"\.{re.escape(saved)}\.[a-z0-9_]{{8}}\.\w+", name)
+        re.fullmatch(rf"\.{re.escape(saved)}\.[a-z0-9_]{{8}}(\.\w+)+", name)
         for saved in SAVED_ATOMICALLY
     )

@@ -2,6 +2,8 @@
 
 Between phases the trainable layers change (`kcnn.transfer.freezing`) and the model is
 recompiled with the phase's learning rate; the histories are joined into one `TransferResult`.
+Each phase that ends saves the weights it hands to the next, so a killed run resumes phase by
+phase.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ def train(
     data_dir=None,
     seed: int | None = 0,
     out=None,
+    resume: bool = False,
     train_batchnorm: bool | None = None,
     **training_options,
 ) -> TransferResult:
@@ -60,7 +63,12 @@ def train(
             (see `kcnn.data.make_dataset`); ``test`` evaluates on its test split at the end.
         seed: seeds weights, shuffling, augmentation and dropout (see `kcnn.training.train`).
         out: a folder for the run: each phase writes its checkpoints and logs in
-            ``out/phase<i>`` (see `kcnn.training.train`); None writes nothing.
+            ``out/phase<i>`` (see `kcnn.training.train`), and once it has ended the weights it
+            hands to the next phase (``final.weights.h5``); None writes nothing.
+        resume: continue the run killed in ``out``, with the same model, data and schedule:
+            the phases that had ended are not trained again (their final weights are loaded,
+            their results read from their ``run.json``), the phase that was running continues
+            at its last completed epoch (see `kcnn.training.train`), the others run.
         train_batchnorm: whether the backbone's BatchNormalization layers learn (see
             `set_trainable`); default: as `build` left them, which is only when the backbone
             is trained from scratch.
@@ -73,7 +81,9 @@ def train(
 
     Raises:
         ValueError: for a bad schedule, a model that is not a transfer model, a ``unfreeze``
-            larger than the backbone's number of blocks, and what `kcnn.training.train` raises.
+            larger than the backbone's number of blocks, ``resume`` without ``out`` or with
+            ``overwrite``, a phase that ended without its final weights (`ended_phase`), and
+            what `kcnn.training.train` raises.
 
     Example:
         >>> model = build("MobileNetV2", 5, "progressive", input_shape=(160, 160, 3))
@@ -81,10 +91,15 @@ def train(
         >>> result.test_accuracy
     """
     from kcnn.data.sources import training_datasets
+    from kcnn.files import save_weights
     from kcnn.training import train as fit
-    from kcnn.training.rundir import locked
+    from kcnn.training.rundir import FINAL_WEIGHTS, locked
 
     start = time.perf_counter()
+    if resume and out is None:
+        raise ValueError("resume needs the run's folder (out=)")
+    if resume and training_options.get("overwrite"):
+        raise ValueError("resume and overwrite exclude each other")
     phases = phases_of(schedule, epochs)
     backbone = backbone_of(model)
     for phase in phases:
@@ -113,17 +128,24 @@ def train(
             counts.append(trainable_parameters(model))
             last = index == len(phases) - 1
             phase_out = None if out is None else os.path.join(os.fspath(out), f"phase{index + 1}")
-            result = fit(
-                model,
-                train_data,
-                phase.epochs,
-                validation_data=validation,
-                test_data=test_data if last else None,
-                learning_rate=phase.learning_rate,
-                seed=seed,
-                out=phase_out,
-                **training_options,
-            )
+            state = phase_state(phase_out) if resume else "new"
+            if state == "ended":
+                result = ended_phase(model, phase_out)
+            else:
+                result = fit(
+                    model,
+                    train_data,
+                    phase.epochs,
+                    validation_data=validation,
+                    test_data=test_data if last else None,
+                    learning_rate=phase.learning_rate,
+                    seed=seed,
+                    out=phase_out,
+                    resume=state == "started",
+                    **training_options,
+                )
+                if phase_out is not None:
+                    save_weights(model, os.path.join(phase_out, FINAL_WEIGHTS))
             results.append(result)
             ran = len(result.history.get("loss", []))
             for key, values in result.history.items():
@@ -141,3 +163,41 @@ def train(
         trainable_parameters=counts,
         phase_results=results,
     )
+
+
+def phase_state(phase_out) -> str:
+    """Where the phase run in ``phase_out`` stands: ``"ended"`` (its ``run.json`` is written),
+    ``"started"`` (a run is there to resume) or ``"new"`` (nothing there, or no folder)."""
+    from kcnn.training import read_run
+    from kcnn.training.callbacks import LAST
+    from kcnn.training.rundir import holds_run
+
+    if phase_out is None or not os.path.isdir(phase_out):
+        return "new"
+    if read_run(phase_out) is not None:
+        return "ended"
+    if holds_run(phase_out) or os.path.exists(os.path.join(phase_out, LAST)):
+        return "started"
+    return "new"
+
+
+def ended_phase(model, phase_out):
+    """Load into ``model`` the final weights of the phase that ended in ``phase_out``, and
+    return that phase's `kcnn.training.TrainResult`, read from its ``run.json``.
+
+    Raises:
+        ValueError: naming the folder, when the phase ended without its final weights saved
+            (killed in the instant between the two): it must be trained again.
+    """
+    from kcnn.training import TrainResult, read_run
+    from kcnn.training.rundir import FINAL_WEIGHTS
+
+    weights = os.path.join(phase_out, FINAL_WEIGHTS)
+    if not os.path.exists(weights):
+        raise ValueError(
+            f"the phase in {phase_out!r} ended but its final weights ({FINAL_WEIGHTS}) were not "
+            "saved, so the next phase cannot start from them: start the run again with "
+            "overwrite=True (--overwrite)"
+        )
+    model.load_weights(weights)
+    return TrainResult.from_run(model, read_run(phase_out))

@@ -153,3 +153,74 @@ def test_train_checks_the_schedule_before_training(images):
         transfer.train(model, data, transfer.schedule("progressive", 2), epochs=3)
     with pytest.raises(ValueError, match="go with tf.data input"):
         transfer.train(model, "fashion_mnist", "frozen", 1, validation_data=data)
+
+
+class StopAtEpoch(keras.callbacks.Callback):
+    """Raise KeyboardInterrupt (a kill) at the start of the ``at``-th epoch of the schedule."""
+
+    def __init__(self, at):
+        super().__init__()
+        self.at, self.begun = at, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.begun += 1
+        if self.begun == self.at:
+            raise KeyboardInterrupt
+
+
+class StartingWeights(keras.callbacks.Callback):
+    """The model's weights when each ``fit`` (phase) begins."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def on_train_begin(self, logs=None):
+        self.seen.append(self.model.get_weights())
+
+
+def test_a_run_killed_between_phases_resumes_from_the_ended_phase_weights(tmp_path, images):
+    phases = transfer.schedule("progressive", 4, head_epochs=2)
+    with pytest.raises(KeyboardInterrupt):  # killed as phase 2 begins its first epoch
+        _train(tiny_model("progressive"), images, phases, out=tmp_path, callbacks=[StopAtEpoch(3)])
+    assert (tmp_path / "phase1" / "run.json").exists()
+    ended = tiny_model("progressive")
+    ended.load_weights(tmp_path / "phase1" / "final.weights.h5")
+
+    starts = StartingWeights()
+    result = _train(
+        tiny_model("progressive"), images, phases, out=tmp_path, resume=True, callbacks=[starts]
+    )
+    assert len(starts.seen) == 1  # phase 1 was not trained again
+    for seen, expected in zip(starts.seen[0], ended.get_weights()):
+        np.testing.assert_array_equal(seen, expected)
+    assert result.history["phase"] == [0, 0, 1, 1] and result.test_accuracy is not None
+    assert result.phase_results[0].epochs == 2 and result.phase_results[1].initial_epoch == 0
+
+    again = _train(tiny_model("progressive"), images, phases, out=tmp_path, resume=True)
+    assert again.history == result.history and again.test_metrics == result.test_metrics
+    for read, trained in zip(again.model.get_weights(), result.model.get_weights()):
+        np.testing.assert_array_equal(read, trained)
+
+
+def test_a_run_killed_inside_a_phase_resumes_at_its_epoch(tmp_path, images):
+    phases = transfer.schedule("progressive", 4, head_epochs=2)
+    with pytest.raises(KeyboardInterrupt):  # killed as phase 2 begins its second epoch
+        _train(tiny_model("progressive"), images, phases, out=tmp_path, callbacks=[StopAtEpoch(4)])
+    result = _train(tiny_model("progressive"), images, phases, out=tmp_path, resume=True)
+    assert result.phase_results[1].initial_epoch == 1 and result.phase_results[1].epochs == 2
+    assert result.history["phase"] == [0, 0, 1, 1]
+
+
+def test_resume_refuses_what_it_cannot_do(tmp_path, images):
+    model = tiny_model("frozen")
+    with pytest.raises(ValueError, match="resume needs the run's folder"):
+        _train(model, images, "frozen", 1, resume=True)
+    with pytest.raises(ValueError, match="resume and overwrite exclude each other"):
+        _train(model, images, "frozen", 1, out=tmp_path, resume=True, overwrite=True)
+    _train(model, images, "frozen", 1, out=tmp_path)
+    (tmp_path / "phase1" / "final.weights.h5").unlink()  # killed between run.json and it
+    with pytest.raises(ValueError, match="ended but its final weights"):
+        _train(model, images, "frozen", 1, out=tmp_path, resume=True)
+    _train(model, images, "frozen", 1, out=tmp_path, overwrite=True)
+    assert (tmp_path / "phase1" / "final.weights.h5").exists()
