@@ -60,6 +60,15 @@ def test_overwrite_refuses_a_run_folder_that_holds_other_files(tmp_path, pattern
     assert sorted(os.listdir(tmp_path)) == ["history.csv", "last.keras", "notes.txt", "run.json"]
 
 
+def test_overwrite_clears_a_phase_killed_while_it_saved_its_final_weights(tmp_path, pattern_data):
+    (tmp_path / "run.json").write_text(json.dumps({"model_name": "tiny_cnn", "epochs": 1}))
+    (tmp_path / "final.weights.h5").write_text("weights")
+    (tmp_path / ".final.weights.h5.k3x_9q2a.weights.h5").write_text("half a save")
+    train("tiny_cnn", pattern_data, epochs=1, out=tmp_path, overwrite=True, **FAST)
+    assert not (tmp_path / "final.weights.h5").exists()
+    assert not (tmp_path / ".final.weights.h5.k3x_9q2a.weights.h5").exists()
+
+
 def test_resume_without_a_run_says_there_is_nothing_to_resume(tmp_path, pattern_data):
     with pytest.raises(ValueError, match="unknown model name"):
         train("resnet81", pattern_data, epochs=1, out=tmp_path, **FAST)
