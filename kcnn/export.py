@@ -211,7 +211,8 @@ def _write_onnx(model, path):
     ``normalize`` layer that each model kcnn trains starts with -- an extra input of the ONNX
     graph that onnxruntime asks to be fed. Freezing first makes them constants. A node tf2onnx
     leaves unconverted is an `ExportError` naming it (see `_unconverted_nodes`): the grouped
-    convolutions of ResNeXt or AlexNet with ``groups=2`` end there.
+    convolutions of ResNeXt or AlexNet with ``groups=2`` end there when traced on a GPU (on a
+    CPU `kcnn.layers.convolution.GroupedConv2D` computes them with standard convolutions).
     """
     try:
         import tf2onnx
@@ -247,8 +248,9 @@ def _write_onnx(model, path):
 
 
 GROUPED_CONVOLUTION_HINT = (
-    "a grouped convolution (groups > 1): Keras's TensorFlow backend runs it as an XLA-compiled "
-    "function call, which tf2onnx does not convert; export this model to saved_model or tflite"
+    "a grouped convolution (groups > 1): on a GPU Keras's TensorFlow backend runs it as an "
+    "XLA-compiled function call, which tf2onnx does not convert; export this model on a CPU "
+    "(CUDA_VISIBLE_DEVICES=-1), or to saved_model or tflite"
 )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from keras import layers
 
 from kcnn import checks
+from kcnn.layers.convolution import convolution
 from kcnn.models.common import (
     Head,
     check_arguments,
@@ -90,18 +91,13 @@ def alexnet(
         x = layers.ZeroPadding2D(conv1_padding, name="stage1_pad")(x)
     x = layers.Conv2D(filters[0], 11, strides=4, activation="relu", name="stage1_conv")(x)
     x = layers.MaxPooling2D(3, strides=2, name="stage1_pool")(x)
-    x = layers.Conv2D(
-        filters[1], 5, padding="same", groups=groups, activation="relu", name="stage2_conv"
+    x = convolution(
+        "standard", filters[1], 5, groups=groups, activation="relu", name="stage2_conv"
     )(x)
     x = layers.MaxPooling2D(3, strides=2, name="stage2_pool")(x)
     for i, (width, conv_groups) in enumerate(zip(filters[2:], (1, groups, groups)), start=1):
-        x = layers.Conv2D(
-            width,
-            3,
-            padding="same",
-            groups=conv_groups,
-            activation="relu",
-            name=f"stage3_conv{i}",
+        x = convolution(
+            "standard", width, 3, groups=conv_groups, activation="relu", name=f"stage3_conv{i}"
         )(x)
     x = layers.MaxPooling2D(3, strides=2, name="stage3_pool")(x)
     if not include_top:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import kcnn
-from kcnn.layers.convolution import CONVS, convolution
+from kcnn.layers.convolution import CONVS, GroupedConv2D, computes_on_cpu, convolution
 from kcnn.layers.normalization import NORMS, group_count, normalization
 from kcnn.models import gradcam_layer, stage_outputs
 from tests.models.helpers import random_batch, small_kwargs
@@ -104,6 +104,47 @@ def test_separable_3x3_has_9_c_in_plus_c_in_c_out_weights_and_macs_agree(c_in, c
     assert model.count_params() == 9 * c_in + c_in * c_out + c_out
     assert kcnn.convmath.conv_params(3, c_in, c_out, conv="separable") == model.count_params()
     assert kcnn.convmath.macs(model) == 6 * 6 * (9 * c_in + c_in * c_out)
+
+
+# Grouped convolutions: Keras's numbers, computed group by group on a CPU
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("strides", "dilation", "padding"), [(1, 1, "same"), (2, 1, "valid"), (1, 2, "same")]
+)
+def test_grouped_convolution_computes_what_keras_grouped_conv2d_computes(
+    strides, dilation, padding
+):
+    images = np.random.default_rng(0).normal(size=(2, 9, 9, 8)).astype("float32")
+    grouped = convolution(
+        "standard", 12, 3, groups=4, strides=strides, dilation=dilation, padding=padding, name="g"
+    )
+    native = keras.layers.Conv2D(
+        12, 3, groups=4, strides=strides, dilation_rate=dilation, padding=padding
+    )
+    assert isinstance(grouped, GroupedConv2D) and computes_on_cpu()  # the split path runs
+    grouped.build(images.shape)
+    native.build(images.shape)
+    native.set_weights(grouped.get_weights())  # the same kernel layout
+    np.testing.assert_allclose(numpy(grouped(images)), numpy(native(images)), rtol=1e-5, atol=1e-5)
+    assert type(convolution("standard", 12, 3, name="plain")) is keras.layers.Conv2D
+
+
+def test_a_model_with_grouped_convolutions_trains_saves_and_reloads(tmp_path):
+    inputs = keras.Input((8, 8, 4))
+    x = convolution("standard", 8, 3, groups=2, activation="relu", name="grouped")(inputs)
+    outputs = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inputs, outputs)
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    images = np.random.default_rng(1).normal(size=(16, 8, 8, 4)).astype("float32")
+    before = numpy(model.get_layer("grouped").kernel).copy()
+    model.fit(images, np.arange(16) % 3, epochs=1, verbose=0)
+    assert not np.array_equal(before, numpy(model.get_layer("grouped").kernel))
+    model.save(tmp_path / "grouped.keras")
+    loaded = keras.saving.load_model(tmp_path / "grouped.keras")
+    assert type(loaded.get_layer("grouped")) is GroupedConv2D
+    np.testing.assert_allclose(numpy(loaded(images)), numpy(model(images)), rtol=1e-6)
 
 
 def test_grouped_bottleneck_and_separable_basic_block_in_layer_table_and_receptive_field():
