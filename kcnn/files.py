@@ -92,6 +92,13 @@ def _umask() -> int:
     return mask
 
 
+def is_temporary_of(entry: str, name: str) -> bool:
+    """Whether the file name ``entry`` is a temporary file `atomic_path` makes while it writes
+    ``name`` (``.last.keras.k3x_9q2a.keras`` for ``last.keras``)."""
+    pattern = rf"\.{re.escape(name)}\.[a-z0-9_]{{8}}{re.escape(_suffix(name))}"
+    return re.fullmatch(pattern, entry) is not None
+
+
 def remove_temporaries(folder, names) -> list[str]:
     """Delete the temporary files that `atomic_path` left in ``folder`` for the files ``names``
     (a process killed while it wrote them); returns their paths.
@@ -100,10 +107,6 @@ def remove_temporaries(folder, names) -> list[str]:
     nothing else in the folder is touched. Call it only while no other process writes there.
     """
     folder = os.fspath(folder)
-    patterns = [
-        re.compile(rf"\.{re.escape(name)}\.[a-z0-9_]{{8}}{re.escape(_suffix(name))}")
-        for name in names
-    ]
     try:
         entries = os.listdir(folder)
     except FileNotFoundError:
@@ -111,7 +114,7 @@ def remove_temporaries(folder, names) -> list[str]:
     removed = []
     for entry in sorted(entries):
         path = os.path.join(folder, entry)
-        if any(p.fullmatch(entry) for p in patterns) and os.path.isfile(path):
+        if any(is_temporary_of(entry, name) for name in names) and os.path.isfile(path):
             os.remove(path)
             removed.append(path)
     return removed

@@ -19,7 +19,7 @@ import re
 import shutil
 import socket
 
-from kcnn.files import jsonable, remove_temporaries, write_json
+from kcnn.files import is_temporary_of, jsonable, remove_temporaries, write_json
 from kcnn.training.callbacks import (
     BACKUP,
     BACKUP_EPOCH,
@@ -245,7 +245,7 @@ class RunDirectory:
         return False
 
     def _check_resumable(self):
-        if not holds_run(self.path) and not os.path.exists(os.path.join(self.path, LAST)):
+        if not resumable(self.path):
             raise ValueError(f"nothing to resume in {self.path!r}: it holds no kcnn run")
 
     def _prepare(self):
@@ -357,11 +357,14 @@ def holds_run(folder) -> bool:
     return isinstance(run, dict) and "model_name" in run and "epochs" in run
 
 
+def resumable(folder) -> bool:
+    """Whether ``resume`` has something to continue in ``folder``: a kcnn run (`holds_run`) or
+    at least its ``last.keras``."""
+    return holds_run(folder) or os.path.exists(os.path.join(os.fspath(folder), LAST))
+
+
 def _is_run_file(name: str) -> bool:
     """Whether a kcnn run writes files or folders called ``name`` (its temporary files too)."""
     if name in RUN_CONTENTS or _WORKER.fullmatch(name):
         return True
-    return any(
-        re.fullmatch(rf"\.{re.escape(saved)}\.[a-z0-9_]{{8}}(\.\w+)+", name)
-        for saved in SAVED_ATOMICALLY
-    )
+    return any(is_temporary_of(name, saved) for saved in SAVED_ATOMICALLY)

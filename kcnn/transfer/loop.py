@@ -169,14 +169,13 @@ def phase_state(phase_out) -> str:
     """Where the phase run in ``phase_out`` stands: ``"ended"`` (its ``run.json`` is written),
     ``"started"`` (a run is there to resume) or ``"new"`` (nothing there, or no folder)."""
     from kcnn.training import read_run
-    from kcnn.training.callbacks import LAST
-    from kcnn.training.rundir import holds_run
+    from kcnn.training.rundir import resumable
 
     if phase_out is None or not os.path.isdir(phase_out):
         return "new"
     if read_run(phase_out) is not None:
         return "ended"
-    if holds_run(phase_out) or os.path.exists(os.path.join(phase_out, LAST)):
+    if resumable(phase_out):
         return "started"
     return "new"
 
