@@ -24,14 +24,19 @@ from kcnn.layers.targeted import TargetedDropout
 __all__ = [
     "DROPOUTS",
     "HEAD_DROPOUTS",
+    "TARGETED_FRACTION",
     "DropPath",
     "check_dropout",
+    "check_head_dropout",
     "dense_with_dropout",
     "dropout_layer",
 ]
 
 DROPOUTS = ("standard", "spatial", "targeted")
 HEAD_DROPOUTS = ("standard", "targeted")  # the kinds that apply before a Dense layer
+# The share of each unit's weights targeted dropout targets by default: half, the setting of
+# Gomez et al.'s experiments; a network pruned harder needs as many of its weights targeted.
+TARGETED_FRACTION = 0.5
 
 
 @keras.saving.register_keras_serializable(package="kcnn")
@@ -79,6 +84,28 @@ def check_dropout(name: str, rate, kind_name: str, kind, kinds=DROPOUTS):
     return checks.fraction(name, rate), checks.choice(kind_name, kind, kinds)
 
 
+def check_head_dropout(rate, kind, targeted_fraction=TARGETED_FRACTION):
+    """Check the dropout of a builder's Dense layers: arguments ``dropout`` (the rate),
+    ``dropout_kind`` (one of `HEAD_DROPOUTS`) and ``targeted_fraction`` (the share of each
+    unit's weights targeted dropout targets, which only ``"targeted"`` takes).
+
+    Returns:
+        ``(rate, kind, targeted_fraction)``, the numbers as Python ``float``.
+
+    Raises:
+        ValueError: naming the argument that is out of range or not a choice, or
+            ``targeted_fraction`` given with another kind than ``"targeted"``.
+    """
+    rate, kind = check_dropout("dropout", rate, "dropout_kind", kind, HEAD_DROPOUTS)
+    fraction = checks.probability("targeted_fraction", targeted_fraction)
+    if kind != "targeted" and fraction != TARGETED_FRACTION:
+        raise ValueError(
+            f"targeted_fraction={fraction:g} applies to dropout_kind='targeted' only, "
+            f"got dropout_kind={kind!r}"
+        )
+    return rate, kind, fraction
+
+
 def dropout_layer(kind, rate: float, *, name: str, dtype=None):
     """The dropout layer of activations of kind ``"standard"`` or ``"spatial"``.
 
@@ -93,29 +120,44 @@ def dropout_layer(kind, rate: float, *, name: str, dtype=None):
 
 
 def dense_with_dropout(
-    units: int, *, rate: float, kind: str = "standard", name: str, dropout_name: str, **options
+    units: int,
+    *,
+    rate: float,
+    kind: str = "standard",
+    targeted_fraction: float = TARGETED_FRACTION,
+    name: str,
+    dropout_name: str,
+    **options,
 ) -> list:
     """The layers of a Dense layer whose inputs get dropout, in the order to apply them.
 
     ``"standard"``: ``Dropout(rate)`` named ``dropout_name``, then ``Dense(units)`` named
     ``name``. ``"targeted"``: one `TargetedDropout` named ``name`` with ``drop_rate=rate``
-    (half of each unit's weights targeted, the paper's setting), which drops weights of the
-    Dense layer instead of its inputs. With ``rate=0`` both are a plain ``Dense``.
+    and ``targ_rate=targeted_fraction``, which drops weights of the Dense layer instead of its
+    inputs. With ``rate=0`` both are a plain ``Dense``.
 
     Args:
         units: the Dense layer's units.
         rate: the dropout rate, in [0, 1).
         kind: one of `HEAD_DROPOUTS`.
+        targeted_fraction: the share of each unit's weights ``"targeted"`` targets, in [0, 1]
+            (`TARGETED_FRACTION` by default); pruning that share afterwards costs its network
+            little (Gomez et al. 2019).
         name: the Dense layer's name.
         dropout_name: the name of the ``Dropout`` layer of ``"standard"``.
         **options: ``keras.layers.Dense`` arguments (``activation``, ``dtype``...).
 
     Raises:
-        ValueError: naming ``dropout_kind`` or ``dropout`` for a bad kind or rate.
+        ValueError: naming ``dropout``, ``dropout_kind`` or ``targeted_fraction``
+            (see `check_head_dropout`).
     """
-    rate, kind = check_dropout("dropout", rate, "dropout_kind", kind, HEAD_DROPOUTS)
+    rate, kind, targeted_fraction = check_head_dropout(rate, kind, targeted_fraction)
     if rate == 0:
         return [layers.Dense(units, name=name, **options)]
     if kind == "targeted":
-        return [TargetedDropout(units, drop_rate=rate, name=name, **options)]
+        return [
+            TargetedDropout(
+                units, drop_rate=rate, targ_rate=targeted_fraction, name=name, **options
+            )
+        ]
     return [layers.Dropout(rate, name=dropout_name), layers.Dense(units, name=name, **options)]

@@ -14,7 +14,7 @@ from keras import layers
 from kcnn import checks
 from kcnn.errors import UserError
 from kcnn.layers.convolution import convolution
-from kcnn.layers.dropout import dense_with_dropout, dropout_layer
+from kcnn.layers.dropout import TARGETED_FRACTION, dense_with_dropout, dropout_layer
 from kcnn.layers.normalization import BN_MOMENTUM, NORM_GROUPS, normalization, short_name
 from kcnn.models.introspect import producer
 
@@ -170,12 +170,18 @@ def model_input(input_tensor, shape):
 
 
 def classifier(
-    x, classes, classifier_activation, dropout: float = 0.0, dropout_kind: str = "standard"
+    x,
+    classes,
+    classifier_activation,
+    dropout: float = 0.0,
+    dropout_kind: str = "standard",
+    targeted_fraction: float = TARGETED_FRACTION,
 ):
     """The head: optional dropout, the ``logits`` Dense layer and the ``predictions`` activation.
 
     ``dropout_kind="standard"`` drops the head's inputs (``head_dropout``); ``"targeted"`` makes
-    ``logits`` a `kcnn.layers.TargetedDropout` that drops its own weakest weights instead.
+    ``logits`` a `kcnn.layers.TargetedDropout` that drops its own weakest weights instead (the
+    ``targeted_fraction`` of each unit's weights targeted).
 
     Both stay in float32 under mixed precision (a softmax in bfloat16 or float16 loses accuracy
     and can overflow). The ``logits`` layer is what Grad-CAM scores from.
@@ -191,6 +197,7 @@ def classifier(
         argument="classes",
         dropout=dropout,
         dropout_kind=dropout_kind,
+        targeted_fraction=targeted_fraction,
         dropout_name="head_dropout",
         dtype="float32",
     )
@@ -207,13 +214,15 @@ def dense(
     argument: str,
     dropout: float = 0.0,
     dropout_kind: str = "standard",
+    targeted_fraction: float = TARGETED_FRACTION,
     dropout_name: str | None = None,
     **options,
 ):
     """``keras.layers.Dense(units, name=name, **options)(x)``, refused up front when its weights
     cannot fit in memory; with ``dropout``, its inputs dropped first (``dropout_kind=
     "standard"``, a ``Dropout`` named ``dropout_name``) or its own weakest weights dropped
-    (``"targeted"``), see `kcnn.layers.dropout.dense_with_dropout`.
+    (``"targeted"``, the ``targeted_fraction`` of them targeted), see
+    `kcnn.layers.dropout.dense_with_dropout`.
 
     Keras would start allocating the kernel and fail seconds later with the backend's
     out-of-memory error; this says which builder argument (``argument``, e.g. ``"classes"``)
@@ -236,7 +245,13 @@ def dense(
                 f"{memory / 2**30:,.1f} GiB of memory"
             )
     for layer in dense_with_dropout(
-        units, rate=dropout, kind=dropout_kind, name=name, dropout_name=dropout_name, **options
+        units,
+        rate=dropout,
+        kind=dropout_kind,
+        targeted_fraction=targeted_fraction,
+        name=name,
+        dropout_name=dropout_name,
+        **options,
     ):
         x = layer(x)
     return x

@@ -9,7 +9,7 @@ from keras import layers
 
 from kcnn import checks
 from kcnn.layers.convolution import check_conv
-from kcnn.layers.dropout import HEAD_DROPOUTS, check_dropout
+from kcnn.layers.dropout import TARGETED_FRACTION, check_head_dropout
 from kcnn.layers.normalization import NORM_GROUPS, check_norm, norm_from_alias
 from kcnn.models.common import (
     Head,
@@ -97,6 +97,8 @@ class CNNOptions:
         dropout: dropout rate before the classifier, in [0, 1).
         dropout_kind: ``"standard"`` (``Dropout`` of the classifier's inputs) or
             ``"targeted"`` (the classifier a `kcnn.layers.TargetedDropout`).
+        targeted_fraction: with ``"targeted"``, the share of each unit's weights targeted, in
+            [0, 1]: the share the trained classifier can lose to pruning (Gomez et al. 2019).
     """
 
     filters: tuple = (32, 64)
@@ -110,6 +112,7 @@ class CNNOptions:
     fc_units: int | None = 128
     dropout: float = 0.5
     dropout_kind: str = "standard"
+    targeted_fraction: float = TARGETED_FRACTION
 
     def __post_init__(self):
         filters = self.filters
@@ -130,8 +133,8 @@ class CNNOptions:
         spatial_dropout, element_dropout = check_stage_dropout(
             self.spatial_dropout, self.element_dropout
         )
-        dropout, dropout_kind = check_dropout(
-            "dropout", self.dropout, "dropout_kind", self.dropout_kind, HEAD_DROPOUTS
+        dropout, dropout_kind, targeted_fraction = check_head_dropout(
+            self.dropout, self.dropout_kind, self.targeted_fraction
         )
         # A frozen dataclass sets its checked (and normalised: Python numbers) values this way.
         for field, value in dict(
@@ -146,6 +149,7 @@ class CNNOptions:
             fc_units=fc_units,
             dropout=dropout,
             dropout_kind=dropout_kind,
+            targeted_fraction=targeted_fraction,
         ).items():
             object.__setattr__(self, field, value)
 
@@ -215,6 +219,7 @@ def _small_cnn(
         classifier_activation,
         dropout=options.dropout,
         dropout_kind=options.dropout_kind,
+        targeted_fraction=options.targeted_fraction,
     )
     return finish(inputs, x, name, weights)
 
@@ -318,6 +323,7 @@ def configurable_cnn(
     fc_units=128,
     dropout=0.5,
     dropout_kind="standard",
+    targeted_fraction=TARGETED_FRACTION,
 ):
     """Listing 1 with its design choices as arguments: one ``conv + ReLU + maxpool 2x2`` stage
     per entry of ``filters``, an optional Dense(``fc_units``, ReLU), dropout and Dense(classes).
@@ -342,6 +348,8 @@ def configurable_cnn(
         fc_units: width of the hidden Dense layer, or ``None`` (or 0) for none.
         dropout: dropout rate before the classifier, in [0, 1).
         dropout_kind: ``"standard"`` or ``"targeted"`` (see `CNNOptions`).
+        targeted_fraction: the share of each unit's weights ``"targeted"`` targets (0.5; see
+            `CNNOptions`).
         (The other arguments are those of keras.applications.)
     """
     options = CNNOptions(
@@ -356,6 +364,7 @@ def configurable_cnn(
         fc_units=fc_units,
         dropout=dropout,
         dropout_kind=dropout_kind,
+        targeted_fraction=targeted_fraction,
     )
     return _small_cnn(
         options,

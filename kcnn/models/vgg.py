@@ -9,7 +9,7 @@ from keras import layers
 
 from kcnn import checks
 from kcnn.layers.convolution import check_conv
-from kcnn.layers.dropout import HEAD_DROPOUTS, check_dropout
+from kcnn.layers.dropout import TARGETED_FRACTION, check_head_dropout
 from kcnn.layers.normalization import NORM_GROUPS, check_norm, norm_from_alias
 from kcnn.models.common import (
     Head,
@@ -60,6 +60,8 @@ class VGGOptions:
         dropout: dropout rate before each FC layer after the first, and before the classifier.
         dropout_kind: ``"standard"`` (``Dropout`` of the FC inputs) or ``"targeted"`` (each FC
             layer a `kcnn.layers.TargetedDropout` that drops its own weakest weights).
+        targeted_fraction: with ``"targeted"``, the share of each unit's weights targeted, in
+            [0, 1]: the share the trained FC layers can lose to pruning (Gomez et al. 2019).
     """
 
     norm: str | None = None
@@ -70,6 +72,7 @@ class VGGOptions:
     fc_units: int = 4096
     dropout: float = 0.5
     dropout_kind: str = "standard"
+    targeted_fraction: float = TARGETED_FRACTION
 
     def __post_init__(self):
         # A frozen dataclass sets its checked (and normalised: Python numbers) values this way.
@@ -77,8 +80,8 @@ class VGGOptions:
         spatial_dropout, element_dropout = check_stage_dropout(
             self.spatial_dropout, self.element_dropout
         )
-        dropout, dropout_kind = check_dropout(
-            "dropout", self.dropout, "dropout_kind", self.dropout_kind, HEAD_DROPOUTS
+        dropout, dropout_kind, targeted_fraction = check_head_dropout(
+            self.dropout, self.dropout_kind, self.targeted_fraction
         )
         for field, value in dict(
             norm=norm,
@@ -89,6 +92,7 @@ class VGGOptions:
             fc_units=checks.positive_int("fc_units", self.fc_units),
             dropout=dropout,
             dropout_kind=dropout_kind,
+            targeted_fraction=targeted_fraction,
         ).items():
             object.__setattr__(self, field, value)
 
@@ -163,6 +167,7 @@ def _vgg(
             activation="relu",
             dropout=options.dropout if i > 1 else 0.0,
             dropout_kind=options.dropout_kind,
+            targeted_fraction=options.targeted_fraction,
             dropout_name=f"fc{i - 1}_dropout",
         )
     x = classifier(
@@ -171,6 +176,7 @@ def _vgg(
         classifier_activation,
         dropout=options.dropout,
         dropout_kind=options.dropout_kind,
+        targeted_fraction=options.targeted_fraction,
     )
     return finish(inputs, x, name, weights)
 
@@ -188,6 +194,8 @@ _OPTIONS_DOC = """
         fc_units: width of the hidden FC layers ({fc_units} in {source}).
         dropout: dropout rate of the FC layers' inputs.
         dropout_kind: ``"standard"`` or ``"targeted"`` (see `VGGOptions`).
+        targeted_fraction: the share of each unit's weights ``"targeted"`` targets (0.5; see
+            `VGGOptions`).
         (The other arguments are those of keras.applications.)
 """
 
@@ -211,6 +219,7 @@ def vgg(
     fc_units=4096,
     dropout=0.5,
     dropout_kind="standard",
+    targeted_fraction=TARGETED_FRACTION,
 ):
     """The VGG of the registered variants (Simonyan & Zisserman, ICLR 2015): five stages of
     3x3 convolutions of 64-128-256-512-512 filters, ``depths`` (five positive integers)
@@ -237,6 +246,7 @@ def vgg(
         fc_units=fc_units,
         dropout=dropout,
         dropout_kind=dropout_kind,
+        targeted_fraction=targeted_fraction,
     )
     return _vgg(
         tuple(depths),
@@ -360,6 +370,7 @@ def tiny_vgg(
     fc_units=512,
     dropout=0.5,
     dropout_kind="standard",
+    targeted_fraction=TARGETED_FRACTION,
 ):
     """The course's VGG-style CNN (Listing 3) for 32x32x3: stages of 2x64, 2x128 and 3x256 3x3
     convolutions, each closed by a 2x2 max-pool (4x4x256), then FC 512, dropout 0.5, FC classes.
@@ -375,6 +386,7 @@ def tiny_vgg(
         fc_units=fc_units,
         dropout=dropout,
         dropout_kind=dropout_kind,
+        targeted_fraction=targeted_fraction,
     )
     return _vgg(
         (2, 2, 3),

@@ -25,11 +25,16 @@ def test_configurations_cover_every_variant_once():
         "dropout 0.8",
         "spatial dropout 0.2",
         "element dropout 0.2",
-        "targeted dropout 0.5",
+        "targeted dropout 0.5, 50% targeted",
+        "targeted dropout 0.5, 75% targeted",
+        "targeted dropout 0.5, 90% targeted",
         "ResNet",
         "ResNet, DropPath 0.2",
     ]
-    assert configs["targeted dropout 0.5"][1]["dropout_kind"] == "targeted"
+    for level in (0.5, 0.75, 0.9):
+        targeted = configs[f"targeted dropout 0.5, {level:.0%} targeted"][1]
+        assert (targeted["dropout_kind"], targeted["targeted_fraction"]) == ("targeted", level)
+    assert dropout_variants.pruned_names(args)[0] == "dropout 0.5"
     assert configs["spatial dropout 0.2"][1]["spatial_dropout"] == 0.2
     assert configs["element dropout 0.2"][1]["element_dropout"] == 0.2
     assert "spatial_dropout" not in configs["element dropout 0.2"][1]
@@ -44,7 +49,7 @@ def test_configurations_cover_every_variant_once():
 def test_quick_mode_reports_gaps_and_pruning(results, quick_out):
     assert_report(results, "experiments/dropout_variants.py")
     rows = {r["configuration"]: r for r in results["results"]["Accuracy, gap and pruning"]}
-    assert rows["targeted dropout 0.5"]["acc. 90% pruned %"] != "-"
+    assert rows["targeted dropout 0.5, 90% targeted"]["acc. 90% pruned %"] != "-"
     assert rows["no dropout"]["acc. 90% pruned %"] == "-"
     claims = " ".join(c["claim"] for c in results["claims"])
     for part in (

@@ -222,11 +222,41 @@ def test_separable_convolutions_spatial_dropout_and_targeted_head():
     assert isinstance(dropout, keras.layers.SpatialDropout2D) and dropout.rate == 0.2
     assert isinstance(model.get_layer("logits"), kcnn.layers.TargetedDropout)
     assert model.get_layer("logits").drop_rate == 0.5
+    assert model.get_layer("logits").targ_rate == 0.5  # the paper's setting, by default
     assert "head_dropout" not in [layer.name for layer in model.layers]
     # The Grad-CAM target stays the last convolutional map at full resolution, and the stage
     # outputs are still the pooled maps.
     assert gradcam_layer(model) == "stage3_conv3"
     assert stage_outputs(model)["stage3"].shape[1:] == (4, 4, 256)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "targeted"),
+    [
+        ("configurable_cnn", {"filters": (4,), "fc_units": 8}, ["logits"]),
+        ("vgg11", {"fc_units": 8, "input_shape": (32, 32, 3)}, ["fc2", "logits"]),
+    ],
+)
+def test_targeted_fraction_reaches_every_targeted_dense_layer(name, kwargs, targeted):
+    model = kcnn.create_model(
+        name, dropout=0.3, dropout_kind="targeted", targeted_fraction=0.9, **kwargs
+    )
+    found = [layer for layer in model.layers if isinstance(layer, kcnn.layers.TargetedDropout)]
+    assert [layer.name for layer in found] == targeted
+    assert all((layer.drop_rate, layer.targ_rate) == (0.3, 0.9) for layer in found)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"targeted_fraction": 0.75}, "targeted_fraction=0.75 applies to dropout_kind='targeted'"),
+        ({"dropout_kind": "targeted", "targeted_fraction": 1.5}, "targeted_fraction must be"),
+    ],
+)
+def test_targeted_fraction_is_checked(kwargs, message):
+    for name in ("configurable_cnn", "vgg11"):
+        with pytest.raises(ValueError, match=message):
+            kcnn.create_model(name, **kwargs)
 
 
 @pytest.mark.parametrize(
