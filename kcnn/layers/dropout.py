@@ -19,6 +19,7 @@ import keras
 from keras import layers, ops
 
 from kcnn import checks
+from kcnn.errors import UserError
 from kcnn.layers.targeted import TargetedDropout
 
 __all__ = [
@@ -93,15 +94,16 @@ def check_head_dropout(rate, kind, targeted_fraction=TARGETED_FRACTION):
         ``(rate, kind, targeted_fraction)``, the numbers as Python ``float``.
 
     Raises:
-        ValueError: naming the argument that is out of range or not a choice, or
+        UserError: naming the argument that is out of range or not a choice, or
             ``targeted_fraction`` given with another kind than ``"targeted"``.
     """
     rate, kind = check_dropout("dropout", rate, "dropout_kind", kind, HEAD_DROPOUTS)
     fraction = checks.probability("targeted_fraction", targeted_fraction)
     if kind != "targeted" and fraction != TARGETED_FRACTION:
-        raise ValueError(
+        raise UserError(
             f"targeted_fraction={fraction:g} applies to dropout_kind='targeted' only, "
-            f"got dropout_kind={kind!r}"
+            f"got dropout_kind={kind!r}",
+            argument="targeted_fraction",
         )
     return rate, kind, fraction
 

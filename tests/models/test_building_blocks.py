@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import kcnn
+from kcnn.errors import UserError
 from kcnn.layers.convolution import CONVS, GroupedConv2D, computes_on_cpu, convolution
 from kcnn.layers.normalization import NORMS, group_count, normalization
 from kcnn.models import gradcam_layer, stage_outputs
@@ -255,8 +256,9 @@ def test_targeted_fraction_reaches_every_targeted_dense_layer(name, kwargs, targ
 )
 def test_targeted_fraction_is_checked(kwargs, message):
     for name in ("configurable_cnn", "vgg11"):
-        with pytest.raises(ValueError, match=message):
+        with pytest.raises(UserError, match=message) as error:
             kcnn.create_model(name, **kwargs)
+        assert error.value.argument == "targeted_fraction"
 
 
 @pytest.mark.parametrize(
