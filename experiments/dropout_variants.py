@@ -17,10 +17,9 @@ Dense 128) without dropout, with dropout ``--rates`` before the classifier, with
 convolution stage, and with ``dropout_kind="targeted"`` (a
 `kcnn.layers.TargetedDropout` classifier), once for each pruning level with that share of each
 unit's weights targeted (``targeted_fraction=``: the paper's network is robust to pruning the
-share it targeted, not more); and a
-ResNet (kcnn's generic `resnet`, CIFAR stem; the full mode's is the course's TinyResNet, width
-0.25) with and without ``drop_path_rate=``. Measured: the
-training curves, the test accuracy, the generalisation gap (train accuracy in inference mode -
+share it targeted, not more); and a ResNet (kcnn's generic `resnet`, CIFAR stem; the full
+mode's is the course's TinyResNet, width 0.25) with and without ``drop_path_rate=``. Measured:
+the training curves, the test accuracy, the generalisation gap (train accuracy in inference mode -
 test accuracy), and for targeted against standard dropout at the same rate, the test accuracy
 after setting 50 %, 75 % and 90 % of the classifier's weights (the layer targeted dropout acts
 on) to zero by magnitude; the claim at each level is judged on the targeted network trained
