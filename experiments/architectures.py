@@ -29,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import os
 import statistics
 import sys
@@ -38,6 +39,8 @@ import numpy as np
 
 from common import (
     ACCURACY_FLOOR,
+    RunJournal,
+    add_journal_option,
     add_plan_option,
     dataset_splits,
     fill_from_plan,
@@ -47,7 +50,6 @@ from common import (
     pct,
     positive,
     run,
-    run_progress,
     values,
     write_report,
 )
@@ -78,6 +80,7 @@ def parse_args(argv=None):
     add_plan_option(result, "--train-size", QUICK, FULL, "training images", type=int)
     add_plan_option(result, "--test-size", QUICK, FULL, "test images", type=int)
     add_plan_option(result, "--epochs", QUICK, FULL, "epochs", type=int)
+    add_journal_option(result)
     args = result.parse_args(argv)
     fill_from_plan(args, QUICK, FULL)
     for key in ("train_size", "test_size", "epochs", "seeds"):
@@ -124,23 +127,27 @@ def course_table() -> list[dict]:
     return rows
 
 
-def train_all(args, splits) -> dict:
+def train_all(args, splits, journal) -> dict:
     """``{name: [one record per seed]}``; the seeds alternate between the models, so a change
-    of load on the shared CPU hits them alike."""
+    of load on the shared CPU hits them alike. Runs already in ``journal`` are read back."""
     records = {name: [] for name, *_ in ARCHITECTURES}
     start = time.perf_counter()
-    progress = run_progress(args.seeds, ARCHITECTURES)
+    journal.start(args.seeds, [name for name, *_ in ARCHITECTURES])
     for seed in range(args.seeds):
         for name, registry_name, kwargs, _ in ARCHITECTURES:
-            progress.step(f"seed {seed}, {name}")
-            record = run(
-                registry_name,
-                splits,
-                args.epochs,
+            record = journal.run(
+                name,
                 seed,
-                model_kwargs=kwargs or None,
-                precision=args.precision,
-                time_inference=True,
+                functools.partial(
+                    run,
+                    registry_name,
+                    splits,
+                    args.epochs,
+                    seed,
+                    model_kwargs=kwargs or None,
+                    precision=args.precision,
+                    time_inference=True,
+                ),
             )
             record["train_seconds"] = sum(record["epoch_seconds"])
             records[name].append({"seed": seed, **record})
@@ -317,7 +324,8 @@ def main(argv=None) -> int:
     splits = dataset_splits(
         args.dataset, args.train_size, args.validation_size, args.test_size, args.data_dir
     ).padded(SIZE)
-    records = train_all(args, splits)
+    journal = RunJournal(args)
+    records = train_all(args, splits, journal)
     shape = splits.train[0].shape[1:]
     costs = {
         name: size(registry_name, kwargs, input_shape=shape, classes=len(splits.class_names))
@@ -343,6 +351,7 @@ def main(argv=None) -> int:
         "network with batch normalization can have a low training loss and a low accuracy, "
         "while its moving averages lag behind its weights."
     )
+    report.text(journal.describe())
     if args.quick:
         report.text(
             "Quick mode: a smoke test of the script on tiny subsets, few epochs and one "

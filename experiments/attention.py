@@ -32,6 +32,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import os
 import statistics
 import sys
@@ -39,6 +40,8 @@ import time
 
 from common import (
     ACCURACY_FLOOR,
+    RunJournal,
+    add_journal_option,
     add_plan_option,
     dataset_splits,
     fill_from_plan,
@@ -48,7 +51,6 @@ from common import (
     pct,
     positive,
     run,
-    run_progress,
     values,
     write_report,
 )
@@ -90,6 +92,7 @@ def parse_args(argv=None):
     add_plan_option(result, "--epochs", QUICK, FULL, "epochs", type=int)
     add_plan_option(result, "--rounds", QUICK, FULL, "timing rounds", type=int)
     add_plan_option(result, "--steps", QUICK, FULL, "steps per variant and round", type=int)
+    add_journal_option(result)
     result.add_argument(
         "--width",
         type=float,
@@ -320,17 +323,22 @@ def main(argv=None) -> int:
     )
     records = {label(kind): [] for kind in KINDS}
     start = time.perf_counter()
-    progress = run_progress(args.seeds, KINDS)
+    journal = RunJournal(args, exclude=("rounds", "steps"))
+    journal.start(args.seeds, records)
     for seed in range(args.seeds):
         for kind in KINDS:
-            progress.step(f"seed {seed}, {label(kind)}")
-            record = run(
-                MODEL,
-                splits,
-                args.epochs,
+            record = journal.run(
+                label(kind),
                 seed,
-                model_kwargs=model_kwargs(args, kind),
-                precision=args.precision,
+                functools.partial(
+                    run,
+                    MODEL,
+                    splits,
+                    args.epochs,
+                    seed,
+                    model_kwargs=model_kwargs(args, kind),
+                    precision=args.precision,
+                ),
             )
             records[label(kind)].append({"seed": seed, **record})
             print(
@@ -356,6 +364,7 @@ def main(argv=None) -> int:
         "no attention's in the same round. Wall-clock speeds depend on the load of the shared "
         "CPU (see the load average above)."
     )
+    report.text(journal.describe())
     if args.quick:
         report.text(
             "Quick mode: a smoke test of the script on tiny subsets, few epochs and one "

@@ -1,6 +1,6 @@
 """What the experiments of this folder share: their common command-line options, the dataset
-subsets they train on, one training run measured the same way for every configuration, and the
-mean ± std over seeds.
+subsets they train on, one training run measured the same way for every configuration, the
+journal that lets a long experiment resume, and the mean ± std over seeds.
 
 A run trains with `kcnn.training.train` on a fixed training subset, follows a fixed validation
 subset epoch by epoch, and measures at the end the test accuracy and the training accuracy, both
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import statistics
 import sys
@@ -26,6 +27,7 @@ from kcnn.checks import positive_int as positive  # the scripts' option check
 
 ACCURACY_FLOOR = 0.005  # differences of accuracy under half a point are never called a win
 DATASETS = ("fashion_mnist", "mnist", "cifar10")
+JOURNAL = "runs.jsonl"
 
 
 def parser(description: str, name: str) -> argparse.ArgumentParser:
@@ -235,6 +237,131 @@ def dataset_splits(
         source=raw.source,
         name=name,
     )
+
+
+def add_journal_option(argument_parser: argparse.ArgumentParser) -> None:
+    """Declare ``--fresh``, for the experiments whose runs a `RunJournal` keeps."""
+    argument_parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help=f"train every run again instead of reading back those already in OUT/{JOURNAL} "
+        "(which are kept: the new lines come after them)",
+    )
+
+
+class RunJournal:
+    """The finished runs of one experiment, one JSON line each in ``<out>/runs.jsonl``, so that
+    a full run stopped part-way (a session that ended, a kill, a crash) resumes where it
+    stopped: the same command again reads back the runs already done instead of training them.
+
+    A run is known by its configuration's name, its seed and the experiment's plan: every
+    option but ``--out``, ``--fresh``, ``--seeds`` (seed 2 of three is seed 2 of five) and the
+    script's ``exclude`` (options that choose which runs or measure something else, never what
+    one run does). A different plan, precision included, trains again. Each line is written
+    whole and synced to disk, so a kill can tear only the line being written, which is skipped
+    when read; nothing is ever removed, and with ``--fresh`` the runs are trained again and
+    their newer lines win. Each line names the machine it was trained on: `describe` lists them,
+    since the speeds of runs read back were measured there.
+
+    Only the runs a script can rebuild from their record can be journaled: not those that keep
+    their model (``keep_model``) or fill a callback's measurements.
+
+    Args:
+        args: the parsed options, after `open_report` resolved ``precision``; ``args.out`` is
+            the folder, ``args.fresh`` (`add_journal_option`) whether to train every run again.
+        exclude: more option names left out of the plan.
+    """
+
+    def __init__(self, args, exclude=()):
+        from kcnn.report import describe_hardware
+
+        ignored = {"out", "fresh", "seeds", *exclude}
+        self.path = os.path.join(args.out, JOURNAL)
+        self.plan = json.loads(
+            json.dumps(
+                {k: v for k, v in sorted(vars(args).items()) if k not in ignored}, default=str
+            )
+        )
+        self.hardware = describe_hardware()
+        self.trained = self.resumed = 0
+        self.machines: dict[str, int] = {}
+        self.progress = None
+        self._runs = {} if args.fresh else self._read()
+
+    def _read(self) -> dict:
+        """``{(name, seed): line}`` of the journal's runs of this plan (the last line wins)."""
+        try:
+            with open(self.path, encoding="utf-8") as file:
+                lines = file.readlines()
+        except FileNotFoundError:
+            return {}
+        runs = {}
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:  # torn by a kill while it was written
+                continue
+            if isinstance(entry, dict) and entry.get("plan") == self.plan:
+                runs[(entry["name"], entry["seed"])] = entry
+        return runs
+
+    def start(self, seeds: int, names) -> None:
+        """Count the runs (``seeds`` x ``names``) still to train, for the progress lines that
+        `run` prints before each (``run 3/7 (seed 1, vgg11), ... about 20 min left``)."""
+        from kcnn.progress import Progress
+
+        missing = sum((name, seed) not in self._runs for seed in range(seeds) for name in names)
+        self.progress = Progress(missing, "run")
+
+    def run(self, name: str, seed: int, train) -> dict:
+        """The record of configuration ``name`` at ``seed``: read back from the journal, or
+        ``train()``'s (a `run` record without a model), appended to it. Both come back the same,
+        as JSON reads them (tuples as lists, NaN as NaN)."""
+        entry = self._runs.get((name, seed))
+        if entry is None:
+            if self.progress is not None:
+                self.progress.step(f"seed {seed}, {name}")
+            entry = self._append(
+                {"plan": self.plan, "name": name, "seed": seed, "hardware": self.hardware}, train()
+            )
+            self._runs[(name, seed)] = entry
+            self.trained += 1
+        else:
+            self.resumed += 1
+        self.machines[entry["hardware"]] = self.machines.get(entry["hardware"], 0) + 1
+        return entry["record"]
+
+    def _append(self, entry: dict, record: dict) -> dict:
+        line = json.dumps({**entry, "record": record}, default=_plain) + "\n"
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        with open(self.path, "a+b") as file:
+            if file.tell() and not _ends_with_newline(file):
+                line = "\n" + line  # after a line torn by a kill
+            file.write(line.encode("utf-8"))
+            file.flush()
+            os.fsync(file.fileno())
+        return json.loads(line)
+
+    def describe(self) -> str:
+        """One paragraph: how many runs were trained now and read back, and on which machines."""
+        where = "; ".join(f"{machine} ({count})" for machine, count in self.machines.items())
+        return (
+            f"Runs: {self.trained} trained by this command, {self.resumed} read back from "
+            f"`{JOURNAL}`, where an earlier command of the same plan had finished them (`--fresh` "
+            f"trains them all again). Trained on: {where}."
+        )
+
+
+def _plain(value):
+    """A NumPy number or array as Python's, for `json.dumps`."""
+    if isinstance(value, np.ndarray | np.generic):
+        return value.tolist()
+    raise TypeError(f"a journaled run record holds {type(value).__name__}, not JSON: {value!r}")
+
+
+def _ends_with_newline(file) -> bool:
+    file.seek(-1, os.SEEK_END)
+    return file.read(1) == b"\n"
 
 
 def run_progress(seeds: int, configurations):

@@ -31,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import sys
 import time
@@ -39,6 +40,8 @@ from measures import largest_drop
 
 from common import (
     ACCURACY_FLOOR,
+    RunJournal,
+    add_journal_option,
     add_plan_option,
     dataset_splits,
     epochs_to,
@@ -49,7 +52,6 @@ from common import (
     pct,
     positive,
     run,
-    run_progress,
     values,
     write_report,
 )
@@ -160,6 +162,7 @@ def parse_args(argv=None):
         help="run only these groups (baseline, dropout, L2, augmentation, "
         "'batch norm', DropPath); the baseline always runs",
     )
+    add_journal_option(result)
     args = result.parse_args(argv)
     fill_from_plan(args, QUICK, FULL)
     for key in ("train_size", "epochs", "resnet_epochs", "seeds"):
@@ -395,21 +398,27 @@ def main(argv=None) -> int:
         configs = [c for c in configs if c.group in args.only or c.group == "baseline"]
     records = {c.name: [] for c in configs}
     start = time.perf_counter()
-    progress = run_progress(args.seeds, configs)
+    # a configuration's name says its rates, so the options choosing them do not change a run
+    journal = RunJournal(args, exclude=("only", "high_lr", "drop_path"))
+    journal.start(args.seeds, records)
     for seed in range(args.seeds):
         for config in configs:
-            progress.step(f"seed {seed}, {config.name}")
             epochs = args.resnet_epochs if config.model == RESNET else args.epochs
-            record = run(
-                config.model,
-                splits,
-                epochs,
+            record = journal.run(
+                config.name,
                 seed,
-                model_kwargs=config.model_kwargs,
-                augment=config.augment,
-                precision=args.precision,
-                learning_rate=config.learning_rate,
-                l2=config.l2,
+                functools.partial(
+                    run,
+                    config.model,
+                    splits,
+                    epochs,
+                    seed,
+                    model_kwargs=config.model_kwargs,
+                    augment=config.augment,
+                    precision=args.precision,
+                    learning_rate=config.learning_rate,
+                    l2=config.l2,
+                ),
             )
             records[config.name].append({"seed": seed, **record})
             print(
@@ -434,6 +443,7 @@ def main(argv=None) -> int:
         "subset; gap = train - test accuracy. `s/epoch` excludes the first epoch (tracing) and "
         "depends on the load of the shared CPU (see the load average above)."
     )
+    report.text(journal.describe())
     if args.quick:
         report.text(
             "Quick mode: a smoke test of the script on tiny subsets, few epochs and one "

@@ -1,5 +1,5 @@
 """experiments/attention.py: its quick mode compares the four attention kinds and writes a report,
-results and figures."""
+results and figures; the same command again reads its runs back from the journal."""
 
 import os
 
@@ -44,3 +44,11 @@ def test_quick_mode_writes_the_figures(results, quick_out):
     for name in ("attention.png", "curves.png"):
         assert_png(os.path.join(quick_out, name))
         assert f"]({name})" in results["markdown"]
+
+
+@pytest.mark.slow
+def test_the_same_command_again_reads_its_runs_back_from_the_journal(results, quick_out):
+    again = run_quick("attention.py", quick_out)
+    assert again["results"]["runs"] == results["results"]["runs"]
+    assert "Runs: 0 trained by this command, 4 read back from `runs.jsonl`" in again["markdown"]
+    assert "Runs: 4 trained by this command, 0 read back" in results["markdown"]

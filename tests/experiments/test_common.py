@@ -95,3 +95,81 @@ def test_a_plan_option_missing_from_a_plan_is_a_key_error_naming_the_flag():
         add_plan_option(parser("test", "test"), "--width", QUICK, FULL, "width", type=float)
     with pytest.raises(KeyError, match="--width: the full plan has no 'width'"):
         add_plan_option(parser("test", "test"), "--width", {"width": 1}, FULL, "width")
+
+
+def _journal_args(out, **changes):
+    import argparse
+
+    plan = dict(out=str(out), fresh=False, seeds=3, epochs=2, precision="float32", only=None)
+    return argparse.Namespace(**{**plan, **changes})
+
+
+class _Trainer:
+    """A stand-in for `common.run`: counts its calls and returns a record with a NaN loss."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self):
+        self.calls += 1
+        return {"test_accuracy": 0.5 + self.calls / 100, "loss": [1.0, float("nan")]}
+
+
+def test_journal_reads_back_finished_runs_instead_of_training_them(tmp_path):
+    from common import JOURNAL, RunJournal
+
+    first = RunJournal(_journal_args(tmp_path), exclude=("only",))
+    trainer = _Trainer()
+    records = [first.run(name, seed, trainer) for seed in (0, 1) for name in ("a", "b")]
+    assert trainer.calls == 4 and first.trained == 4 and first.resumed == 0
+    assert records[0]["loss"][0] == 1.0 and np.isnan(records[0]["loss"][1])
+
+    # a new command of the same plan, more seeds and another --only: reads back, trains seed 2
+    again = RunJournal(_journal_args(tmp_path, seeds=5, only=["L2"]), exclude=("only",))
+    more = _Trainer()
+    again.start(3, ("a", "b"))
+    assert again.progress.total == 2
+    read = [again.run(name, seed, more) for seed in (0, 1) for name in ("a", "b")]
+    assert more.calls == 0 and np.isnan(read[0]["loss"][1])
+    assert [r["test_accuracy"] for r in read] == [r["test_accuracy"] for r in records]
+    again.run("a", 2, more)
+    assert more.calls == 1 and (again.trained, again.resumed) == (1, 4)
+    assert "1 trained by this command, 4 read back" in again.describe()
+    assert len((tmp_path / JOURNAL).read_text().splitlines()) == 5
+
+
+def test_journal_trains_again_for_another_plan_or_fresh_and_keeps_every_line(tmp_path):
+    from common import JOURNAL, RunJournal
+
+    trainer = _Trainer()
+    RunJournal(_journal_args(tmp_path)).run("a", 0, trainer)
+    RunJournal(_journal_args(tmp_path, epochs=3)).run("a", 0, trainer)
+    RunJournal(_journal_args(tmp_path, precision="mixed_bfloat16")).run("a", 0, trainer)
+    assert trainer.calls == 3
+    fresh = RunJournal(_journal_args(tmp_path, fresh=True))
+    assert fresh.run("a", 0, trainer)["test_accuracy"] == 0.54 and trainer.calls == 4
+    assert RunJournal(_journal_args(tmp_path)).run("a", 0, trainer)["test_accuracy"] == 0.54
+    assert trainer.calls == 4  # the newest line of the plan wins
+    assert len((tmp_path / JOURNAL).read_text().splitlines()) == 4
+
+
+def test_journal_skips_a_line_torn_by_a_kill_and_appends_after_it(tmp_path):
+    from common import JOURNAL, RunJournal
+
+    trainer = _Trainer()
+    RunJournal(_journal_args(tmp_path)).run("a", 0, trainer)
+    with open(tmp_path / JOURNAL, "a", encoding="utf-8") as file:
+        file.write('{"plan": {"epochs": 2}, "name": "b", "se')  # killed mid-line
+    journal = RunJournal(_journal_args(tmp_path))
+    journal.run("a", 0, trainer)
+    journal.run("b", 0, trainer)
+    assert trainer.calls == 2
+    reread = RunJournal(_journal_args(tmp_path))
+    assert reread.run("b", 0, trainer)["test_accuracy"] == 0.52 and trainer.calls == 2
+
+
+def test_journal_refuses_a_record_that_is_not_json(tmp_path):
+    from common import RunJournal
+
+    with pytest.raises(TypeError, match="journaled run record holds object"):
+        RunJournal(_journal_args(tmp_path)).run("a", 0, lambda: {"model": object()})
