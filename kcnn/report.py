@@ -142,11 +142,16 @@ def no_worse(a, b, floor: float = 0.0) -> bool | None:
 
 
 def mean_std(values, digits: int = 2, scale: float = 1.0) -> str:
-    """``"mean ± std"`` of ``values`` times ``scale`` (just the value when there is one)."""
+    """``"mean ± std"`` of ``values`` times ``scale`` (just the value when there is one). A mean
+    that rounds to zero prints ``0.0``, never ``-0.0``."""
     values = [v * scale for v in values]
     if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+        return _rounded(values[0], digits)
+    return f"{_rounded(statistics.mean(values), digits)} ± {statistics.stdev(values):.{digits}f}"
+
+
+def _rounded(value: float, digits: int) -> str:
+    return f"{round(value, digits) + 0.0:.{digits}f}"  # + 0.0 turns -0.0 into 0.0
 
 
 def markdown_table(rows: list[dict], columns: list[str] | None = None) -> str:

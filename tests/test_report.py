@@ -10,6 +10,9 @@ from kcnn.report import Report, compare, markdown_table, mean_std, no_worse
 def test_mean_std_and_markdown_table():
     assert mean_std([0.9, 0.92], digits=1, scale=100) == "91.0 ± 1.4"
     assert mean_std([0.9123], digits=3) == "0.912"
+    assert mean_std([-0.0004, 0.0002], digits=1, scale=100) == "0.0 ± 0.0"  # not "-0.0"
+    assert mean_std([-0.0004], digits=1, scale=100) == "0.0"
+    assert mean_std([-0.0006], digits=1, scale=100) == "-0.1"
     table = markdown_table([{"model": "mlp", "params": 101770, "acc": 0.98123, "note": None}])
     assert table.splitlines() == [
         "| model | params | acc | note |",
