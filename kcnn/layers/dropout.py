@@ -85,21 +85,26 @@ def check_dropout(name: str, rate, kind_name: str, kind, kinds=DROPOUTS):
     return checks.fraction(name, rate), checks.choice(kind_name, kind, kinds)
 
 
-def check_head_dropout(rate, kind, targeted_fraction=TARGETED_FRACTION):
+def check_head_dropout(rate, kind, targeted_fraction=None):
     """Check the dropout of a builder's Dense layers: arguments ``dropout`` (the rate),
     ``dropout_kind`` (one of `HEAD_DROPOUTS`) and ``targeted_fraction`` (the share of each
-    unit's weights targeted dropout targets, which only ``"targeted"`` takes).
+    unit's weights targeted dropout targets, which only ``"targeted"`` takes; None for
+    `TARGETED_FRACTION`).
 
     Returns:
-        ``(rate, kind, targeted_fraction)``, the numbers as Python ``float``.
+        ``(rate, kind, targeted_fraction)``, the numbers as Python ``float``; the fraction is
+        None for another kind than ``"targeted"``.
 
     Raises:
         UserError: naming the argument that is out of range or not a choice, or
-            ``targeted_fraction`` given with another kind than ``"targeted"``.
+            ``targeted_fraction`` given (any value, the default's too) with another kind than
+            ``"targeted"``.
     """
     rate, kind = check_dropout("dropout", rate, "dropout_kind", kind, HEAD_DROPOUTS)
+    if targeted_fraction is None:
+        return rate, kind, TARGETED_FRACTION if kind == "targeted" else None
     fraction = checks.probability("targeted_fraction", targeted_fraction)
-    if kind != "targeted" and fraction != TARGETED_FRACTION:
+    if kind != "targeted":
         raise UserError(
             f"targeted_fraction={fraction:g} applies to dropout_kind='targeted' only, "
             f"got dropout_kind={kind!r}",
@@ -126,7 +131,7 @@ def dense_with_dropout(
     *,
     rate: float,
     kind: str = "standard",
-    targeted_fraction: float = TARGETED_FRACTION,
+    targeted_fraction: float | None = None,
     name: str,
     dropout_name: str,
     **options,
@@ -143,8 +148,8 @@ def dense_with_dropout(
         rate: the dropout rate, in [0, 1).
         kind: one of `HEAD_DROPOUTS`.
         targeted_fraction: the share of each unit's weights ``"targeted"`` targets, in [0, 1]
-            (`TARGETED_FRACTION` by default); pruning that share afterwards costs its network
-            little (Gomez et al. 2019).
+            (None: `TARGETED_FRACTION`); pruning that share afterwards costs its network little
+            (Gomez et al. 2019). Only ``"targeted"`` takes it.
         name: the Dense layer's name.
         dropout_name: the name of the ``Dropout`` layer of ``"standard"``.
         **options: ``keras.layers.Dense`` arguments (``activation``, ``dtype``...).

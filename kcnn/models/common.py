@@ -14,7 +14,7 @@ from keras import layers
 from kcnn import checks
 from kcnn.errors import UserError
 from kcnn.layers.convolution import convolution
-from kcnn.layers.dropout import TARGETED_FRACTION, dense_with_dropout, dropout_layer
+from kcnn.layers.dropout import dense_with_dropout, dropout_layer
 from kcnn.layers.normalization import BN_MOMENTUM, NORM_GROUPS, normalization, short_name
 from kcnn.models.introspect import producer
 
@@ -175,7 +175,7 @@ def classifier(
     classifier_activation,
     dropout: float = 0.0,
     dropout_kind: str = "standard",
-    targeted_fraction: float = TARGETED_FRACTION,
+    targeted_fraction: float | None = None,
 ):
     """The head: optional dropout, the ``logits`` Dense layer and the ``predictions`` activation.
 
@@ -214,7 +214,7 @@ def dense(
     argument: str,
     dropout: float = 0.0,
     dropout_kind: str = "standard",
-    targeted_fraction: float = TARGETED_FRACTION,
+    targeted_fraction: float | None = None,
     dropout_name: str | None = None,
     **options,
 ):

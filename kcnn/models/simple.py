@@ -9,7 +9,7 @@ from keras import layers
 
 from kcnn import checks
 from kcnn.layers.convolution import check_conv
-from kcnn.layers.dropout import TARGETED_FRACTION, check_head_dropout
+from kcnn.layers.dropout import check_head_dropout
 from kcnn.layers.normalization import NORM_GROUPS, check_norm, norm_from_alias
 from kcnn.models.common import (
     Head,
@@ -98,7 +98,8 @@ class CNNOptions:
         dropout_kind: ``"standard"`` (``Dropout`` of the classifier's inputs) or
             ``"targeted"`` (the classifier a `kcnn.layers.TargetedDropout`).
         targeted_fraction: with ``"targeted"``, the share of each unit's weights targeted, in
-            [0, 1]: the share the trained classifier can lose to pruning (Gomez et al. 2019).
+            [0, 1]: the share the trained classifier can lose to pruning (Gomez et al. 2019); None
+            for `kcnn.layers.dropout.TARGETED_FRACTION` (0.5). Only ``"targeted"`` takes it.
     """
 
     filters: tuple = (32, 64)
@@ -112,7 +113,7 @@ class CNNOptions:
     fc_units: int | None = 128
     dropout: float = 0.5
     dropout_kind: str = "standard"
-    targeted_fraction: float = TARGETED_FRACTION
+    targeted_fraction: float | None = None
 
     def __post_init__(self):
         filters = self.filters
@@ -323,7 +324,7 @@ def configurable_cnn(
     fc_units=128,
     dropout=0.5,
     dropout_kind="standard",
-    targeted_fraction=TARGETED_FRACTION,
+    targeted_fraction=None,
 ):
     """Listing 1 with its design choices as arguments: one ``conv + ReLU + maxpool 2x2`` stage
     per entry of ``filters``, an optional Dense(``fc_units``, ReLU), dropout and Dense(classes).
@@ -348,8 +349,8 @@ def configurable_cnn(
         fc_units: width of the hidden Dense layer, or ``None`` (or 0) for none.
         dropout: dropout rate before the classifier, in [0, 1).
         dropout_kind: ``"standard"`` or ``"targeted"`` (see `CNNOptions`).
-        targeted_fraction: the share of each unit's weights ``"targeted"`` targets (0.5; see
-            `CNNOptions`).
+        targeted_fraction: the share of each unit's weights ``"targeted"`` targets (None:
+            `kcnn.layers.dropout.TARGETED_FRACTION`, 0.5; see `CNNOptions`).
         (The other arguments are those of keras.applications.)
     """
     options = CNNOptions(

@@ -9,7 +9,7 @@ from keras import layers
 
 from kcnn import checks
 from kcnn.layers.convolution import check_conv
-from kcnn.layers.dropout import TARGETED_FRACTION, check_head_dropout
+from kcnn.layers.dropout import check_head_dropout
 from kcnn.layers.normalization import NORM_GROUPS, check_norm, norm_from_alias
 from kcnn.models.common import (
     Head,
@@ -61,7 +61,8 @@ class VGGOptions:
         dropout_kind: ``"standard"`` (``Dropout`` of the FC inputs) or ``"targeted"`` (each FC
             layer a `kcnn.layers.TargetedDropout` that drops its own weakest weights).
         targeted_fraction: with ``"targeted"``, the share of each unit's weights targeted, in
-            [0, 1]: the share the trained FC layers can lose to pruning (Gomez et al. 2019).
+            [0, 1]: the share the trained FC layers can lose to pruning (Gomez et al. 2019); None
+            for `kcnn.layers.dropout.TARGETED_FRACTION` (0.5). Only ``"targeted"`` takes it.
     """
 
     norm: str | None = None
@@ -72,7 +73,7 @@ class VGGOptions:
     fc_units: int = 4096
     dropout: float = 0.5
     dropout_kind: str = "standard"
-    targeted_fraction: float = TARGETED_FRACTION
+    targeted_fraction: float | None = None
 
     def __post_init__(self):
         # A frozen dataclass sets its checked (and normalised: Python numbers) values this way.
@@ -194,8 +195,8 @@ _OPTIONS_DOC = """
         fc_units: width of the hidden FC layers ({fc_units} in {source}).
         dropout: dropout rate of the FC layers' inputs.
         dropout_kind: ``"standard"`` or ``"targeted"`` (see `VGGOptions`).
-        targeted_fraction: the share of each unit's weights ``"targeted"`` targets (0.5; see
-            `VGGOptions`).
+        targeted_fraction: the share of each unit's weights ``"targeted"`` targets (None:
+            `kcnn.layers.dropout.TARGETED_FRACTION`, 0.5; see `VGGOptions`).
         (The other arguments are those of keras.applications.)
 """
 
@@ -219,7 +220,7 @@ def vgg(
     fc_units=4096,
     dropout=0.5,
     dropout_kind="standard",
-    targeted_fraction=TARGETED_FRACTION,
+    targeted_fraction=None,
 ):
     """The VGG of the registered variants (Simonyan & Zisserman, ICLR 2015): five stages of
     3x3 convolutions of 64-128-256-512-512 filters, ``depths`` (five positive integers)
@@ -370,7 +371,7 @@ def tiny_vgg(
     fc_units=512,
     dropout=0.5,
     dropout_kind="standard",
-    targeted_fraction=TARGETED_FRACTION,
+    targeted_fraction=None,
 ):
     """The course's VGG-style CNN (Listing 3) for 32x32x3: stages of 2x64, 2x128 and 3x256 3x3
     convolutions, each closed by a 2x2 max-pool (4x4x256), then FC 512, dropout 0.5, FC classes.

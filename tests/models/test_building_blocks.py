@@ -251,6 +251,7 @@ def test_targeted_fraction_reaches_every_targeted_dense_layer(name, kwargs, targ
     ("kwargs", "message"),
     [
         ({"targeted_fraction": 0.75}, "targeted_fraction=0.75 applies to dropout_kind='targeted'"),
+        ({"targeted_fraction": 0.5}, "targeted_fraction=0.5 applies to dropout_kind='targeted'"),
         ({"dropout_kind": "targeted", "targeted_fraction": 1.5}, "targeted_fraction must be"),
     ],
 )
