@@ -27,7 +27,7 @@ Writes ``report.md`` (command, hardware, time, table, one verdict per claim), ``
 
 Example:
     python experiments/attention.py --quick
-    python experiments/attention.py             # full: about 2 hours on 2 CPU cores
+    python experiments/attention.py             # full: 56 min on 2 CPU cores; it resumes
 """
 
 from __future__ import annotations
