@@ -24,7 +24,7 @@ Writes ``report.md`` (command, hardware, time, tables, one verdict per claim), `
 
 Example:
     python experiments/architectures.py --quick
-    python experiments/architectures.py             # full: about 2.5 h on 2 CPU cores; it resumes
+    python experiments/architectures.py             # full: about 2.1 h on 2 CPU cores; it resumes
 """
 
 from __future__ import annotations
