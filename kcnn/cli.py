@@ -138,7 +138,9 @@ def _add_data_flags(
             help="share of the training split held out for validation (default 0.1)",
         )
     if training:
-        parser.add_argument("--augment", help="augmentation preset: none, light, standard, strong")
+        parser.add_argument(
+            "--augment", help="augmentation preset: none, flip, light, standard, strong"
+        )
         parser.add_argument(
             "--no-test",
             action="store_true",

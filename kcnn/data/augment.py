@@ -34,6 +34,7 @@ LAYER_SEEDS = 100
 # saturation strength; erasing: probability of RandomErasing.
 PRESETS = {
     "none": {},
+    "flip": {"flip": True},
     "light": {"flip": True, "translation": 0.1},
     "standard": {"crop_scale": (0.35, 1.0), "flip": True, "rotation": 15.0, "color": 0.2},
     "strong": {
@@ -61,6 +62,7 @@ def augmentation_layers(
     Presets (see `PRESETS`):
 
     - ``"none"``: no layers.
+    - ``"flip"``: horizontal flip only, which costs next to nothing (a short run's choice).
     - ``"light"``: horizontal flip, translation by up to 10%.
     - ``"standard"``: `RandomResizedCrop` (35-100% of the area), horizontal flip, rotation by
       up to 15 degrees, brightness (additive, up to 20% of the range), contrast (x0.8-1.2) and,

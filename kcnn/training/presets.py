@@ -14,6 +14,7 @@ PRESETS = {
         "optimizer": "adam",
         "learning_rate": 3e-3,
         "schedule": "onecycle",
+        "label_smoothing": 0.1,
         "validation_split": 0.0,
     },
     "fashion-accurate": {

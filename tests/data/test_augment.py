@@ -172,6 +172,16 @@ def test_presets_shapes_dtypes_names(preset, channels):
         assert "augment_saturation" not in [layer.name for layer in layers]
 
 
+def test_flip_preset_mirrors_images_left_to_right_and_does_nothing_else():
+    (layer,) = augmentation_layers("flip", channels=1, seed=0)
+    images = np.random.default_rng(0).uniform(0, 255, (32, 28, 28, 1)).astype("float32")
+    out = np.asarray(layer(images, training=True))
+    mirrored = [np.array_equal(o, i[:, ::-1]) for o, i in zip(out, images, strict=True)]
+    unchanged = [np.array_equal(o, i) for o, i in zip(out, images, strict=True)]
+    assert all(m != u for m, u in zip(mirrored, unchanged, strict=True))
+    assert 0 < sum(mirrored) < len(images)
+
+
 def test_presets_in_a_model_are_inactive_at_inference():
     inputs = keras.Input((28, 28, 3))
     x = inputs
