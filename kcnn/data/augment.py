@@ -62,7 +62,8 @@ def augmentation_layers(
     Presets (see `PRESETS`):
 
     - ``"none"``: no layers.
-    - ``"flip"``: horizontal flip only, which costs next to nothing (a short run's choice).
+    - ``"flip"``: horizontal flip only, at next to no cost (measured with `fashion-fast` in
+      `benchmarks/README.md`).
     - ``"light"``: horizontal flip, translation by up to 10%.
     - ``"standard"``: `RandomResizedCrop` (35-100% of the area), horizontal flip, rotation by
       up to 15 degrees, brightness (additive, up to 20% of the range), contrast (x0.8-1.2) and,
