@@ -110,6 +110,17 @@ def test_h5_models_are_refused(tmp_path, capsys):
     assert "legacy .h5" in capsys.readouterr().err
 
 
+def test_train_help_names_every_augmentation_preset(capsys):
+    from kcnn.cli import build_parser
+    from kcnn.data import PRESETS
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    listed = text.split("augmentation preset:")[1].split("--")[0]
+    assert [name.strip() for name in listed.split(",")] == list(PRESETS)
+
+
 def test_preset_and_flags_make_the_train_arguments(tmp_path):
     from kcnn.cli import _train_arguments, build_parser
     from kcnn.training import PRESETS
