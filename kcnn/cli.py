@@ -21,6 +21,7 @@ import os
 import sys
 
 from kcnn import checks
+from kcnn.data.augment_presets import PRESETS as AUGMENT_PRESETS
 from kcnn.errors import UserError
 from kcnn.options import parse_options
 
@@ -139,7 +140,9 @@ def _add_data_flags(
         )
     if training:
         parser.add_argument(
-            "--augment", help="augmentation preset: none, flip, light, standard, strong"
+            "--augment",
+            choices=tuple(AUGMENT_PRESETS),
+            help="augmentation preset (default none)",
         )
         parser.add_argument(
             "--no-test",

@@ -21,7 +21,7 @@ import importlib
 
 _EXPORTS = {
     "DatasetInfo": "kcnn.data.info",
-    "PRESETS": "kcnn.data.augment",
+    "PRESETS": "kcnn.data.augment_presets",
     "RandomResizedCrop": "kcnn.data.augment",
     "SkippedImageWarning": "kcnn.data.folders",
     "SkippedLinkWarning": "kcnn.data.folders",

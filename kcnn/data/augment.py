@@ -18,6 +18,7 @@ import keras
 from keras import layers, ops
 
 from kcnn import checks
+from kcnn.data.augment_presets import PRESETS
 from kcnn.data.info import check_image_size
 from kcnn.layers.preprocessing import RandomResizedCrop
 
@@ -27,25 +28,6 @@ __all__ = ["PRESETS", "RandomResizedCrop", "augmentation_layers", "label_mixing"
 # layers given the same seed draw the same numbers, so whatever else a pipeline seeds (label
 # mixing) starts past them.
 LAYER_SEEDS = 100
-
-# What each preset does. crop_scale: RandomResizedCrop's area range (torchvision's default
-# (0.08, 1) is for 224-px ImageNet crops; "standard" keeps at least 35% of a small image);
-# rotation: degrees; translation: fraction of the size; color: brightness, contrast and
-# saturation strength; erasing: probability of RandomErasing.
-PRESETS = {
-    "none": {},
-    "flip": {"flip": True},
-    "light": {"flip": True, "translation": 0.1},
-    "standard": {"crop_scale": (0.35, 1.0), "flip": True, "rotation": 15.0, "color": 0.2},
-    "strong": {
-        "crop_scale": (0.08, 1.0),
-        "flip": True,
-        "rotation": 15.0,
-        "translation": 0.1,
-        "color": 0.4,
-        "erasing": 0.25,
-    },
-}
 
 
 def augmentation_layers(
