@@ -70,8 +70,8 @@ def make_dataset(
             ``keras.utils.image_dataset_from_directory`` does by default).
         channels: 1 or 3; default the source's. Gray becomes RGB by repetition, RGB becomes
             gray with the luma weights.
-        augment: ``None``, a preset (``"none"``, ``"light"``, ``"standard"``, ``"strong"``) or
-            a list of Keras layers; see `kcnn.data.augmentation_layers`.
+        augment: ``None``, a preset (a name in `kcnn.data.PRESETS`, e.g. ``"flip"``) or a list
+            of Keras layers; see `kcnn.data.augmentation_layers`.
         normalize: ``"standardize"`` (with the training split's per-channel mean and std),
             ``"unit"`` ([0, 1]), a Keras Applications model name (its ``preprocess_input``,
             from 0-255 pixels), a ``(mean, std)`` pair in [0, 1] units, or ``None`` (0-255).

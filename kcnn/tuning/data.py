@@ -5,8 +5,11 @@ augmentation preset the trials ask for.
 from __future__ import annotations
 
 from kcnn import checks
+from kcnn.data.augment_presets import PRESETS
 from kcnn.errors import UserError
 
+# The augmentation presets `CNNHyperModel`'s ``augment`` chooses among: a subset of
+# `kcnn.data.PRESETS`, any of which `SearchData` takes.
 AUGMENT_PRESETS = ("none", "light", "standard", "strong")
 
 
@@ -59,8 +62,8 @@ class SearchData:
                 "validation must be a batched tf.data.Dataset when train is one, got "
                 f"{type(validation).__name__}"
             )
-        if augment not in (None, *AUGMENT_PRESETS):
-            raise UserError(f"augment must be None or one of {AUGMENT_PRESETS}, got {augment!r}")
+        if augment not in (None, *PRESETS):
+            raise UserError(f"augment must be None or one of {tuple(PRESETS)}, got {augment!r}")
         self.train = train
         self.validation = validation
         self.batch_size = batch_size

@@ -185,6 +185,9 @@ def test_search_data_augments_sources_per_preset_but_not_ready_datasets(arrays):
     images, _ = next(iter(light))
     assert images.shape[1:] == (16, 16, 1) and 1 < float(np.max(images)) <= 255  # raw pixels
     assert data.augmentable and data.info.num_classes == 3
+    assert SearchData(arrays, batch_size=16, augment="flip").augment == "flip"
+    with pytest.raises(ValueError, match="augment must be None or one of .*'flip'"):
+        SearchData(arrays, augment="bogus")
 
     ready = SearchData(plain, validation)
     assert not ready.augmentable and ready.info is None
