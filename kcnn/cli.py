@@ -530,6 +530,13 @@ def _add_train_command(subparsers):
         "--label-smoothing", type=_checked(checks.fraction, "label_smoothing"), help="default 0"
     )
     parser.add_argument(
+        "--erasing",
+        metavar="P",
+        type=_checked(checks.probability, "erasing"),
+        help="apply RandomErasing to a training image with probability P, on top of "
+        "--augment (default 0)",
+    )
+    parser.add_argument(
         "--early-stopping",
         metavar="PATIENCE",
         type=_checked(checks.positive_int, "early_stopping", int),
@@ -570,6 +577,7 @@ _TRAIN_FLAGS = {
     "epochs": "epochs",
     "batch_size": "batch_size",
     "augment": "augment",
+    "erasing": "erasing",
     "image_size": "image_size",
     "validation_split": "validation_split",
     "optimizer": "optimizer",

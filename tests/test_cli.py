@@ -136,12 +136,15 @@ def test_preset_and_flags_make_the_train_arguments(tmp_path):
             "width=0.5",
             "--augment",
             "none",
+            "--erasing",
+            "0.5",
             "--out",
             str(tmp_path),
         ]
     )
     arguments = _train_arguments(args)
     assert arguments["epochs"] == 2 and arguments["jit_compile"] is False
+    assert arguments["erasing"] == 0.5
     assert arguments["model"] == PRESETS["fashion-fast"]["model"]
     assert arguments["model_kwargs"] == {"width": 0.5} and arguments["augment"] is None
     assert arguments["out"] == str(tmp_path) and arguments["resume"] is False
@@ -162,6 +165,7 @@ def test_preset_and_flags_make_the_train_arguments(tmp_path):
         ("--l1", "-1", "l1 must be a number >= 0"),
         ("--l2", "x", "l2 must be a number >= 0"),
         ("--label-smoothing", "1.5", "label_smoothing must be a number in [0, 1)"),
+        ("--erasing", "1.5", "erasing must be a number in [0, 1]"),
         ("--seed", "-1", "seed must be an integer >= 0"),
         ("--augment", "bogus", "invalid choice: 'bogus'"),
     ],

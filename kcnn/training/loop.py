@@ -244,6 +244,7 @@ def train(
     validation_split: float = 0.1,
     test: bool = True,
     augment=None,
+    erasing: float | None = None,
     image_size=None,
     data_dir=None,
     mixup: float | None = None,
@@ -292,7 +293,9 @@ def train(
         validation_data, test_data: batched datasets, with ``tf.data`` ``data`` only.
         validation_split: share of the training split held out for validation (0: none).
         test: evaluate on the source's test split at the end.
-        augment, image_size, data_dir, mixup, cutmix: passed to `kcnn.data.make_dataset`.
+        augment, erasing, image_size, data_dir, mixup, cutmix: passed to
+            `kcnn.data.make_dataset` (``erasing``: the probability of RandomErasing, added to
+            ``augment``'s layers or overriding its own).
         model_kwargs: builder arguments for a registry name (e.g. ``{"stem": "cifar"}``).
         optimizer, learning_rate, schedule, weight_decay, l1, l2, label_smoothing: see
             `compile_model`; ``schedule="plateau"`` adds ReduceLROnPlateau.
@@ -357,6 +360,7 @@ def train(
             test=test,
             image_size=image_size,
             augment=augment,
+            erasing=erasing,
             data_dir=data_dir,
             seed=0 if seed is None else seed,
             label_mode="categorical" if one_hot else "int",

@@ -115,6 +115,17 @@ def test_same_seed_same_weights(pattern_data):
         np.testing.assert_array_equal(first, second)
 
 
+def test_erasing_reaches_the_training_images(pattern_data):
+    weights = []
+    for erasing in (None, 1.0):
+        keras.utils.clear_session()
+        result = train(
+            "tiny_cnn", pattern_data, epochs=1, seed=3, test=False, erasing=erasing, **FAST
+        )
+        weights.append(result.model.get_weights()[0])
+    assert not np.allclose(*weights)
+
+
 def test_tf_data_input_and_a_built_model():
     images, labels = patterns(64, 0)
     dataset = tf.data.Dataset.from_tensor_slices((images / 255.0, labels)).batch(16)
@@ -143,6 +154,7 @@ def test_diverging_run_raises_and_keeps_the_last_checkpoint(tmp_path, pattern_da
         (dict(model="resnet81"), "unknown model name 'resnet81'"),
         (dict(strategy="tpu"), "strategy must be one of"),
         (dict(precision="half"), "precision must be one of"),
+        (dict(erasing=1.5), "erasing must be a number in"),
         (dict(resume=True), "resume and overwrite need the run directory"),
         (dict(validation_data=[1]), "validation_data and test_data go with tf.data input"),
     ],
