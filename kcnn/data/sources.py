@@ -11,7 +11,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from kcnn.data.info import DatasetInfo, pixel_statistics
+from kcnn.data.info import DatasetInfo, check_image_size, pixel_statistics
 from kcnn.data.named import NAMED_DATASETS, load_named
 from kcnn.data.splits import check_split, hold_out
 from kcnn.errors import UserError
@@ -136,6 +136,10 @@ def training_datasets(
     made with ``normalize=None``; augmentation and MixUp/CutMix reach the training split only
     (`make_dataset` applies them there alone).
 
+    A ``tf.data.Dataset`` is used as it is, so the options that only reading a source can honour
+    (``augment``, ``erasing``, ``mixup``, ``cutmix``, ``data_dir``) are refused with it rather
+    than ignored, and ``image_size`` and ``channels``, where given, must be its images' own.
+
     Args:
         data: a batched ``tf.data.Dataset`` of ``(images, labels)`` (returned as it is, with
             ``validation_data`` and ``test_data``), or anything `load` takes.
@@ -151,10 +155,12 @@ def training_datasets(
         for; ``info`` is the source's `DatasetInfo`, None for ``tf.data`` input.
 
     Raises:
-        ValueError: for ``validation_data`` or ``test_data`` with a data source, and what
-            `make_dataset` raises.
+        ValueError: for ``validation_data`` or ``test_data`` with a data source, for a source
+            option with a ``tf.data.Dataset`` or a size or channel count that is not its
+            images', and what `make_dataset` raises.
     """
     if isinstance(data, tf.data.Dataset):
+        _check_given_dataset(data, options)
         return data, validation_data, test_data, None
     if validation_data is not None or test_data is not None:
         raise UserError(
@@ -170,6 +176,35 @@ def training_datasets(
         validation, _ = make_dataset(data, batch_size, "validation", **options)
     test_split = make_dataset(data, batch_size, "test", **options)[0] if test else None
     return train, validation, test_split, info
+
+
+_SOURCE_OPTIONS = ("augment", "erasing", "mixup", "cutmix", "data_dir")
+
+
+def _check_given_dataset(data: tf.data.Dataset, options: dict) -> None:
+    """Refuse the options a ``tf.data.Dataset`` cannot take (see `training_datasets`)."""
+    given = [name for name in _SOURCE_OPTIONS if options.get(name) not in (None, 0, "none")]
+    if given:
+        raise UserError(
+            f"{' and '.join(given)} {'applies' if len(given) == 1 else 'apply'} to a data "
+            "source kcnn reads, not to a "
+            "tf.data.Dataset, which is used as it is: pass the images as arrays, a folder or a "
+            "dataset name, or augment the dataset yourself (kcnn.data.augmentation_layers)"
+        )
+    spec = data.element_spec
+    shape = tuple(getattr(spec[0] if isinstance(spec, tuple) else spec, "shape", ()))[1:]
+    if len(shape) != 3:
+        return
+    size = options.get("image_size")
+    any_size = size is None or (isinstance(size, (tuple, list)) and None in size)
+    height, width = (None, None) if any_size else check_image_size(size)
+    wanted = {"height": height, "width": width, "channels": options.get("channels")}
+    for (name, want), have in zip(wanted.items(), shape):
+        if want is not None and have is not None and want != have:
+            raise UserError(
+                f"the dataset's images have {name} {have}, not the {want} asked for: a "
+                "tf.data.Dataset is used as it is, not resized"
+            )
 
 
 def from_arrays(train, test, split, fraction, seed, *, name, source, class_names=None):

@@ -295,7 +295,8 @@ def train(
         test: evaluate on the source's test split at the end.
         augment, erasing, image_size, data_dir, mixup, cutmix: passed to
             `kcnn.data.make_dataset` (``erasing``: the probability of RandomErasing, added to
-            ``augment``'s layers or overriding its own).
+            ``augment``'s layers or overriding its own); with ``tf.data`` ``data`` they are
+            refused, and ``image_size`` must be its images' size.
         model_kwargs: builder arguments for a registry name (e.g. ``{"stem": "cifar"}``).
         optimizer, learning_rate, schedule, weight_decay, l1, l2, label_smoothing: see
             `compile_model`; ``schedule="plateau"`` adds ReduceLROnPlateau.

@@ -137,6 +137,22 @@ def test_tf_data_input_and_a_built_model():
         train(model, dataset, epochs=1, precision="mixed_bfloat16", verbose=0)
 
 
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(augment="flip"), "augment applies to a data source"),
+        (dict(erasing=0.5, mixup=0.2), "erasing and mixup apply to a data source"),
+        (dict(data_dir="data"), "data_dir applies to a data source"),
+        (dict(image_size=32), "images have height 16, not the 32 asked for"),
+    ],
+)
+def test_tf_data_input_refuses_what_only_a_source_can_take(kwargs, message):
+    images, labels = patterns(8, 0)
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(4)
+    with pytest.raises(ValueError, match=message):
+        train("tiny_cnn", dataset, epochs=1, **kwargs, **FAST)
+
+
 def test_diverging_run_raises_and_keeps_the_last_checkpoint(tmp_path, pattern_data):
     out = tmp_path / "run"
     with pytest.raises(TrainingDiverged, match="the loss became nan .* training stopped"):
