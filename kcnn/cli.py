@@ -537,6 +537,12 @@ def _add_train_command(subparsers):
         "--augment (default 0)",
     )
     parser.add_argument(
+        "--test-time-flip",
+        action=argparse.BooleanOptionalAction,
+        help="evaluate the test split averaging each image's prediction with its mirror "
+        "image's (default off)",
+    )
+    parser.add_argument(
         "--early-stopping",
         metavar="PATIENCE",
         type=_checked(checks.positive_int, "early_stopping", int),
@@ -578,6 +584,7 @@ _TRAIN_FLAGS = {
     "batch_size": "batch_size",
     "augment": "augment",
     "erasing": "erasing",
+    "test_time_flip": "test_time_flip",
     "image_size": "image_size",
     "validation_split": "validation_split",
     "optimizer": "optimizer",
@@ -689,15 +696,22 @@ def _add_evaluate_command(subparsers):
     parser.add_argument("model", help="the .keras model file")
     _add_data_flags(parser, batch_size=256, held_out=False, training=False)
     parser.add_argument("--split", choices=("train", "validation", "test"), default="test")
+    parser.add_argument(
+        "--test-time-flip",
+        action="store_true",
+        help="average each image's prediction with its mirror image's",
+    )
     parser.set_defaults(run=_run_evaluate)
 
 
 def _run_evaluate(args):
     from kcnn import load_model
     from kcnn.data import make_dataset
-    from kcnn.training import classification_loss
+    from kcnn.training import classification_loss, flip_averaged
 
     model = load_model(args.model, compile=False)
+    if args.test_time_flip:
+        model = flip_averaged(model)
     height, width, channels = model.inputs[0].shape[1:]
     size = (height, width) if height and width else None
     dataset, info = make_dataset(
@@ -716,8 +730,9 @@ def _run_evaluate(args):
         )
     model.compile(loss=classification_loss(model), metrics=["accuracy"])
     metrics = model.evaluate(dataset, verbose=0, return_dict=True)
+    mirrored = ", with mirror images" if args.test_time_flip else ""
     print(
-        f"{info.name} ({args.split}, {info.num_examples:,} images): "
+        f"{info.name} ({args.split}, {info.num_examples:,} images{mirrored}): "
         f"accuracy {metrics['accuracy']:.4f}, loss {metrics['loss']:.4f}"
     )
 

@@ -70,6 +70,9 @@ def test_train_evaluate_predict_on_an_image_folder(tmp_path):
     evaluated = _kcnn("evaluate", str(out / "best.keras"), "--dataset", str(data))
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     assert "(test, 30 images): accuracy" in evaluated.stdout
+    flipped = _kcnn("evaluate", str(out / "best.keras"), "--dataset", str(data), "--test-time-flip")
+    assert flipped.returncode == 0, flipped.stderr[-3000:]
+    assert "(test, 30 images, with mirror images): accuracy" in flipped.stdout
 
     images = sorted((data / "test" / "bar").glob("*.png"))[:2]
     predicted = _kcnn("predict", str(out / "best.keras"), *map(str, images), "--top-k", "2")
@@ -138,13 +141,16 @@ def test_preset_and_flags_make_the_train_arguments(tmp_path):
             "none",
             "--erasing",
             "0.5",
+            "--test-time-flip",
             "--out",
             str(tmp_path),
         ]
     )
     arguments = _train_arguments(args)
     assert arguments["epochs"] == 2 and arguments["jit_compile"] is False
-    assert arguments["erasing"] == 0.5
+    assert arguments["erasing"] == 0.5 and arguments["test_time_flip"] is True
+    turned_off = build_parser().parse_args(["train", "--no-test-time-flip"])
+    assert _train_arguments(turned_off)["test_time_flip"] is False
     assert arguments["model"] == PRESETS["fashion-fast"]["model"]
     assert arguments["model_kwargs"] == {"width": 0.5} and arguments["augment"] is None
     assert arguments["out"] == str(tmp_path) and arguments["resume"] is False

@@ -7,6 +7,8 @@
   `compile_model` / `make_optimizer` / `learning_rate_schedule` / `regularize_kernels`,
   `kernel_sparsity`, `run_callbacks`,
   `make_strategy`, `configure_determinism`, `build_model`.
+- `flip_averaged`: test-time augmentation, a model's prediction combined with its prediction
+  on the mirror image.
 - `PRESETS`: named recipes, such as ``"fashion-fast"``.
 
 Example:
@@ -45,6 +47,7 @@ from kcnn.training.optimization import (
 )
 from kcnn.training.presets import PRESETS, preset
 from kcnn.training.sparsity import kernel_sparsity
+from kcnn.training.tta import flip_averaged
 
 __all__ = [
     "AtomicCheckpoint",
@@ -58,6 +61,7 @@ __all__ = [
     "choose_jit_compile",
     "classification_loss",
     "compile_model",
+    "flip_averaged",
     "configure_determinism",
     "detect_hardware",
     "fit_verbosity",

@@ -18,9 +18,10 @@ from kcnn.progress import is_terminal
 from kcnn.training.callbacks import BEST, HISTORY, LAST, read_history, run_callbacks
 from kcnn.training.distribute import make_strategy, multi_worker_fit, strategy_name, worker_role
 from kcnn.training.hardware import choose_jit_compile, configure_determinism, precision_policy
-from kcnn.training.optimization import compile_model
+from kcnn.training.optimization import classification_loss, compile_model
 from kcnn.training.rundir import RUN_FILE, RunDirectory, run_settings
 from kcnn.training.sparsity import kernel_sparsity
+from kcnn.training.tta import flip_averaged
 
 INPUT_RANGE = (0.0, 255.0)  # every model kcnn trains takes raw pixels
 
@@ -48,6 +49,8 @@ class TrainResult:
             ...), one value per epoch, the epochs of an interrupted run included.
         test_metrics: the metrics on the test split (e.g. ``{"loss": 0.25, "accuracy": 0.91}``),
             or None without test data.
+        test_time_flip: whether they are those of the predictions combined with the mirror
+            images' (`flip_averaged`).
         seconds: wall-clock seconds of the whole `train` call (data, building, training, test).
         train_seconds: seconds spent in the training phase of the epochs this call ran.
         images_per_second: training images per second over those epochs (None when the number
@@ -88,6 +91,7 @@ class TrainResult:
     stopped_early: bool = False
     resumed_from: str | None = None
     sparsity: dict | None = None
+    test_time_flip: bool = False
 
     @property
     def test_accuracy(self) -> float | None:
@@ -128,6 +132,7 @@ class TrainResult:
             if accuracy is not None:
                 lines.append(
                     f"test         accuracy {accuracy:.4f}, loss {self.test_metrics['loss']:.4f}"
+                    + (" (with mirror images)" if self.test_time_flip else "")
                 )
         if "val_accuracy" in self.history:
             values = self.history["val_accuracy"]
@@ -243,6 +248,7 @@ def train(
     test_data=None,
     validation_split: float = 0.1,
     test: bool = True,
+    test_time_flip: bool = False,
     augment=None,
     erasing: float | None = None,
     image_size=None,
@@ -277,7 +283,8 @@ def train(
     (`make_strategy`), make the input pipelines (`kcnn.data.make_dataset`), build the model
     under the precision policy (`precision_policy`, `build_model`), decide on XLA
     (`choose_jit_compile`), compile (`compile_model`), fit with the run's callbacks
-    (`run_callbacks`), evaluate on the test split, and write ``run.json``.
+    (`run_callbacks`), evaluate on the test split (`flip_averaged` with ``test_time_flip``), and
+    write ``run.json``.
 
     Args:
         model: a registry name (built for the data, with a ``normalize`` input layer, see
@@ -293,6 +300,8 @@ def train(
         validation_data, test_data: batched datasets, with ``tf.data`` ``data`` only.
         validation_split: share of the training split held out for validation (0: none).
         test: evaluate on the source's test split at the end.
+        test_time_flip: evaluate the test split with each image's prediction combined with its
+            mirror image's (`flip_averaged`): for data whose classes a left-right flip keeps.
         augment, erasing, image_size, data_dir, mixup, cutmix: passed to
             `kcnn.data.make_dataset` (``erasing``: the probability of RandomErasing, added to
             ``augment``'s layers or overriding its own); with ``tf.data`` ``data`` they are
@@ -420,7 +429,13 @@ def train(
                 )
             test_metrics = None
             if test_split is not None:
-                test_metrics = net.evaluate(test_split, verbose=0, return_dict=True)
+                tested = net
+                if test_time_flip:
+                    with distribution.scope():
+                        tested = flip_averaged(net)
+                        loss = classification_loss(tested, label_smoothing, one_hot)
+                        tested.compile(loss=loss, metrics=["accuracy"], jit_compile=jit)
+                test_metrics = tested.evaluate(test_split, verbose=0, return_dict=True)
         completed = fitted.epoch[-1] + 1 if fitted and fitted.epoch else restored.epoch
         history = (
             {key: [float(v) for v in values] for key, values in fitted.history.items()}
@@ -460,6 +475,7 @@ def train(
             stopped_early=stopped,
             resumed_from=restored.source if resume else None,
             sparsity=kernel_sparsity(net),
+            test_time_flip=bool(test_time_flip and test_metrics is not None),
         )
         if run_dir is not None:
             best, last = os.path.join(run_dir, BEST), os.path.join(run_dir, LAST)
