@@ -4,8 +4,9 @@ Each recipe is a named preset of `kcnn.training.PRESETS` (a model, a schedule, a
 precision and a fixed number of epochs), run as ``kcnn train --preset NAME --seed S`` in a
 fresh process, once per seed. A run's time is the wall-clock from the start of that process
 (imports, data loading and the final test evaluation included) to its exit, and its accuracy is
-the final model's accuracy on the 10,000 test images, read from the run's ``run.json``. No
-recipe looks at the test set while it trains.
+the final model's accuracy on the 10,000 test images, read from the run's ``run.json`` (for a
+recipe with ``test_time_flip``, that of the predictions combined with the mirror images', the
+model's own accuracy beside it). No recipe looks at the test set while it trains.
 
 A recipe reaches a threshold only if every seed's final accuracy does; its time is then the
 mean over the seeds (reported with their spread). For each threshold, the report names the
@@ -78,6 +79,7 @@ def run_recipe(name: str, seed: int, args) -> dict:
         "seed": seed,
         "seconds": seconds,
         "test_accuracy": run["test_metrics"]["accuracy"],
+        "single_view_accuracy": (run.get("single_view_test_metrics") or {}).get("accuracy"),
         "epochs": run["epochs"],
         "train_seconds": run["train_seconds"],
         "images_per_second": run["images_per_second"],
@@ -137,8 +139,11 @@ def main(argv=None):
         for seed in range(args.seeds):
             measured = run_recipe(name, seed, args)
             runs.append(measured)
+            alone = measured["single_view_accuracy"]
+            mirrored = "" if alone is None else f" with mirror images ({alone:.4f} without)"
             print(
-                f"{name:<16} seed {seed}: test accuracy {measured['test_accuracy']:.4f} in "
+                f"{name:<16} seed {seed}: test accuracy {measured['test_accuracy']:.4f}"
+                f"{mirrored} in "
                 f"{measured['seconds']:.0f} s from process start ({measured['epochs']} epochs, "
                 f"{measured['images_per_second']:,.0f} training images/s, "
                 f"{measured['precision']}, load "

@@ -51,6 +51,8 @@ class TrainResult:
             or None without test data.
         test_time_flip: whether they are those of the predictions combined with the mirror
             images' (`flip_averaged`).
+        single_view_test_metrics: with ``test_time_flip``, the model's own metrics on the test
+            split (each image seen once), for comparison; None otherwise.
         seconds: wall-clock seconds of the whole `train` call (data, building, training, test).
         train_seconds: seconds spent in the training phase of the epochs this call ran.
         images_per_second: training images per second over those epochs (None when the number
@@ -92,6 +94,7 @@ class TrainResult:
     resumed_from: str | None = None
     sparsity: dict | None = None
     test_time_flip: bool = False
+    single_view_test_metrics: dict | None = None
 
     @property
     def test_accuracy(self) -> float | None:
@@ -134,6 +137,9 @@ class TrainResult:
                     f"test         accuracy {accuracy:.4f}, loss {self.test_metrics['loss']:.4f}"
                     + (" (with mirror images)" if self.test_time_flip else "")
                 )
+            if self.single_view_test_metrics:
+                alone = self.single_view_test_metrics["accuracy"]
+                lines.append(f"             accuracy {alone:.4f} without them")
         if "val_accuracy" in self.history:
             values = self.history["val_accuracy"]
             best = max(range(len(values)), key=values.__getitem__)
@@ -427,15 +433,16 @@ def train(
                     verbose=fit_verbosity(verbose),
                     shuffle=False,
                 )
-            test_metrics = None
+            test_metrics = single_view = None
             if test_split is not None:
-                tested = net
-                if test_time_flip:
-                    with distribution.scope():
-                        tested = flip_averaged(net)
-                        loss = classification_loss(tested, label_smoothing, one_hot)
-                        tested.compile(loss=loss, metrics=["accuracy"], jit_compile=jit)
-                test_metrics = tested.evaluate(test_split, verbose=0, return_dict=True)
+                test_metrics = net.evaluate(test_split, verbose=0, return_dict=True)
+            if test_split is not None and test_time_flip:
+                single_view = test_metrics
+                with distribution.scope():
+                    flipped = flip_averaged(net)
+                    loss = classification_loss(flipped, label_smoothing, one_hot)
+                    flipped.compile(loss=loss, metrics=["accuracy"], jit_compile=jit)
+                test_metrics = flipped.evaluate(test_split, verbose=0, return_dict=True)
         completed = fitted.epoch[-1] + 1 if fitted and fitted.epoch else restored.epoch
         history = (
             {key: [float(v) for v in values] for key, values in fitted.history.items()}
@@ -475,7 +482,10 @@ def train(
             stopped_early=stopped,
             resumed_from=restored.source if resume else None,
             sparsity=kernel_sparsity(net),
-            test_time_flip=bool(test_time_flip and test_metrics is not None),
+            test_time_flip=single_view is not None,
+            single_view_test_metrics=None
+            if single_view is None
+            else {k: float(v) for k, v in single_view.items()},
         )
         if run_dir is not None:
             best, last = os.path.join(run_dir, BEST), os.path.join(run_dir, LAST)

@@ -80,3 +80,6 @@ def test_train_evaluates_the_test_split_with_mirror_images(pattern_data):
     probabilities = flip_averaged(result.model).predict(images.astype("float32"), verbose=0)
     accuracy = np.mean(probabilities.argmax(axis=-1) == labels)
     assert result.test_metrics["accuracy"] == pytest.approx(accuracy)
+    alone = np.mean(result.model.predict(images, verbose=0).argmax(axis=-1) == labels)
+    assert result.single_view_test_metrics["accuracy"] == pytest.approx(alone)
+    assert "without them" in result.summary()
