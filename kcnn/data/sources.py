@@ -187,9 +187,9 @@ def _check_given_dataset(data: tf.data.Dataset, options: dict) -> None:
     if given:
         raise UserError(
             f"{' and '.join(given)} {'applies' if len(given) == 1 else 'apply'} to a data "
-            "source kcnn reads, not to a "
-            "tf.data.Dataset, which is used as it is: pass the images as arrays, a folder or a "
-            "dataset name, or augment the dataset yourself (kcnn.data.augmentation_layers)"
+            "source kcnn reads, not to a tf.data.Dataset, which is used as it is: pass the "
+            "images as arrays, a folder or a dataset name, or augment the dataset yourself "
+            "(kcnn.data.augmentation_layers)"
         )
     spec = data.element_spec
     shape = tuple(getattr(spec[0] if isinstance(spec, tuple) else spec, "shape", ()))[1:]

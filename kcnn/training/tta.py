@@ -3,8 +3,8 @@ its prediction on the image's mirror image.
 
 AlexNet (Krizhevsky et al., NIPS 2012) averaged its softmax over ten crops and their
 horizontal reflections at test time; the mirror image alone keeps most of that gain for one
-extra forward pass. It suits data whose classes do not change under a left-right flip (objects,
-clothes), the data a model trained with flip augmentation was taught that on; not text or digits.
+extra forward pass. It suits the data that flip augmentation suits, whose classes a left-right
+flip keeps (clothes, objects), not text or digits.
 """
 
 from __future__ import annotations
@@ -30,16 +30,16 @@ def flip_averaged(model: keras.Model) -> keras.Model:
     predict, and save ``model`` itself.
 
     Args:
-        model: a classifier taking ``(batch, height, width, channels)`` images (channels last)
-            and returning logits or softmax probabilities.
+        model: a classifier taking a batch of images (in ``keras.config.image_data_format()``,
+            channels last by default) and returning logits or softmax probabilities.
 
     Raises:
         ValueError: when ``model`` ends in another activation, or does not take one 4-D input.
     """
     if len(model.inputs) != 1 or len(model.inputs[0].shape) != 4:
         raise ValueError(
-            f"model {model.name!r} must take one batch of images (batch, height, width, "
-            f"channels), got inputs {[tuple(tensor.shape) for tensor in model.inputs]}"
+            f"model {model.name!r} must take one batch of 2-D images with channels, got inputs "
+            f"{[tuple(tensor.shape) for tensor in model.inputs]}"
         )
     probabilities = outputs_probabilities(model)
     width_axis = 2 if keras.config.image_data_format() == "channels_last" else 3

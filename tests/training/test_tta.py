@@ -59,7 +59,7 @@ def test_bad_models_are_refused():
         flip_averaged(_classifier("sigmoid"))
     inputs = keras.Input((8,))
     flat = keras.Model(inputs, keras.layers.Dense(3)(inputs), name="flat")
-    with pytest.raises(ValueError, match="must take one batch of images"):
+    with pytest.raises(ValueError, match="must take one batch of 2-D images"):
         flip_averaged(flat)
 
 
