@@ -26,8 +26,8 @@ def flip_averaged(model: keras.Model) -> keras.Model:
     ends in a softmax are combined by their normalised geometric mean. The view ends in a
     softmax whichever ``model`` is, so `classification_loss` fits it.
 
-    The view shares ``model``'s layers and weights (nothing is copied): use it to evaluate and
-    predict, and save ``model`` itself.
+    The view shares ``model``'s layers and weights (nothing is copied), and saves and loads like
+    any model (`kcnn.load_model`).
 
     Args:
         model: a classifier taking a batch of images (in ``keras.config.image_data_format()``,

@@ -1,9 +1,11 @@
-"""`flip_averaged` against predictions combined by hand, and `train(test_time_flip=True)`."""
+"""`flip_averaged` against predictions combined by hand, saved and loaded, and
+`train(test_time_flip=True)`."""
 
 import keras
 import numpy as np
 import pytest
 
+import kcnn
 from kcnn.training import classification_loss, flip_averaged, train
 from tests.training.conftest import patterns
 
@@ -47,6 +49,15 @@ def test_the_view_is_mirror_invariant_and_shares_the_weights():
     np.testing.assert_allclose(view.predict(IMAGES[:, :, ::-1], verbose=0), before, atol=1e-6)
     model.layers[-1].bias.assign(np.arange(4, dtype="float32"))
     assert not np.allclose(view.predict(IMAGES, verbose=0), before)
+
+
+def test_the_view_saves_and_loads(tmp_path):
+    view = flip_averaged(_classifier("softmax"))
+    view.save(tmp_path / "view.keras")
+    loaded = kcnn.load_model(tmp_path / "view.keras", compile=False)
+    np.testing.assert_allclose(
+        loaded.predict(IMAGES, verbose=0), view.predict(IMAGES, verbose=0), atol=1e-6
+    )
 
 
 def test_the_view_fits_the_classification_loss():
