@@ -49,10 +49,9 @@ class TrainResult:
             ...), one value per epoch, the epochs of an interrupted run included.
         test_metrics: the metrics on the test split (e.g. ``{"loss": 0.25, "accuracy": 0.91}``),
             or None without test data.
-        test_time_flip: whether they are those of the predictions combined with the mirror
-            images' (`flip_averaged`).
-        single_view_test_metrics: with ``test_time_flip``, the model's own metrics on the test
-            split (each image seen once), for comparison; None otherwise.
+        single_view_test_metrics: with ``test_time_flip``, ``test_metrics`` are those of the
+            predictions combined with the mirror images' (`flip_averaged`) and these the
+            model's own (each image seen once), for comparison; None otherwise.
         seconds: wall-clock seconds of the whole `train` call (data, building, training, test).
         train_seconds: seconds spent in the training phase of the epochs this call ran.
         images_per_second: training images per second over those epochs (None when the number
@@ -93,8 +92,13 @@ class TrainResult:
     stopped_early: bool = False
     resumed_from: str | None = None
     sparsity: dict | None = None
-    test_time_flip: bool = False
     single_view_test_metrics: dict | None = None
+
+    @property
+    def test_time_flip(self) -> bool:
+        """Whether ``test_metrics`` are those of the predictions combined with the mirror
+        images'."""
+        return self.single_view_test_metrics is not None
 
     @property
     def test_accuracy(self) -> float | None:
@@ -435,14 +439,14 @@ def train(
                 )
             test_metrics = single_view = None
             if test_split is not None:
-                test_metrics = net.evaluate(test_split, verbose=0, return_dict=True)
+                test_metrics = _evaluated(net, test_split)
             if test_split is not None and test_time_flip:
                 single_view = test_metrics
                 with distribution.scope():
                     flipped = flip_averaged(net)
                     loss = classification_loss(flipped, label_smoothing, one_hot)
                     flipped.compile(loss=loss, metrics=["accuracy"], jit_compile=jit)
-                test_metrics = flipped.evaluate(test_split, verbose=0, return_dict=True)
+                test_metrics = _evaluated(flipped, test_split)
         completed = fitted.epoch[-1] + 1 if fitted and fitted.epoch else restored.epoch
         history = (
             {key: [float(v) for v in values] for key, values in fitted.history.items()}
@@ -465,9 +469,7 @@ def train(
         result = TrainResult(
             model=net,
             history=history,
-            test_metrics=None
-            if test_metrics is None
-            else {k: float(v) for k, v in test_metrics.items()},
+            test_metrics=test_metrics,
             seconds=time.perf_counter() - start,
             train_seconds=clock.total,
             images_per_second=(examples * ran / clock.total) if examples and clock.total else None,
@@ -482,16 +484,19 @@ def train(
             stopped_early=stopped,
             resumed_from=restored.source if resume else None,
             sparsity=kernel_sparsity(net),
-            test_time_flip=single_view is not None,
-            single_view_test_metrics=None
-            if single_view is None
-            else {k: float(v) for k, v in single_view.items()},
+            single_view_test_metrics=single_view,
         )
         if run_dir is not None:
             best, last = os.path.join(run_dir, BEST), os.path.join(run_dir, LAST)
             result.model_path = best if validation is not None and os.path.exists(best) else last
             run.finish(result.to_dict())
         return result
+
+
+def _evaluated(model, dataset) -> dict:
+    """``model.evaluate``'s metrics on ``dataset``, as floats."""
+    metrics = model.evaluate(dataset, verbose=0, return_dict=True)
+    return {name: float(value) for name, value in metrics.items()}
 
 
 def _make_model(model, info, model_kwargs, precision):
