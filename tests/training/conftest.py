@@ -10,6 +10,9 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+# `train` arguments that keep a test run small and quiet: float32, no logs, no progress.
+FAST = dict(batch_size=30, tensorboard=False, verbose=0, precision="float32")
+
 
 @pytest.fixture(autouse=True)
 def fresh_keras_session():

@@ -11,8 +11,7 @@ import pytest
 from kcnn import cli
 from kcnn.training import train
 from kcnn.training.rundir import RunInUse, RunLock, read_settings
-
-FAST = dict(batch_size=30, tensorboard=False, verbose=0, precision="float32")
+from tests.training.conftest import FAST
 
 
 class Interrupt(keras.callbacks.Callback):

@@ -11,9 +11,7 @@ import tensorflow as tf
 
 import kcnn
 from kcnn.training import TrainingDiverged, train
-from tests.training.conftest import patterns
-
-FAST = dict(batch_size=30, tensorboard=False, verbose=0, precision="float32")
+from tests.training.conftest import FAST, patterns
 
 
 def test_train_writes_the_run_and_returns_the_result(tmp_path, pattern_data):

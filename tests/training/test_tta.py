@@ -7,7 +7,7 @@ import pytest
 
 import kcnn
 from kcnn.training import classification_loss, flip_averaged, train
-from tests.training.conftest import patterns
+from tests.training.conftest import FAST, patterns
 
 
 def _classifier(activation):
@@ -76,15 +76,7 @@ def test_bad_models_are_refused():
 
 def test_train_evaluates_the_test_split_with_mirror_images(pattern_data):
     result = train(
-        "tiny_cnn",
-        pattern_data,
-        epochs=2,
-        test_time_flip=True,
-        label_smoothing=0.1,
-        batch_size=30,
-        tensorboard=False,
-        verbose=0,
-        precision="float32",
+        "tiny_cnn", pattern_data, epochs=2, test_time_flip=True, label_smoothing=0.1, **FAST
     )
     assert result.test_time_flip and "(with mirror images)" in result.summary()
     images, labels = patterns(30, 1)
