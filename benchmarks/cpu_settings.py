@@ -1,15 +1,22 @@
-"""Which CPU settings make kcnn's float32 training faster? Issue 18, goal 1.
+"""Which CPU settings make kcnn's training faster? Issue 18, goal 1.
 
 kcnn's training step for ``simple_cnn`` (the course's Listing 1: kcnn's input pipeline,
 `kcnn.training.compile_model`, ``model.fit``) is timed once per setting, each in a fresh
-process, since thread pools and oneDNN are fixed when TensorFlow starts:
+process, since thread pools and oneDNN are fixed when TensorFlow starts, in the precision
+``--precision`` names (float32 unless told; ``auto`` is what `kcnn.training.train` picks on
+this machine):
 
-- ``defaults``: what `kcnn.training.train` does (batch 128, float32, TensorFlow's own thread
-  counts, oneDNN on);
+- ``defaults``: what `kcnn.training.train` does (batch 128, TensorFlow's own thread counts,
+  oneDNN on, tf.data's autotuning off);
+- ``tf.data autotuning``: the same pipeline with tf.data's autotuning back on (TensorFlow's
+  default, which kcnn's pipelines turn off: `kcnn.data.pipeline`);
 - ``batch 256``: twice the batch (fewer, larger matrix products per epoch);
 - ``steps_per_execution 8``: eight training steps per call into TensorFlow;
 - ``inter-op 1``: ``TF_NUM_INTEROP_THREADS=1`` (one op at a time, each on every core);
 - ``oneDNN off``: ``TF_ENABLE_ONEDNN_OPTS=0`` (Eigen's kernels);
+- ``oneDNN bf16 math``: ``ONEDNN_DEFAULT_FPMATH_MODE=BF16``, which lets oneDNN compute a
+  float32 convolution or matrix product in bfloat16 inside its kernels (inputs and outputs stay
+  float32): the speed of bfloat16 units without Keras's casts, at bfloat16's rounding;
 - ``JAX``: ``KERAS_BACKEND=jax`` (XLA-compiled step on the CPU, the same tf.data input).
 
 Each process trains ``--epochs`` epochs of ``--images`` images in one ``fit`` (as
@@ -23,6 +30,7 @@ contenders``).
 Usage:
     python benchmarks/cpu_settings.py                  # every setting, 2 rounds
     python benchmarks/cpu_settings.py --settings defaults,"batch 256" --rounds 3
+    python benchmarks/cpu_settings.py --precision mixed_bfloat16   # the same settings in bfloat16
 
 Writes ``results/cpu_settings.json``.
 """
@@ -30,6 +38,7 @@ Writes ``results/cpu_settings.json``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -37,13 +46,24 @@ import subprocess
 import sys
 import time
 
-SETTINGS = {  # name: (environment, batch size, steps per execution)
-    "defaults": ({}, 128, 1),
-    "batch 256": ({}, 256, 1),
-    "steps_per_execution 8": ({}, 128, 8),
-    "inter-op 1": ({"TF_NUM_INTEROP_THREADS": "1"}, 128, 1),
-    "oneDNN off": ({"TF_ENABLE_ONEDNN_OPTS": "0"}, 128, 1),
-    "JAX": ({"KERAS_BACKEND": "jax"}, 128, 1),
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    environment: dict = dataclasses.field(default_factory=dict)
+    batch_size: int = 128
+    steps_per_execution: int = 1
+    autotune: bool = False  # tf.data's autotuning, which kcnn's pipelines turn off
+
+
+SETTINGS = {
+    "defaults": Setting(),
+    "tf.data autotuning": Setting(autotune=True),
+    "batch 256": Setting(batch_size=256),
+    "steps_per_execution 8": Setting(steps_per_execution=8),
+    "inter-op 1": Setting({"TF_NUM_INTEROP_THREADS": "1"}),
+    "oneDNN off": Setting({"TF_ENABLE_ONEDNN_OPTS": "0"}),
+    "oneDNN bf16 math": Setting({"ONEDNN_DEFAULT_FPMATH_MODE": "BF16"}),
+    "JAX": Setting({"KERAS_BACKEND": "jax"}),
 }
 
 
@@ -57,6 +77,12 @@ def parse_args(argv=None):
     parser.add_argument("--images", type=int, default=30000, help="training images per epoch")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per process (first untimed)")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds")
+    parser.add_argument(
+        "--precision",
+        default="float32",
+        choices=("auto", "float32", "mixed_bfloat16"),
+        help="the Keras dtype policy of every setting (auto: what kcnn.training.train picks here)",
+    )
     parser.add_argument("--data-dir", default=None, help="where to look for Fashion-MNIST first")
     parser.add_argument("--output", default="results/cpu_settings.json")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -69,20 +95,35 @@ def parse_args(argv=None):
     return args
 
 
-def train_once(args, batch_size: int, steps_per_execution: int) -> dict:
+def training_dataset(images, labels, setting: Setting):
+    """kcnn's training pipeline at the setting's batch size, with tf.data's autotuning back on
+    where the setting asks for it."""
+    import tensorflow as tf
+
+    from kcnn.data import make_dataset
+
+    dataset, _ = make_dataset((images, labels), setting.batch_size, "train", validation_split=0.0)
+    if setting.autotune:
+        options = tf.data.Options()
+        options.autotune.enabled = True
+        dataset = dataset.with_options(options)
+    return dataset
+
+
+def train_once(args, setting: Setting) -> dict:
     """Train ``simple_cnn`` in this process; images/s and CPU use of the epochs after the first."""
     import keras
 
     import kcnn
-    from kcnn.data import make_dataset
     from kcnn.data.named import load_named
-    from kcnn.training import compile_model
+    from kcnn.training import compile_model, precision_policy
 
     x, y = load_named("fashion_mnist", args.data_dir).train
     x, y = x[: args.images], y[: args.images].astype("int64")
-    dataset, _ = make_dataset((x, y), batch_size, "train", validation_split=0.0)
-    model = kcnn.create_model("simple_cnn", input_shape=(28, 28, 1), classes=10)
-    compile_model(model, "adam", steps_per_execution=steps_per_execution)
+    dataset = training_dataset(x, y, setting)
+    with precision_policy(args.precision) as precision:
+        model = kcnn.create_model("simple_cnn", input_shape=(28, 28, 1), classes=10)
+    compile_model(model, "adam", steps_per_execution=setting.steps_per_execution)
     epochs = []
 
     class Clock(keras.callbacks.Callback):
@@ -99,14 +140,15 @@ def train_once(args, batch_size: int, steps_per_execution: int) -> dict:
         "images_per_second": statistics.median(speed for speed, _ in timed),
         "cores_busy": statistics.median(cores for _, cores in timed),
         "backend": keras.backend.backend(),
+        "precision": precision,
     }
 
 
 def run_setting(name: str, args) -> dict:
     """`train_once` with the setting ``name`` in a fresh process."""
-    environment, _, _ = SETTINGS[name]
+    environment = SETTINGS[name].environment
     command = [sys.executable, __file__, "--child", name, "--images", str(args.images)]
-    command += ["--epochs", str(args.epochs)]
+    command += ["--epochs", str(args.epochs), "--precision", args.precision]
     if args.data_dir:
         command += ["--data-dir", args.data_dir]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **environment}
@@ -119,8 +161,7 @@ def run_setting(name: str, args) -> dict:
 def main(argv=None):
     args = parse_args(argv)
     if args.child:
-        _, batch_size, steps_per_execution = SETTINGS[args.child]
-        print(json.dumps(train_once(args, batch_size, steps_per_execution)))
+        print(json.dumps(train_once(args, SETTINGS[args.child])))
         return
     from kcnn.files import write_json
     from kcnn.report import describe_hardware
@@ -136,7 +177,8 @@ def main(argv=None):
             runs[name].append(measured)
             print(
                 f"round {round_ + 1} {name:<22} {measured['images_per_second']:>7,.0f} img/s, "
-                f"{measured['cores_busy']:.2f} cores busy (load {measured['load_average']:.1f})",
+                f"{measured['precision']}, {measured['cores_busy']:.2f} cores busy "
+                f"(load {measured['load_average']:.1f})",
                 flush=True,
             )
     base = statistics.median(run["images_per_second"] for run in runs[names[0]])

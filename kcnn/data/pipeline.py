@@ -9,6 +9,13 @@ Images are cached as uint8 after decoding and resizing, so every epoch after the
 them from memory at a quarter of the size of float32. Augmentation runs on whole batches, where
 Keras preprocessing layers are vectorised, in one map call at a time: the layers' random state
 then advances in a fixed order, so the same seed gives the same batches, epoch after epoch.
+
+tf.data's autotuning is off (`EPOCH_OPTIONS`): its thread, one per iterator, sleeps between
+tunings for a period that doubles as the iterator lives, and deleting the iterator waits for
+that sleep to end. Keras makes a new iterator every epoch, so on 2 cores each epoch began with
+up to 5 s of idle CPU (``benchmarks/README.md``, "Idle seconds between epochs"). What is left to
+tune here is cheap: ``AUTOTUNE`` then means one thread per core (at most 16) for the parallel
+maps, and the prefetch buffer is still sized on the fly by its own tuner.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from kcnn.data.sources import load
 LABEL_MODES = ("int", "categorical")
 SHUFFLE_MEMORY = 256 * 2**20  # bytes of uint8 images the default shuffle buffer may hold
 MIN_SHUFFLE_BUFFER = 1024
+EPOCH_OPTIONS = tf.data.Options()
+EPOCH_OPTIONS.autotune.enabled = False
 
 
 def make_dataset(
@@ -96,8 +105,9 @@ def make_dataset(
 
     Returns:
         ``(dataset, info)``: batches of ``float32 (batch, height, width, channels)`` images and
-        labels (see ``label_mode``), prefetched; ``info`` is the source's `DatasetInfo` with the
-        output ``image_shape`` and the ``mean``/``std`` of the output channels.
+        labels (see ``label_mode``), prefetched, with `EPOCH_OPTIONS`; ``info`` is the source's
+        `DatasetInfo` with the output ``image_shape`` and the ``mean``/``std`` of the output
+        channels.
 
     Raises:
         ValueError: naming the argument and the value received, for a bad argument, MixUp or
@@ -155,7 +165,7 @@ def make_dataset(
 
     random = bool(layers) or mix is not None
     dataset = dataset.map(finish, num_parallel_calls=None if random else tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE), output_info
+    return dataset.prefetch(tf.data.AUTOTUNE).with_options(EPOCH_OPTIONS), output_info
 
 
 def _resolve_source(source, split, data_dir, validation_split, seed, class_names, download):

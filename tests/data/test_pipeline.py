@@ -63,6 +63,16 @@ def test_same_seed_same_batches_epoch_after_epoch():
     np.testing.assert_array_equal(epoch(again)[0], epoch2[0])
 
 
+@pytest.mark.parametrize("split", ["train", "validation", "test"])
+def test_every_split_runs_without_tf_data_autotuning(split):
+    """Its thread made each new epoch's iterator wait seconds for the old one to be deleted."""
+    images, labels = rgb_arrays()
+    source = ((images, labels), (images[:8], labels[:8]))
+    dataset, _ = make_dataset(source, 8, split, validation_split=0.25)
+    assert dataset.options().autotune.enabled is False
+    assert len(list(dataset)) >= 1
+
+
 @pytest.mark.parametrize("split", ["validation", "test"])
 def test_augmentation_and_shuffle_only_in_training(split):
     source = (rgb_arrays(), rgb_arrays(16, seed=1))

@@ -21,5 +21,7 @@ def test_preset_binds_to_train_and_its_model_builds(name):
 def test_preset_is_a_copy_and_unknown_names_list_the_known_ones():
     preset("fashion-accurate")["model_kwargs"]["filters"] = (1,)
     assert PRESETS["fashion-accurate"]["model_kwargs"]["filters"] == (32, 64, 128)
-    with pytest.raises(ValueError, match="presets: fashion-accurate, fashion-best, fashion-fast"):
+    with pytest.raises(
+        ValueError, match="presets: fashion-accurate, fashion-best, fashion-fast, fashion-quick"
+    ):
         preset("fashion")
