@@ -13,7 +13,7 @@ then advances in a fixed order, so the same seed gives the same batches, epoch a
 tf.data's autotuning is off (`EPOCH_OPTIONS`): its thread, one per iterator, sleeps between
 tunings for a period that doubles as the iterator lives, and deleting the iterator waits for
 that sleep to end. Keras makes a new iterator every epoch, so on 2 cores each epoch began with
-up to 5 s of idle CPU (``benchmarks/README.md``, "Idle seconds between epochs"). What is left to
+seconds of idle CPU (``benchmarks/README.md``, "Idle seconds between epochs"). What is left to
 tune here is cheap: ``AUTOTUNE`` then means one thread per core (at most 16) for the parallel
 maps, and the prefetch buffer is still sized on the fly by its own tuner.
 """

@@ -11,7 +11,9 @@ from tests.experiments.conftest import assert_png, assert_report, run_quick
 
 @pytest.fixture(scope="module")
 def results(quick_out):
-    return run_quick("limits.py", quick_out)
+    # float32: the unaltered accuracy it checks against the test accuracy comes from other
+    # batches, and in mixed bfloat16 (precision auto on an AMX CPU) one image in 300 flipped.
+    return run_quick("limits.py", quick_out, "--precision", "float32")
 
 
 def _image():
