@@ -16,12 +16,15 @@ Two parts, each measured in one run:
     NumPy arrays scaled to [0, 1], batch 32, float32), and (3) the course's PyTorch Listing 1 +
     Listing 2 (batch 64, Adam 1e-3, per-image ToTensor + Normalize in the Dataset, as
     torchvision's transforms do; skipped with a message when torch is not installed).
-    Images/s count the training loop only (evaluation excluded), first epoch included.
+    Images/s count the training loop only (evaluation excluded), first epoch included. Each
+    contender runs once per round for ``--rounds`` rounds, in the reverse order every other
+    round; kcnn's speed-up over another is the median of the ratios within each round (this
+    shared VM's speed drifts by a third within an hour: one run of each is not a measurement).
 
 Usage:
     python benchmarks/train_throughput.py                    # both parts
     python benchmarks/train_throughput.py --part precision --models simple_cnn,tiny_resnet
-    python benchmarks/train_throughput.py --part contenders --epochs 10
+    python benchmarks/train_throughput.py --part contenders --epochs 3 --no-torch
     python benchmarks/train_throughput.py --quick            # a smoke run
 
 Writes ``results/train_throughput.json``.
@@ -54,7 +57,7 @@ def parse_args(argv=None):
         default=12800,
         help="training images per timed epoch in the precision part",
     )
-    parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds (precision)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (both parts)")
     parser.add_argument("--epochs", type=int, default=10, help="epochs of each contender")
     parser.add_argument(
         "--limit", type=int, default=None, help="use only this many training images"
@@ -201,8 +204,11 @@ def bfloat16_verdict(settings):
 
 def kcnn_contender(args, train, test):
     """`kcnn.training.train` with its defaults, on the same arrays."""
+    import keras
+
     from kcnn.training import train as kcnn_train
 
+    keras.utils.clear_session(free_memory=True)
     clock, callback = keras_clock()
     result = kcnn_train(
         "simple_cnn",
@@ -327,11 +333,12 @@ def torch_contender(args, train, test):
     }
 
 
-def contenders_part(args, train, test):
-    runs = {
-        "kcnn train (defaults)": kcnn_contender,
-        "plain Keras (defaults)": plain_keras_contender,
-    }
+KCNN = "kcnn train (defaults)"
+
+
+def contender_runs(args):
+    """The contenders to time, by name, kcnn's first (the others are compared with it)."""
+    runs = {KCNN: kcnn_contender, "plain Keras (defaults)": plain_keras_contender}
     try:
         import torch  # noqa: F401
 
@@ -339,31 +346,85 @@ def contenders_part(args, train, test):
             runs["PyTorch Listing 1+2"] = torch_contender
     except ImportError:
         print("torch is not installed: the PyTorch listing is skipped (pip install torch)")
-    results = {}
-    for name, run in runs.items():
-        start_load = os.getloadavg()[0]
-        measured = run(args, train, test)
-        measured["images_per_second"] = measured["images"] / measured["wall"]
-        measured["images_per_cpu_second"] = measured["images"] / measured["cpu"]
-        measured["load_average"] = [start_load, os.getloadavg()[0]]
-        results[name] = measured
-        print(
-            f"{name:<24} {measured['images_per_second']:>8,.0f} img/s "
-            f"{measured['images_per_cpu_second']:>8,.0f} img/CPU-s  test accuracy "
-            f"{measured['test_accuracy']:.4f}  ({measured['settings']}; load "
-            f"{measured['load_average'][0]:.1f}->{measured['load_average'][1]:.1f})",
-            flush=True,
-        )
-    kcnn = results["kcnn train (defaults)"]
-    for name, measured in results.items():
-        if measured is not kcnn:
+    return runs
+
+
+def time_contender(run, args, train, test):
+    """One run of a contender, with its images/s and the load average around it."""
+    start_load = os.getloadavg()[0]
+    measured = run(args, train, test)
+    measured["images_per_second"] = measured["images"] / measured["wall"]
+    measured["images_per_cpu_second"] = measured["images"] / measured["cpu"]
+    measured["load_average"] = [start_load, os.getloadavg()[0]]
+    return measured
+
+
+def summarize_contenders(rounds_by_name):
+    """Medians over the rounds of each contender, and kcnn's speed-up over each other one.
+
+    The speed-up is the median of the ratios within each round (kcnn's run and the other's ran
+    minutes apart, so a drift of the machine's speed over the hour cancels out of them), with
+    the lowest and highest round beside it.
+    """
+    summary = {}
+    for name, runs in rounds_by_name.items():
+        summary[name] = {
+            "images_per_second": statistics.median(r["images_per_second"] for r in runs),
+            "images_per_cpu_second": statistics.median(r["images_per_cpu_second"] for r in runs),
+            "test_accuracy": statistics.mean(r["test_accuracy"] for r in runs),
+            "settings": runs[0]["settings"],
+            "rounds": runs,
+        }
+    kcnn = rounds_by_name[KCNN]
+    for name, runs in rounds_by_name.items():
+        if name == KCNN:
+            continue
+        for measure in ("images_per_second", "images_per_cpu_second"):
+            ratios = [mine[measure] / theirs[measure] for mine, theirs in zip(kcnn, runs)]
+            summary[name][f"kcnn_speedup_{measure}"] = {
+                "median": statistics.median(ratios),
+                "lowest": min(ratios),
+                "highest": max(ratios),
+            }
+    return summary
+
+
+def contenders_part(args, train, test):
+    """Each contender once per round for ``--rounds`` rounds, the order reversed every other
+    round (kcnn first, then last), so neither always runs on the fresher machine."""
+    runs = contender_runs(args)
+    measured = {name: [] for name in runs}
+    for index in range(args.rounds):
+        order = list(runs) if index % 2 == 0 else list(runs)[::-1]
+        for name in order:
+            result = time_contender(runs[name], args, train, test)
+            measured[name].append(result)
             print(
-                f"kcnn / {name}: x{kcnn['images_per_second'] / measured['images_per_second']:.2f} "
-                f"wall, x{kcnn['images_per_cpu_second'] / measured['images_per_cpu_second']:.2f} "
-                f"per CPU-s; accuracy difference "
-                f"{100 * (kcnn['test_accuracy'] - measured['test_accuracy']):+.2f} points"
+                f"round {index + 1} {name:<24} {result['images_per_second']:>8,.0f} img/s "
+                f"{result['images_per_cpu_second']:>8,.0f} img/CPU-s  test accuracy "
+                f"{result['test_accuracy']:.4f}  ({result['settings']}; load "
+                f"{result['load_average'][0]:.1f}->{result['load_average'][1]:.1f})",
+                flush=True,
             )
-    return results
+    summary = summarize_contenders(measured)
+    kcnn = summary[KCNN]
+    for name, result in summary.items():
+        line = (
+            f"median of {args.rounds}: {name:<24} {result['images_per_second']:>8,.0f} img/s "
+            f"{result['images_per_cpu_second']:>8,.0f} img/CPU-s  mean test accuracy "
+            f"{result['test_accuracy']:.4f}"
+        )
+        if result is not kcnn:
+            wall = result["kcnn_speedup_images_per_second"]
+            cpu = result["kcnn_speedup_images_per_cpu_second"]
+            line += (
+                f"\n  kcnn / {name}: x{wall['median']:.2f} wall (rounds {wall['lowest']:.2f}-"
+                f"{wall['highest']:.2f}), x{cpu['median']:.2f} per CPU-s (rounds "
+                f"{cpu['lowest']:.2f}-{cpu['highest']:.2f}); accuracy difference "
+                f"{100 * (kcnn['test_accuracy'] - result['test_accuracy']):+.2f} points"
+            )
+        print(line, flush=True)
+    return summary
 
 
 def main(argv=None):
