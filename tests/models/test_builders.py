@@ -14,6 +14,7 @@ import kcnn
 from kcnn.errors import UserError
 from kcnn.models import gradcam_layer, stage_outputs
 from tests.models.helpers import (
+    COUNTED_ON_TENSORFLOW,
     SCALED_VARIANTS,
     SMALL_CLASSES,
     models_under_test,
@@ -65,6 +66,7 @@ def test_the_scaled_variants_left_out_on_other_backends_are_registered_models():
     assert SCALED_VARIANTS < set(kcnn.list_models())
 
 
+@COUNTED_ON_TENSORFLOW
 @pytest.mark.parametrize(("name", "kwargs", "expected"), PUBLISHED_COUNTS)
 def test_parameter_count_matches_the_reference(name, kwargs, expected):
     assert trainable_count(kcnn.create_model(name, **kwargs)) == expected
@@ -333,5 +335,6 @@ def test_resnet_options_build_the_described_networks():
     )
 
 
+@COUNTED_ON_TENSORFLOW
 def test_alexnet_torchvision_variant_has_torchvision_parameter_count():
     assert trainable_count(kcnn.create_model("alexnet", variant="torchvision")) == 61_100_840

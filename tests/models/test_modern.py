@@ -1,7 +1,7 @@
 """The modern architectures: MobileNetV2, EfficientNet-B0..B3, DenseNet-121, Inception-v3,
 ResNeXt-50 and Wide ResNet-50: parameter counts, stages, Grad-CAM targets, their options
 (padding convention, stochastic depth, SE, small-input stems) and bad arguments. Runs on every
-Keras backend (no TensorFlow import)."""
+Keras backend (no TensorFlow import); the full-size parameter counts on TensorFlow alone."""
 
 import keras
 import numpy as np
@@ -10,6 +10,7 @@ import pytest
 import kcnn
 from kcnn.models import gradcam_layer, stage_outputs
 from kcnn.models.units import UnitOptions, conv_unit, make_divisible, strided_padding
+from tests.models.helpers import COUNTED_ON_TENSORFLOW
 
 
 def trainable_count(model):
@@ -21,6 +22,7 @@ def numpy(x):
 
 
 # torchvision's counts with 1000 classes; a few seconds to build each on two cores.
+@COUNTED_ON_TENSORFLOW
 @pytest.mark.parametrize(
     ("name", "expected"), [("mobilenet_v2", 3_504_872), ("efficientnet_b0", 5_288_548)]
 )
@@ -29,6 +31,7 @@ def test_parameter_count_matches_torchvision(name, expected):
 
 
 @pytest.mark.slow
+@COUNTED_ON_TENSORFLOW
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
@@ -45,6 +48,7 @@ def test_parameter_count_of_the_larger_models_matches_torchvision(name, expected
 
 
 @pytest.mark.slow
+@COUNTED_ON_TENSORFLOW
 def test_inception_v3_has_the_trainable_parameters_of_keras_applications():
     reference = keras.applications.InceptionV3(weights=None)
     expected = trainable_count(reference)
