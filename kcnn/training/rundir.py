@@ -190,7 +190,8 @@ class RunDirectory:
     """The run directory of one `kcnn.training.train` call, as a context: entering it checks
     the folder, locks it, clears what ``overwrite`` replaces and kcnn's temporary files, and
     checks the settings of a resumed run; `start` restores the run and records its settings,
-    `finish` writes ``run.json``; leaving the context releases the lock.
+    `finish` writes ``run.json``; leaving the context releases the lock (and removes the folder
+    it made, when a failed start left it empty).
 
     Args:
         out: the run directory, or None (then nothing happens).
@@ -219,6 +220,7 @@ class RunDirectory:
         if self.path is not None and worker is not None:
             self.callbacks_dir = os.path.join(self.path, f".worker-{worker}")
         self._lock = None
+        self._created = []
 
     def __enter__(self):
         if self.path is None:
@@ -227,6 +229,9 @@ class RunDirectory:
             shutil.rmtree(self.callbacks_dir, ignore_errors=True)
         if self.resume and self.worker is None:
             self._check_resumable()
+        self._created = [
+            folder for folder in (self.path, self.callbacks_dir) if not os.path.exists(folder)
+        ]
         os.makedirs(self.callbacks_dir, exist_ok=True)
         self._lock = RunLock(self.callbacks_dir)
         self._lock.acquire()
@@ -236,13 +241,23 @@ class RunDirectory:
             remove_temporaries(self.callbacks_dir, SAVED_ATOMICALLY)
         except BaseException:
             self._lock.release()
+            self._remove_if_empty()
             raise
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, exc, traceback):
         if self._lock is not None:
             self._lock.release()
+        if exc_type is not None:
+            self._remove_if_empty()
         return False
+
+    def _remove_if_empty(self):
+        """Remove the folders this run created, when a failed start left them empty: a bad
+        argument found after the folder was made (the data, the optimizer) leaves nothing."""
+        for folder in reversed(self._created):
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
 
     def _check_resumable(self):
         if not resumable(self.path):

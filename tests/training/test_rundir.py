@@ -78,6 +78,24 @@ def test_resume_without_a_run_says_there_is_nothing_to_resume(tmp_path, pattern_
     assert os.listdir(tmp_path) == []
 
 
+def test_a_start_that_fails_leaves_no_folder_it_made(tmp_path, pattern_data):
+    out = tmp_path / "runs" / "first"
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        train("tiny_cnn", pattern_data, epochs=1, optimizer="bogus", out=out, **FAST)
+    assert os.listdir(tmp_path / "runs") == []
+    (tmp_path / "runs" / "mine").mkdir()
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        train(
+            "tiny_cnn",
+            pattern_data,
+            epochs=1,
+            optimizer="bogus",
+            out=tmp_path / "runs" / "mine",
+            **FAST,
+        )
+    assert os.listdir(tmp_path / "runs") == ["mine"]  # a folder the user made stays
+
+
 def test_a_locked_run_directory_refuses_a_second_trainer(tmp_path, pattern_data):
     lock = RunLock(tmp_path)
     lock.acquire()
