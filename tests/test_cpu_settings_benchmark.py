@@ -2,27 +2,18 @@
 kcnn's pipeline has it off, a setting trains in the precision asked for, and unknown settings
 are refused by name."""
 
-import importlib.util
 import os
-import pathlib
-import sys
 
 import numpy as np
 import pytest
 
 from tests.data.conftest import FASHION_MNIST_DIR
-
-SCRIPT = pathlib.Path(__file__).parents[1] / "benchmarks" / "cpu_settings.py"
+from tests.scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def cpu_settings():
-    spec = importlib.util.spec_from_file_location("cpu_settings_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # where its dataclass looks itself up
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
+    return load_script("benchmarks/cpu_settings.py")
 
 
 def test_unknown_settings_are_refused_by_name(cpu_settings, capsys):

@@ -1,25 +1,18 @@
 """`make docs`: the API reference builds from the docstrings without a warning."""
 
-import importlib.util
 import os
 import subprocess
 import sys
 
 import pytest
 
+from tests.scripts import load_script
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "docs", "build.py")
 
 
-def _load_build_script():
-    """docs/build.py, a script beside the package, as a module."""
-    spec = importlib.util.spec_from_file_location("kcnn_docs_build", BUILD)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-docs_build = _load_build_script()
+docs_build = load_script("docs/build.py")
 
 
 def test_an_unresolvable_name_fails_the_build(tmp_path, monkeypatch):

@@ -1,26 +1,20 @@
 """benchmarks/gpu.py: its options, its timing of epochs, and a --smoke run on JAX without
 TensorFlow (as on the GPU machine), so the script cannot rot between the sessions lent a GPU."""
 
-import importlib.util
 import json
-import pathlib
-import sys
 import types
 
 import pytest
 
 from tests.no_tensorflow import run_without_tensorflow
+from tests.scripts import ROOT, load_script
 
-SCRIPT = pathlib.Path(__file__).parents[1] / "benchmarks" / "gpu.py"
+SCRIPT = ROOT / "benchmarks" / "gpu.py"
 
 
 @pytest.fixture(scope="module")
 def gpu():
-    spec = importlib.util.spec_from_file_location("gpu_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclass looks its module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/gpu.py")
 
 
 @pytest.mark.parametrize(

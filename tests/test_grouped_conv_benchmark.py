@@ -1,20 +1,16 @@
 """benchmarks/grouped_conv.py runs end to end (tiny batches, one short round) and writes a
 figure for every shape and kind, with kcnn's speed-up over Keras's grouped convolution."""
 
-import importlib.util
 import json
-import pathlib
 
 import pytest
 
-SCRIPT = pathlib.Path(__file__).parents[1] / "benchmarks" / "grouped_conv.py"
+from tests.scripts import load_script
 
 
 @pytest.mark.slow
 def test_the_benchmark_times_every_kind_of_every_shape(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("grouped_conv_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("benchmarks/grouped_conv.py")
     output = tmp_path / "grouped.json"
     module.main(["--batch-size", "2", "--rounds", "1", "--seconds", "0", "--output", str(output)])
     shapes = json.loads(output.read_text())["shapes"]

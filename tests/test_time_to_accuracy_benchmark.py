@@ -1,20 +1,14 @@
 """benchmarks/time_to_accuracy.py: how the seeds of a recipe are summarised and which recipe
 is named the fastest to a threshold (every seed must reach it; the goal depends on AMX)."""
 
-import importlib.util
-import pathlib
-
 import pytest
 
-SCRIPT = pathlib.Path(__file__).parents[1] / "benchmarks" / "time_to_accuracy.py"
+from tests.scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def tta():
-    spec = importlib.util.spec_from_file_location("time_to_accuracy_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/time_to_accuracy.py")
 
 
 def _runs(*pairs):

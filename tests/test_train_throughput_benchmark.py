@@ -2,23 +2,17 @@
 within each round (so a machine that slows down between rounds cancels out), and the contenders
 part runs every contender once per round."""
 
-import importlib.util
 import os
-import pathlib
 
 import pytest
 
 from tests.data.conftest import FASHION_MNIST_DIR
-
-SCRIPT = pathlib.Path(__file__).parents[1] / "benchmarks" / "train_throughput.py"
+from tests.scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def throughput():
-    spec = importlib.util.spec_from_file_location("train_throughput_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/train_throughput.py")
 
 
 def run(images_per_second, images_per_cpu_second, accuracy=0.9):

@@ -1,7 +1,6 @@
 """kcnn.models.filters: the course's classic kernels and the fixed Conv2D made from them, and the
 experiment that applies them to real images. Runs on every Keras backend (no TensorFlow)."""
 
-import importlib.util
 import json
 import os
 
@@ -12,9 +11,8 @@ import pytest
 
 from kcnn.convmath import conv2d
 from kcnn.models import CLASSIC_FILTERS, classic_kernel, fixed_conv2d
+from tests.scripts import load_script
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-EXPERIMENT = os.path.join(ROOT, "experiments", "classic_filters.py")
 FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 
 
@@ -97,9 +95,7 @@ def test_fixed_conv2d_rejects_bad_arguments(kwargs, message):
 
 @pytest.mark.skipif(not os.path.isdir(FASHION_MNIST), reason="no Fashion-MNIST IDX files")
 def test_classic_filters_experiment_writes_its_figure_and_report(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("classic_filters", EXPERIMENT)
-    experiment = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(experiment)
+    experiment = load_script("experiments/classic_filters.py")
     report = experiment.main(
         ["--index", "3", "--filters", "sobel_x", "laplacian", "--output-dir", str(tmp_path)]
     )

@@ -1,10 +1,11 @@
 """notebooks/: stored without outputs, and each one runs from top to bottom in quick mode."""
 
-import importlib.util
 import pathlib
 
 import nbformat
 import pytest
+
+from tests.scripts import load_script
 
 NOTEBOOKS_DIR = pathlib.Path(__file__).resolve().parents[2] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
@@ -12,10 +13,7 @@ NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 
 def notebook_runner():
     """notebooks/run.py, the script that executes the notebooks (a folder, not a package)."""
-    spec = importlib.util.spec_from_file_location("run", NOTEBOOKS_DIR / "run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("notebooks/run.py")
 
 
 def test_there_are_a_few_notebooks():

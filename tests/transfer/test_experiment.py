@@ -1,24 +1,20 @@
 """experiments/transfer_learning.py: its budget, sampling and claims, and --quick end to end."""
 
-import importlib.util
 import os
 import sys
 
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-EXPERIMENTS = os.path.join(ROOT, "experiments")
+from tests.scripts import ROOT, load_script
+
+EXPERIMENTS = str(ROOT / "experiments")
 
 
 def _experiment():
     if EXPERIMENTS not in sys.path:  # the script imports its shared modules as `common`...
         sys.path.insert(0, EXPERIMENTS)
-    path = os.path.join(EXPERIMENTS, "transfer_learning.py")
-    spec = importlib.util.spec_from_file_location("transfer_learning_experiment", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("experiments/transfer_learning.py")
 
 
 experiment = _experiment()
