@@ -2,11 +2,12 @@
 
 import os
 
-from tests.xla import QUICK_COMPILE_FLAGS
+from tests.xla import QUICK_COMPILE_FLAGS, share_compilation_cache
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+share_compilation_cache()  # before JAX starts, here or in a subprocess
 if os.environ.get("KERAS_BACKEND") == "jax":
-    os.environ.setdefault("XLA_FLAGS", QUICK_COMPILE_FLAGS)  # before JAX starts
+    os.environ.setdefault("XLA_FLAGS", QUICK_COMPILE_FLAGS)
 
 import keras  # noqa: E402
 import pytest  # noqa: E402
