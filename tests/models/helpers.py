@@ -16,6 +16,13 @@ COUNTED_ON_TENSORFLOW = pytest.mark.skipif(
     reason="full-size parameter counts are the same on every backend: checked on TensorFlow",
 )
 
+# A test whose subprocess chooses its backend (JAX, TensorFlow blocked) does the same work in
+# either pass of make test: it runs in the TensorFlow pass.
+SUBPROCESS_ON_JAX = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="its subprocess runs on JAX whatever the backend here: run in the TensorFlow pass",
+)
+
 # Small configurations per family, so every registered model trains a step in about a second.
 SMALL = {
     "alexnet": dict(input_shape=(67, 67, 3), fc_units=32),
@@ -49,7 +56,8 @@ SCALED_VARIANTS = frozenset(
 def distinct_models():
     """The registered models less the scaled variants, whose layers and blocks the others
     hold; every model with ``KCNN_EXHAUSTIVE=1``. For checks that depend on the kinds of layer
-    a model holds (a backend, an export format), not on its depth or width."""
+    a model holds (a forward pass, gradients, saving, a backend, an export format), not on its
+    depth or width."""
     names = kcnn.list_models()
     if os.environ.get("KCNN_EXHAUSTIVE"):
         return names
@@ -57,9 +65,10 @@ def distinct_models():
 
 
 def models_under_test():
-    """The registered models the per-model tests run on: every one on TensorFlow, the default
-    backend; the distinct ones on another backend, where building the deep variants would take
-    most of the run and exercise no layer the others do not."""
+    """The registered models the tests of a model's structure (its layers' names, the
+    registry's facts) run on: every one on TensorFlow, the default backend; the distinct ones
+    on another backend, where building the deep variants would take most of the run and
+    exercise no layer the others do not."""
     if keras.backend.backend() == "tensorflow":
         return kcnn.list_models()
     return distinct_models()

@@ -17,6 +17,7 @@ from tests.models.helpers import (
     COUNTED_ON_TENSORFLOW,
     SCALED_VARIANTS,
     SMALL_CLASSES,
+    distinct_models,
     models_under_test,
     random_batch,
     small_kwargs,
@@ -24,12 +25,16 @@ from tests.models.helpers import (
     trainable_gradients,
 )
 
-ALL_MODELS = models_under_test()
-# The default suite (plain `pytest`) takes one model of each kind; make test every one.
+# The tests of what a model is (its layers' names, the registry's facts about it) take every
+# registered model on TensorFlow, the scaled variants as slow tests (make test); those that
+# compute with it (a forward pass, gradients, a saved file) or build its headless form take the
+# distinct models, as the export sweep does: a scaled variant's layers and blocks are its
+# family's (KCNN_EXHAUSTIVE=1 takes every model).
 MODEL_PARAMS = [
     pytest.param(name, marks=pytest.mark.slow) if name in SCALED_VARIANTS else name
-    for name in ALL_MODELS
+    for name in models_under_test()
 ]
+COMPUTED_MODELS = distinct_models()
 
 # Trainable parameters with the default head, from the issue (torchvision's counts for the
 # ImageNet models, the course's listings for the others).
@@ -78,7 +83,7 @@ def test_tiny_cnn_is_about_ten_thousand_parameters_and_ten_times_smaller_than_th
     assert trainable_count(kcnn.create_model("mlp")) >= 10 * tiny
 
 
-@pytest.mark.parametrize("name", MODEL_PARAMS)
+@pytest.mark.parametrize("name", COMPUTED_MODELS)
 def test_forward_gives_one_probability_row_per_image(name):
     model = small_model(name)
     x, _ = random_batch(model, batch=3)
@@ -87,7 +92,7 @@ def test_forward_gives_one_probability_row_per_image(name):
     np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", MODEL_PARAMS)
+@pytest.mark.parametrize("name", COMPUTED_MODELS)
 def test_one_training_step_gives_every_weight_a_finite_gradient(name):
     model = small_model(name)
     x, y = random_batch(model, batch=4)
@@ -104,7 +109,7 @@ def test_one_training_step_gives_every_weight_a_finite_gradient(name):
         assert np.all(np.isfinite(keras.ops.convert_to_numpy(weight))), weight.path
 
 
-@pytest.mark.parametrize("name", MODEL_PARAMS)
+@pytest.mark.parametrize("name", COMPUTED_MODELS)
 @pytest.mark.parametrize("pooling", [None, "avg", "max"])
 def test_include_top_false_gives_features_of_the_documented_shape(name, pooling):
     kwargs = small_kwargs(name, include_top=False, pooling=pooling)
@@ -180,7 +185,7 @@ def _thin(info):
 @pytest.mark.slow
 def test_saved_models_load_in_a_fresh_process_and_predict_the_same(tmp_path):
     expected = {}
-    variants = {name: (name, small_kwargs(name)) for name in ALL_MODELS}
+    variants = {name: (name, small_kwargs(name)) for name in COMPUTED_MODELS}
     variants["resnet18_cbam_droppath"] = (
         "resnet18",
         small_kwargs("resnet18", attention="cbam", drop_path_rate=0.1),
@@ -221,7 +226,7 @@ def test_saved_models_load_in_a_fresh_process_and_predict_the_same(tmp_path):
     assert f"ok {len(variants)}" in result.stdout
 
 
-@pytest.mark.parametrize("name", MODEL_PARAMS)
+@pytest.mark.parametrize("name", COMPUTED_MODELS)
 def test_weights_file_round_trips(name, tmp_path):
     model = small_model(name)
     path = tmp_path / f"{name}.weights.h5"

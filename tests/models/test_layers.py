@@ -20,6 +20,7 @@ from kcnn.layers import (
     SpatialAttention,
     SqueezeExcite,
 )
+from tests.models.helpers import SUBPROCESS_ON_JAX
 
 RNG = np.random.default_rng(0)
 
@@ -282,6 +283,7 @@ def test_bad_arguments_raise_value_error_naming_them(make, argument):
         make()
 
 
+@SUBPROCESS_ON_JAX
 def test_models_and_layers_import_no_tensorflow():
     script = (
         "import sys, kcnn, kcnn.models, kcnn.layers;"

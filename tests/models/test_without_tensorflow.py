@@ -10,6 +10,7 @@ import json
 
 import pytest
 
+from tests.models.helpers import SUBPROCESS_ON_JAX
 from tests.no_tensorflow import run_without_tensorflow
 
 SCRIPT = r"""
@@ -49,6 +50,7 @@ print(json.dumps(report))
 
 
 @pytest.mark.slow
+@SUBPROCESS_ON_JAX
 def test_resnets_build_train_and_predict_without_tensorflow():
     result = run_without_tensorflow(["-c", SCRIPT])
     assert result.returncode == 0, result.stderr[-3000:]

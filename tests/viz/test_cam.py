@@ -12,7 +12,7 @@ import tensorflow as tf
 import kcnn
 from kcnn import viz
 from kcnn.viz.graph import score_source, tapped_model
-from tests.models.helpers import random_batch, small_model
+from tests.models.helpers import distinct_models, random_batch, small_model
 from tests.viz.conftest import outer_model
 
 
@@ -143,7 +143,7 @@ def test_sequential_model_with_a_softmax_dense_head(images):
 
 
 @pytest.mark.parametrize(
-    "name", [n for n in kcnn.list_models() if kcnn.model_info(n).gradcam_layer is not None]
+    "name", [n for n in distinct_models() if kcnn.model_info(n).gradcam_layer is not None]
 )
 def test_grad_cam_works_on_every_registry_model(name):
     model = small_model(name)
