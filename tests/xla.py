@@ -11,7 +11,11 @@ EPYC). TensorFlow's XLA does not know the second flag, so they are set only for 
 The same programs come back in other processes: the two workers of ``pytest -n 2`` build the
 same models, and a save-and-reload test loads its models in a fresh process, which compiles
 every initializer and operation its parent compiled. JAX's persistent compilation cache,
-kept in pytest's cache folder, compiles each of them once per machine.
+kept in pytest's cache folder, compiles each of them once per machine: the JAX pass of make
+test took 460 s from an empty cache, against 609 s without one before (2-core Xeon with AMX).
+The cache has no size limit: JAX's limit rescans the whole folder at every write, which made
+the pass slower; it holds what the tests compile (48 MB, about 5,000 programs, after a JAX
+pass), and ``pytest --cache-clear`` empties it.
 """
 
 import os
