@@ -10,6 +10,7 @@ factories that turn a kind's name into a layer (``normalization("group", ...)``,
 - `kcnn.layers.dropout`: `DropPath`, and standard, spatial and targeted dropout by name
 - `kcnn.layers.preprocessing`: `RandomResizedCrop`, `ApplicationPreprocessing`
 - `kcnn.layers.targeted`: `TargetedDropout`
+- `kcnn.layers.regularizers`: the kernel penalty the composite layers give their parts
 
 Importing this package registers every layer with Keras (package ``"kcnn"``), so a saved kcnn
 model loads with ``keras.saving.load_model`` and no ``custom_objects``. It uses ``keras`` and

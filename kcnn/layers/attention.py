@@ -20,6 +20,7 @@ import keras
 from keras import layers, ops
 
 from kcnn import checks
+from kcnn.layers.regularizers import check_kernel_regularizer
 from kcnn.layers.shapes import input_channels
 
 __all__ = [
@@ -46,10 +47,20 @@ class SqueezeExcite(layers.Layer):
         ratio: reduction ratio of the hidden layer; at most the number of input channels.
         squeeze: ``"avg"`` (SE) or ``"avg_max"`` (CBAM's channel attention).
         activation: of the hidden layer: ReLU in the paper, swish in EfficientNet's SE.
+        kernel_regularizer: a penalty on the kernels of both Dense layers
+            (`kcnn.layers.regularizers`; `kcnn.training.regularize_kernels` sets it).
     """
 
-    def __init__(self, ratio: int = 16, squeeze: str = "avg", activation: str = "relu", **kwargs):
+    def __init__(
+        self,
+        ratio: int = 16,
+        squeeze: str = "avg",
+        activation: str = "relu",
+        kernel_regularizer=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
+        self.kernel_regularizer = check_kernel_regularizer(kernel_regularizer)
         self.ratio = checks.positive_int("ratio", ratio)
         if squeeze not in ("avg", "avg_max"):
             raise ValueError(f"squeeze must be 'avg' or 'avg_max', got {squeeze!r}")
@@ -72,10 +83,16 @@ class SqueezeExcite(layers.Layer):
         self.reduce = layers.Dense(
             channels // self.ratio,
             activation=self.activation,
+            kernel_regularizer=self.kernel_regularizer,
             name=f"{self.name}_reduce",
             dtype=self.dtype_policy,
         )
-        self.expand = layers.Dense(channels, name=f"{self.name}_expand", dtype=self.dtype_policy)
+        self.expand = layers.Dense(
+            channels,
+            kernel_regularizer=self.kernel_regularizer,
+            name=f"{self.name}_expand",
+            dtype=self.dtype_policy,
+        )
         self.reduce.build((None, channels))
         self.expand.build((None, channels // self.ratio))
 
@@ -102,6 +119,7 @@ class SqueezeExcite(layers.Layer):
             "ratio": self.ratio,
             "squeeze": self.squeeze,
             "activation": self.activation,
+            "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
         }
 
 
@@ -116,10 +134,13 @@ class SpatialAttention(layers.Layer):
 
     Args:
         kernel_size: odd size of the convolution (7 in the paper).
+        kernel_regularizer: a penalty on the convolution's kernel (`kcnn.layers.regularizers`;
+            `kcnn.training.regularize_kernels` sets it).
     """
 
-    def __init__(self, kernel_size: int = 7, **kwargs):
+    def __init__(self, kernel_size: int = 7, kernel_regularizer=None, **kwargs):
         super().__init__(**kwargs)
+        self.kernel_regularizer = check_kernel_regularizer(kernel_regularizer)
         self.kernel_size = checks.positive_int("kernel_size", kernel_size)
         if kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd, got {kernel_size}")
@@ -127,7 +148,12 @@ class SpatialAttention(layers.Layer):
     def build(self, input_shape):
         input_channels(input_shape, "SpatialAttention")
         self.conv = layers.Conv2D(
-            1, self.kernel_size, padding="same", name=f"{self.name}_conv", dtype=self.dtype_policy
+            1,
+            self.kernel_size,
+            padding="same",
+            kernel_regularizer=self.kernel_regularizer,
+            name=f"{self.name}_conv",
+            dtype=self.dtype_policy,
         )
         self.conv.build((*input_shape[:3], 2))
 
@@ -150,7 +176,11 @@ class SpatialAttention(layers.Layer):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "kernel_size": self.kernel_size}
+        return {
+            **super().get_config(),
+            "kernel_size": self.kernel_size,
+            "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+        }
 
 
 @keras.saving.register_keras_serializable(package="kcnn")
@@ -164,10 +194,13 @@ class CBAM(layers.Layer):
     Args:
         ratio: reduction ratio of the channel attention.
         kernel_size: kernel size of the spatial attention.
+        kernel_regularizer: a penalty on every kernel of both attentions
+            (`kcnn.layers.regularizers`; `kcnn.training.regularize_kernels` sets it).
     """
 
-    def __init__(self, ratio: int = 16, kernel_size: int = 7, **kwargs):
+    def __init__(self, ratio: int = 16, kernel_size: int = 7, kernel_regularizer=None, **kwargs):
         super().__init__(**kwargs)
+        self.kernel_regularizer = check_kernel_regularizer(kernel_regularizer)
         self.ratio = checks.positive_int("ratio", ratio)
         self.kernel_size = checks.positive_int("kernel_size", kernel_size)
         if kernel_size % 2 == 0:
@@ -175,10 +208,17 @@ class CBAM(layers.Layer):
 
     def build(self, input_shape):
         self.channel = SqueezeExcite(
-            self.ratio, squeeze="avg_max", name=f"{self.name}_channel", dtype=self.dtype_policy
+            self.ratio,
+            squeeze="avg_max",
+            kernel_regularizer=self.kernel_regularizer,
+            name=f"{self.name}_channel",
+            dtype=self.dtype_policy,
         )
         self.spatial = SpatialAttention(
-            self.kernel_size, name=f"{self.name}_spatial", dtype=self.dtype_policy
+            self.kernel_size,
+            kernel_regularizer=self.kernel_regularizer,
+            name=f"{self.name}_spatial",
+            dtype=self.dtype_policy,
         )
         self.channel.build(input_shape)
         self.spatial.build(input_shape)
@@ -195,7 +235,12 @@ class CBAM(layers.Layer):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "ratio": self.ratio, "kernel_size": self.kernel_size}
+        return {
+            **super().get_config(),
+            "ratio": self.ratio,
+            "kernel_size": self.kernel_size,
+            "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+        }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,8 +289,9 @@ def check_attention(attention, ratio: int = 16, min_channels: int | None = None)
     return attention, ratio
 
 
-def attention_layer(attention, *, ratio: int = 16, name: str, dtype=None):
-    """The attention layer of kind ``attention`` named ``{name}_{attention}``, or None.
+def attention_layer(attention, *, ratio: int = 16, name: str, kernel_regularizer=None, dtype=None):
+    """The attention layer of kind ``attention`` named ``{name}_{attention}``, or None; its
+    kernels penalised by ``kernel_regularizer``.
 
     Raises:
         ValueError: see `check_attention`.
@@ -253,4 +299,6 @@ def attention_layer(attention, *, ratio: int = 16, name: str, dtype=None):
     attention, ratio = check_attention(attention, ratio)
     if attention is None:
         return None
-    return _KINDS[attention].make(ratio, name=f"{name}_{attention}", dtype=dtype)
+    return _KINDS[attention].make(
+        ratio, name=f"{name}_{attention}", kernel_regularizer=kernel_regularizer, dtype=dtype
+    )

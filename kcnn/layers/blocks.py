@@ -26,6 +26,7 @@ from kcnn.layers.normalization import (
     normalization,
     short_name,
 )
+from kcnn.layers.regularizers import check_kernel_regularizer
 from kcnn.layers.shapes import downsample, input_channels
 
 __all__ = ["BottleneckBlock", "ResidualBlock"]
@@ -55,9 +56,11 @@ class _ResidualUnit(layers.Layer):
         conv: str = "standard",
         bn_epsilon: float = BN_EPSILON,
         bn_momentum: float = BN_MOMENTUM,
+        kernel_regularizer=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.kernel_regularizer = check_kernel_regularizer(kernel_regularizer)
         self.filters = checks.positive_int("filters", filters)
         if stride not in (1, 2):
             raise ValueError(f"stride must be 1 or 2, got {stride!r}")
@@ -95,6 +98,7 @@ class _ResidualUnit(layers.Layer):
             groups=groups,
             use_bias=self.norm is None,
             kernel_initializer="he_normal",
+            kernel_regularizer=self.kernel_regularizer,
             name=f"{self.name}_{suffix}",
             dtype=self.dtype_policy,
         )
@@ -154,7 +158,11 @@ class _ResidualUnit(layers.Layer):
             if self.shortcut_bn is not None:
                 self.shortcut_bn.build(shape)
         self.attention_layer = attention_layer(
-            self.attention, ratio=self.attention_ratio, name=self.name, dtype=self.dtype_policy
+            self.attention,
+            ratio=self.attention_ratio,
+            name=self.name,
+            kernel_regularizer=self.kernel_regularizer,
+            dtype=self.dtype_policy,
         )
         if self.attention_layer is not None:
             self.attention_layer.build(shape)
@@ -222,6 +230,7 @@ class _ResidualUnit(layers.Layer):
             "conv": self.conv,
             "bn_epsilon": self.bn_epsilon,
             "bn_momentum": self.bn_momentum,
+            "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
         }
 
 
@@ -245,6 +254,8 @@ _SHARED_ARGS = """
             pointwise 1x1, Howard et al. 2017); 1x1 convolutions stay standard.
         bn_epsilon: the normalization's epsilon (PyTorch's 1e-5 by default).
         bn_momentum: BatchNormalization momentum in Keras's convention (0.9 = PyTorch's 0.1).
+        kernel_regularizer: a penalty on every kernel of the block, its attention's included
+            (`kcnn.layers.regularizers`; `kcnn.training.regularize_kernels` sets it).
 """
 
 

@@ -96,6 +96,7 @@ def convolution(
     use_bias: bool = True,
     activation=None,
     kernel_initializer="glorot_uniform",
+    kernel_regularizer=None,
     dtype=None,
 ):
     """The 2D convolution layer of kind ``conv``.
@@ -113,6 +114,7 @@ def convolution(
             offset of its own).
         activation: applied to the output (None: linear).
         kernel_initializer: of the kernel; of both kernels of a separable convolution.
+        kernel_regularizer: the penalty on the kernel; on both kernels of a separable one.
         dtype: the layer's dtype policy (None: the global one).
 
     Raises:
@@ -134,9 +136,16 @@ def convolution(
             kernel_size,
             depthwise_initializer=kernel_initializer,
             pointwise_initializer=kernel_initializer,
+            depthwise_regularizer=kernel_regularizer,
+            pointwise_regularizer=kernel_regularizer,
             **common,
         )
     kind = GroupedConv2D if groups > 1 else layers.Conv2D
     return kind(
-        filters, kernel_size, groups=groups, kernel_initializer=kernel_initializer, **common
+        filters,
+        kernel_size,
+        groups=groups,
+        kernel_initializer=kernel_initializer,
+        kernel_regularizer=kernel_regularizer,
+        **common,
     )

@@ -168,7 +168,9 @@ def regularize_kernels(model, l1: float = 0.0, l2: float = 0.0) -> int:
     """Add the penalty ``l1 * sum(|kernel|) + l2 * sum(kernel ** 2)`` on every kernel of
     ``model``'s convolutions and dense layers (`model_kernels`: never biases nor normalization
     parameters) to its loss, as a ``keras.regularizers.L1L2`` on each kernel variable: it is in
-    ``model.losses``, and in the saved config of the layers that are not inside a custom block.
+    ``model.losses``, and in the saved config of every layer, so a reloaded model has it too
+    (kcnn's composite layers, such as `ResidualBlock`, record it as their
+    ``kernel_regularizer``, which they give every kernel inside).
 
     L1 drives weights to exactly zero (sparse kernels, Tibshirani 1996); L2 shrinks them all
     towards zero (the course's default is 1e-4). With both zero the model is left alone.
@@ -188,12 +190,26 @@ def regularize_kernels(model, l1: float = 0.0, l2: float = 0.0) -> int:
     l2 = checks.non_negative_number("l2", l2)
     if not l1 and not l2:
         return 0
+    regularizer = keras.regularizers.L1L2(l1=float(l1), l2=float(l2))
     kernels = model_kernels(model)
     for layer, kernel, regularizer_name in kernels:
-        regularizer = keras.regularizers.L1L2(l1=float(l1), l2=float(l2))
         setattr(layer, regularizer_name, regularizer)
         kernel.regularizer = regularizer
+    for layer in composite_layers(model):
+        layer.kernel_regularizer = regularizer
     return len(kernels)
+
+
+def composite_layers(model) -> list:
+    """kcnn's layers made of other layers inside ``model`` (`ResidualBlock`, `SqueezeExcite`,
+    `CBAM`...): those whose config holds the ``kernel_regularizer`` of their parts."""
+    from kcnn.models.introspect import walk
+
+    return [
+        layer
+        for layer in walk(model)
+        if callable(getattr(layer, "parts", None)) and hasattr(layer, "kernel_regularizer")
+    ]
 
 
 def outputs_probabilities(model) -> bool:

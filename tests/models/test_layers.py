@@ -106,6 +106,23 @@ def test_get_config_is_exactly_the_constructor_arguments(cls, kwargs, shape):
     assert clone.get_config() == config
 
 
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "shape"),
+    [case for case in LAYER_CASES if "kernel_regularizer" in constructor_arguments(case[0])],
+)
+def test_a_composite_layer_penalises_every_kernel_inside_and_saves_the_penalty(cls, kwargs, shape):
+    penalty = keras.regularizers.L2(0.01)
+    layer = built(cls(**kwargs, kernel_regularizer=penalty, name="layer_under_test"), shape)
+    kernels = [w for w in layer.trainable_weights if w.path.endswith("kernel")]
+    assert kernels and all(w.regularizer is penalty for w in kernels)
+    expected = sum(0.01 * float(np.sum(numpy(w) ** 2)) for w in kernels)
+    assert sum(float(numpy(loss)) for loss in layer.losses) == pytest.approx(expected, rel=1e-5)
+    config = layer.get_config()
+    clone = cls.from_config(config)
+    assert clone.get_config() == config
+    assert clone.kernel_regularizer.get_config() == {"l2": 0.01}
+
+
 @pytest.mark.parametrize(("cls", "kwargs", "shape"), LAYER_CASES)
 def test_layer_in_a_model_saves_and_loads_with_the_same_outputs(cls, kwargs, shape, tmp_path):
     inputs = keras.Input(shape[1:])
@@ -275,6 +292,8 @@ def test_strided_block_pads_symmetrically_like_pytorch():
         (lambda: ResidualBlock(8, attention="eca"), "attention"),
         (lambda: ResidualBlock(8, skip=False, drop_path_rate=0.1), "drop_path_rate"),
         (lambda: BottleneckBlock(8, bn_epsilon=0), "bn_epsilon"),
+        (lambda: BottleneckBlock(8, kernel_regularizer="l3"), "kernel_regularizer"),
+        (lambda: CBAM(kernel_regularizer=0.01), "kernel_regularizer"),
         (lambda: built(ResidualBlock(8), (None, 4, 4)), "4D"),
     ],
 )

@@ -80,6 +80,23 @@ def test_l1_and_l2_reach_the_convolutions_inside_residual_blocks():
     assert sum(float(_numpy(loss)) for loss in model.losses) == pytest.approx(expected, rel=1e-5)
 
 
+def test_a_reloaded_model_keeps_the_penalty_on_the_kernels_inside_its_blocks(tmp_path):
+    model = kcnn.create_model(
+        "tiny_resnet",
+        input_shape=(8, 8, 3),
+        classes=3,
+        width=0.125,
+        attention="cbam",
+        attention_ratio=2,
+    )
+    count = regularize_kernels(model, l1=1e-4, l2=1e-3)
+    penalty = sum(float(_numpy(loss)) for loss in model.losses)
+    model.save(tmp_path / "model.keras")
+    loaded = kcnn.load_model(tmp_path / "model.keras")
+    assert len(loaded.losses) == len(model.losses) == count
+    assert sum(float(_numpy(loss)) for loss in loaded.losses) == pytest.approx(penalty, rel=1e-5)
+
+
 def test_targeted_dropout_kernels_are_penalised_as_dense_ones():
     inputs = keras.Input((5,))
     model = keras.Model(inputs, TargetedDropout(4, name="targeted")(inputs))
