@@ -1,15 +1,13 @@
 """`make docs`: the API reference builds from the docstrings without a warning."""
 
-import os
 import subprocess
 import sys
 
 import pytest
 
-from tests.scripts import load_script
+from tests.scripts import ROOT, load_script
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUILD = os.path.join(ROOT, "docs", "build.py")
+BUILD = str(ROOT / "docs" / "build.py")
 
 
 docs_build = load_script("docs/build.py")

@@ -21,11 +21,12 @@ pass), and ``pytest --cache-clear`` empties it.
 """
 
 import os
-import pathlib
+
+from tests.scripts import ROOT
 
 QUICK_COMPILE_FLAGS = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 
-COMPILATION_CACHE = pathlib.Path(__file__).resolve().parents[1] / ".pytest_cache" / "jax"
+COMPILATION_CACHE = ROOT / ".pytest_cache" / "jax"
 
 
 def share_compilation_cache(environ=os.environ) -> None:

@@ -260,8 +260,9 @@ def _children(layer):
     """The parts of kcnn's composite layers (`kcnn.models.introspect.parts`) with how many times
     each runs per call, or ``None`` for a leaf."""
     from kcnn.layers.attention import SqueezeExcite
+    from kcnn.models.introspect import is_composite
 
-    if not callable(getattr(layer, "parts", None)):
+    if not is_composite(layer):
         return None
     children = layer.parts()
     # CBAM's channel attention runs the same MLP on the average and on the maximum.

@@ -63,13 +63,19 @@ _BLOCK_PATTERNS = (
 _BLOCK_ENDS = re.compile(r"^mixed\d+$")
 
 
+def is_composite(layer) -> bool:
+    """Whether ``layer`` is one of kcnn's composite layers (`ResidualBlock`, `SqueezeExcite`,
+    `CBAM`...): a layer made of others, which it lists in order with its ``parts()``."""
+    return callable(getattr(layer, "parts", None))
+
+
 def parts(layer) -> list:
     """The direct sublayers of ``layer``: a model's layers (without its input layers), a kcnn
     composite layer's ``parts()``, or the sublayers Keras tracks for any other layer; ``[]``
     for a plain layer."""
     if isinstance(layer, keras.Model):
         return [inner for inner in layer.layers if not isinstance(inner, keras.layers.InputLayer)]
-    if callable(getattr(layer, "parts", None)):
+    if is_composite(layer):
         return list(layer.parts())
     # Keras has no public list of the sublayers of a custom layer it did not write.
     return list(layer._flatten_layers(include_self=False, recursive=False))
@@ -89,6 +95,12 @@ def walk(model) -> list:
 
     visit(model)
     return found
+
+
+def composite_layers(model) -> list:
+    """kcnn's composite layers inside ``model`` (`is_composite`), nested ones included, in the
+    order of `walk`."""
+    return [layer for layer in walk(model) if is_composite(layer)]
 
 
 def batchnorm_layers(model) -> list:

@@ -186,6 +186,8 @@ def regularize_kernels(model, l1: float = 0.0, l2: float = 0.0) -> int:
     Raises:
         ValueError: when ``l1`` or ``l2`` is negative or not a number.
     """
+    from kcnn.models.introspect import composite_layers
+
     l1 = checks.non_negative_number("l1", l1)
     l2 = checks.non_negative_number("l2", l2)
     if not l1 and not l2:
@@ -196,20 +198,9 @@ def regularize_kernels(model, l1: float = 0.0, l2: float = 0.0) -> int:
         setattr(layer, regularizer_name, regularizer)
         kernel.regularizer = regularizer
     for layer in composite_layers(model):
-        layer.kernel_regularizer = regularizer
+        if hasattr(layer, "kernel_regularizer"):  # its config holds its parts' penalty
+            layer.kernel_regularizer = regularizer
     return len(kernels)
-
-
-def composite_layers(model) -> list:
-    """kcnn's layers made of other layers inside ``model`` (`ResidualBlock`, `SqueezeExcite`,
-    `CBAM`...): those whose config holds the ``kernel_regularizer`` of their parts."""
-    from kcnn.models.introspect import walk
-
-    return [
-        layer
-        for layer in walk(model)
-        if callable(getattr(layer, "parts", None)) and hasattr(layer, "kernel_regularizer")
-    ]
 
 
 def outputs_probabilities(model) -> bool:

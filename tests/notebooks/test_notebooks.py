@@ -1,13 +1,11 @@
 """notebooks/: stored without outputs, and each one runs from top to bottom in quick mode."""
 
-import pathlib
-
 import nbformat
 import pytest
 
-from tests.scripts import load_script
+from tests.scripts import ROOT, load_script
 
-NOTEBOOKS_DIR = pathlib.Path(__file__).resolve().parents[2] / "notebooks"
+NOTEBOOKS_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 
 
