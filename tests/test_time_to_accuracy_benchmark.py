@@ -49,3 +49,10 @@ def test_goal_depends_on_amx(tta):
     recipes = {"fashion-fast": tta.summarize(_runs((0.93, 200.0)))}
     assert tta.fastest(recipes, 0.925, amx=True)["goal_met"] is False
     assert tta.fastest(recipes, 0.925, amx=False)["goal_met"] is True
+
+
+def test_float32_on_an_amx_cpu_is_held_to_the_goals_without_amx(tta):
+    assert tta.amx_goal_applies(cpu_has_amx=True, precision=None) is True
+    assert tta.amx_goal_applies(cpu_has_amx=True, precision="mixed_bfloat16") is True
+    assert tta.amx_goal_applies(cpu_has_amx=True, precision="float32") is False
+    assert tta.amx_goal_applies(cpu_has_amx=False, precision="mixed_bfloat16") is False
