@@ -36,7 +36,7 @@ run: install
 		echo "make run needs Fashion-MNIST: on Debian/Ubuntu run 'make run' as root (it installs the"; \
 		echo "dataset-fashion-mnist package), or put the four IDX files (train-images-idx3-ubyte.gz ...)"; \
 		echo "in a folder and set KCNN_DATA_DIR to it."; exit 1; }
-	$(VENV)/bin/kcnn train --preset fashion-fast --out saved_models/main-job --overwrite
+	$(VENV)/bin/kcnn train --preset fashion-quick --out saved_models/main-job --overwrite
 
 # The API reference, generated from the docstrings by pdoc into docs/api/ (fails on any warning).
 docs: install

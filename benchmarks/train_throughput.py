@@ -11,7 +11,9 @@ Two parts, each measured in one run:
 
 ``contenders``: ``simple_cnn`` (the course's Listing 1) on Fashion-MNIST for ``--epochs``
     epochs on the 60,000 training images, test accuracy on the 10,000 test images, by
-    (1) `kcnn.training.train` with its defaults (what ``kcnn train`` runs), (2) the same
+    (1) `kcnn.training.train` with its defaults (what ``kcnn train`` runs; ``--kcnn-precision
+    float32`` fixes its precision, to time on a CPU with AMX the float32 path that CPUs
+    without bfloat16 hardware take), (2) the same
     network written by hand in plain Keras with Keras's defaults (``Sequential``, ``fit`` on
     NumPy arrays scaled to [0, 1], batch 32, float32), and (3) the course's PyTorch Listing 1 +
     Listing 2 (batch 64, Adam 1e-3, per-image ToTensor + Normalize in the Dataset, as
@@ -25,6 +27,7 @@ Usage:
     python benchmarks/train_throughput.py                    # both parts
     python benchmarks/train_throughput.py --part precision --models simple_cnn,tiny_resnet
     python benchmarks/train_throughput.py --part contenders --epochs 3 --no-torch
+    python benchmarks/train_throughput.py --part contenders --epochs 3 --kcnn-precision float32
     python benchmarks/train_throughput.py --quick            # a smoke run
 
 Writes ``results/train_throughput.json``.
@@ -63,6 +66,12 @@ def parse_args(argv=None):
         "--limit", type=int, default=None, help="use only this many training images"
     )
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch listing")
+    parser.add_argument(
+        "--kcnn-precision",
+        choices=("auto", "float32", "mixed_bfloat16"),
+        default="auto",
+        help="kcnn's precision in the contenders part (default auto, its default)",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny run, to check the script")
     parser.add_argument("--output", default="results/train_throughput.json")
     args = parser.parse_args(argv)
@@ -204,7 +213,8 @@ def bfloat16_verdict(settings):
 
 
 def kcnn_contender(args, train, test):
-    """`kcnn.training.train` with its defaults, on the same arrays."""
+    """`kcnn.training.train` with its defaults (but ``--kcnn-precision``), on the same
+    arrays."""
     import keras
 
     from kcnn.training import train as kcnn_train
@@ -216,6 +226,7 @@ def kcnn_contender(args, train, test):
         (train, test),
         epochs=args.epochs,
         validation_split=0.0,
+        precision=args.kcnn_precision,
         tensorboard=False,
         verbose=0,
         callbacks=[callback],

@@ -50,13 +50,23 @@ def test_the_speedup_is_the_median_of_the_ratios_within_rounds(throughput):
 @pytest.mark.skipif(not os.path.isdir(FASHION_MNIST_DIR), reason="needs Debian's Fashion-MNIST")
 def test_every_contender_runs_once_a_round(throughput, tmp_path, capsys):
     args = throughput.parse_args(
-        ["--quick", "--part", "contenders", "--no-torch", "--output", str(tmp_path / "t.json")]
+        [
+            "--quick",
+            "--part",
+            "contenders",
+            "--no-torch",
+            "--kcnn-precision",
+            "float32",
+            "--output",
+            str(tmp_path / "t.json"),
+        ]
     )
     args.rounds = 2
     train, test = throughput.load_arrays(FASHION_MNIST_DIR, args.limit)
     summary = throughput.contenders_part(args, train, test)
     assert set(summary) == {throughput.KCNN, "plain Keras (defaults)"}
     assert all(len(result["rounds"]) == 2 for result in summary.values())
+    assert summary[throughput.KCNN]["settings"].startswith("batch 128, float32,")
     printed = capsys.readouterr().out
     assert printed.index("round 1 kcnn") < printed.index("round 1 plain Keras")
     assert printed.index("round 2 plain Keras") < printed.index("round 2 kcnn")
