@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-EXPERIMENTS = os.path.join(ROOT, "experiments")
+from tests.scripts import ROOT
+
+EXPERIMENTS = str(ROOT / "experiments")
 VERDICTS = {"holds", "does not hold", "inconclusive"}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -1,23 +1,15 @@
 """experiments/transfer_learning.py: its budget, sampling and claims, and --quick end to end."""
 
 import os
-import sys
 
 import numpy as np
 import pytest
 
-from tests.scripts import ROOT, load_script
+# The conftest puts experiments/ on sys.path, where the script finds its shared `common`.
+from tests.experiments.conftest import assert_png, assert_report, run_quick
+from tests.scripts import load_script
 
-EXPERIMENTS = str(ROOT / "experiments")
-
-
-def _experiment():
-    if EXPERIMENTS not in sys.path:  # the script imports its shared modules as `common`...
-        sys.path.insert(0, EXPERIMENTS)
-    return load_script("experiments/transfer_learning.py")
-
-
-experiment = _experiment()
+experiment = load_script("experiments/transfer_learning.py")
 
 
 def test_class_lists():
@@ -147,7 +139,6 @@ def test_claims_when_it_is_not_and_within_noise():
 @pytest.mark.slow
 def test_quick_mode_writes_the_report(tmp_path):
     from kcnn.data import load
-    from tests.experiments.conftest import assert_png, assert_report, run_quick
 
     try:
         load("fashion_mnist", "test", download=False)
