@@ -124,8 +124,10 @@ def tapped_model(model, taps) -> keras.Model:
         taps: ``(layer, "input" | "output")`` pairs; the layers may be inside nested models.
 
     Raises:
-        ValueError: for a subclassed model, several inputs, or a layer the forward pass of the
-            model does not go through.
+        ValueError: for a subclassed model, several inputs, a layer the forward pass of the
+            model does not go through, or one it goes through more than once (its value is then
+            not one value: `kcnn.training.flip_averaged`'s view calls the model it wraps on the
+            images and on their mirror images).
     """
     taps = tuple(taps)
     key = tuple((id(layer), where) for layer, where in taps)
@@ -137,13 +139,28 @@ def tapped_model(model, taps) -> keras.Model:
     return cache[key]
 
 
+class _TappedTwice(ValueError):
+    """A tapped layer, or the nested model holding it, is called more than once."""
+
+
 def _build_tapped_model(model, taps) -> keras.Model:
     if len(model.inputs) != 1:
         raise ValueError(f"model {model.name!r} has {len(model.inputs)} inputs; kcnn.viz needs one")
     captured = {}
+    called = set()
 
     def call(layer, *args, **kwargs):
         inner = [tap for tap in taps if isinstance(layer, keras.Model) and holds(layer, tap[0])]
+        if inner or any(tap[0] is layer for tap in taps):
+            if id(layer) in called:
+                raise _TappedTwice(
+                    f"model {model.name!r} calls {layer.name!r} more than once (as a test-time "
+                    "flip view calls the model it wraps on each image and on its mirror image), "
+                    f"so {', '.join(repr(tap[0].name) for tap in inner) or repr(layer.name)} "
+                    f"has no single value to explain: explain {layer.name!r} itself (the model "
+                    "it wraps, or the file that model was saved to)"
+                )
+            called.add(id(layer))
         if inner:
             outputs = _build_tapped_model(layer, inner)(*args, **kwargs)
             captured.update(zip(inner, outputs[1:]))
@@ -165,6 +182,8 @@ def _build_tapped_model(model, taps) -> keras.Model:
             clone = keras.models.clone_model(
                 model, clone_function=lambda layer: layer, call_function=call
             )
+        except _TappedTwice:
+            raise
         except ValueError as error:
             raise ValueError(
                 f"model {model.name!r} ({type(model).__name__}) cannot be explained: kcnn.viz "

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 import kcnn
 from kcnn import viz
+from kcnn.training import flip_averaged
 from kcnn.viz.graph import score_source, tapped_model
 from tests.models.helpers import distinct_models, random_batch, small_model
 from tests.viz.conftest import outer_model
@@ -241,6 +242,26 @@ def test_the_rewired_model_is_built_once_per_model_and_layers_and_freed_with_it(
     gc.collect()
     gc.collect()  # the first pass drops the cache entry, the second its value
     assert [ref() for ref in alive] == [None, None]
+
+
+def test_a_layer_a_model_calls_twice_has_no_single_feature_map_to_explain(tiny_model, images):
+    view = flip_averaged(tiny_model)  # calls tiny_model on the images and on their mirrors
+    for method in (viz.grad_cam, viz.score_cam):
+        with pytest.raises(ValueError, match="calls 'tiny_cnn' more than once.*'stage2_conv'"):
+            method(view, images)
+    with pytest.raises(ValueError, match="calls 'tiny_cnn' more than once"):
+        viz.feature_maps(view, images, ["stage1_conv"])
+    # The gradient at the input goes through both calls: saliency explains the view, scoring
+    # the class by the view's logits, the mean log-probability its softmax takes.
+    scores = keras.Model(view.inputs, view.get_layer("mean_log_probability").output)
+    with tf.GradientTape() as tape:
+        pixels = tf.constant(images)
+        tape.watch(pixels)
+        logits = scores(pixels)
+        score = tf.reduce_sum(tf.gather(logits, tf.argmax(logits, -1), batch_dims=1))
+    expected = np.abs(tape.gradient(score, pixels).numpy()).max(axis=-1)
+    expected /= expected.max(axis=(1, 2), keepdims=True)
+    np.testing.assert_allclose(viz.saliency(view, images), expected, atol=1e-4)
 
 
 def test_feature_maps_of_named_layers_nested_models_included(images):

@@ -7,6 +7,7 @@ from PIL import Image
 import kcnn
 from kcnn import viz
 from kcnn.cli import _EXPLAIN_METHODS, main
+from kcnn.training import flip_averaged
 from tests.viz.conftest import assert_png
 
 
@@ -57,6 +58,18 @@ def test_explain_reports_user_errors_in_one_line(saved, capsys):
         assert main(argv + ["--out", str(saved / "out")]) == 1
         error = capsys.readouterr().err
         assert message in error and error.count("\n") == 1, error
+
+
+def test_a_saved_flip_view_is_explained_by_saliency_and_named_for_the_cam_methods(saved, capsys):
+    # flip_averaged's view calls the model it wraps twice: a feature map inside it is two maps.
+    view = flip_averaged(kcnn.load_model(saved / "tiny.keras"))
+    view.save(saved / "flip.keras")
+    argv = ["explain", str(saved / "flip.keras"), str(saved / "grey.png"), "--out", str(saved)]
+    assert main(argv) == 1
+    error = capsys.readouterr().err
+    assert "calls 'tiny_cnn' more than once" in error and error.count("\n") == 1, error
+    assert main(argv + ["--method", "saliency"]) == 0
+    assert_png(saved / "grey_saliency.png", (440, 260))
 
 
 def test_visualize_draws_filters_and_feature_maps(saved, capsys):
