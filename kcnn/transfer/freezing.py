@@ -41,8 +41,12 @@ def set_trainable(model, unfreeze, train_batchnorm: bool = False) -> None:
     """
     backbone = backbone_of(model)
     groups = check_unfreeze(backbone, unfreeze)
-    for layer in model.layers:
-        layer.trainable = True
+    # A layer passes ``trainable`` down to its sublayers only when the value changes (on
+    # TensorFlow, attribute tracking skips assigning the value already there), so setting True
+    # on a trainable backbone would leave the blocks an earlier call froze frozen: False, then
+    # True, reaches every layer.
+    model.trainable = False
+    model.trainable = True
     if unfreeze == 0:
         backbone.trainable = False
     elif unfreeze != "all":

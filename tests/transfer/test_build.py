@@ -121,6 +121,21 @@ def test_strategies_set_the_trainable_parameters():
     )
 
 
+def test_each_call_sets_the_trainable_layers_whatever_an_earlier_call_froze():
+    # Gradual unfreezing calls set_trainable with more blocks each phase.
+    model, fresh = tiny_model("frozen"), tiny_model("frozen")
+    transfer.set_trainable(fresh, "all", train_batchnorm=True)
+    counts = []
+    for unfreeze in (1, 2, "all"):
+        transfer.set_trainable(model, unfreeze, train_batchnorm=True)
+        counts.append(transfer.trainable_parameters(model))
+    assert counts[0] < counts[1] < counts[2] == transfer.trainable_parameters(fresh)
+    transfer.set_trainable(model, 1)
+    assert transfer.trainable_parameters(model) < counts[0]  # batch norm frozen again
+    transfer.set_trainable(model, 1, train_batchnorm=True)
+    assert transfer.trainable_parameters(model) == counts[0]
+
+
 def test_layers_of_the_model():
     model = tiny_model(dropout=0.3)
     names = [layer.name for layer in model.layers]
