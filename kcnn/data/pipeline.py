@@ -21,6 +21,7 @@ maps, and the prefetch buffer is still sized on the fly by its own tuner.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 import tensorflow as tf
 
@@ -86,7 +87,8 @@ def make_dataset(
             from 0-255 pixels), a ``(mean, std)`` pair in [0, 1] units, or ``None`` (0-255).
         shuffle: shuffle every epoch; default: for the training split only.
         cache: ``True`` to cache the decoded uint8 images in memory, a file path to cache them
-            on disk, ``False`` not to.
+            on disk (in files named after it, the split and a key of what decides the images:
+            see `cache_file`), ``False`` not to.
         seed: seed of the shuffle, the augmentation, the mixing, and the validation hold-out.
         data_dir: where to look for the data first (see `kcnn.data.load`).
         validation_split: the share of each class held out for validation when the source has
@@ -146,7 +148,9 @@ def make_dataset(
 
     dataset = _prepare_images(dataset, info, height, width, channels)
     if cache is not False and cache is not None:
-        dataset = dataset.cache("" if cache is True else str(cache))
+        shape = (height, width, channels)
+        where = "" if cache is True else cache_file(cache, info, shape, validation_split, seed)
+        dataset = dataset.cache(where)
     if shuffle:
         buffer = shuffle_buffer or _shuffle_buffer(info.num_examples, height * width * channels)
         buffer = checks.positive_int("shuffle_buffer", buffer)
@@ -166,6 +170,31 @@ def make_dataset(
     random = bool(layers) or mix is not None
     dataset = dataset.map(finish, num_parallel_calls=None if random else tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE).with_options(EPOCH_OPTIONS), output_info
+
+
+def cache_file(path, info: DatasetInfo, image_shape, validation_split: float, seed: int) -> str:
+    """The file name under which ``make_dataset(..., cache=path)`` caches a split's images.
+
+    tf.data reads a cache file that exists without checking what is in it, so the name holds
+    the split and a digest of everything that decides the cached images: the source (its name,
+    location, size, classes and training statistics), the output image shape, and the share
+    and seed of the validation hold-out. Each split, and a run with another seed or size, gets
+    files of its own instead of silently reading the training images cached under the path.
+    """
+    key = (
+        info.name,
+        info.source,
+        info.split,
+        info.num_examples,
+        tuple(info.class_names),
+        info.mean,
+        info.std,
+        tuple(image_shape),
+        validation_split,
+        seed,
+    )
+    digest = hashlib.sha256(repr(key).encode()).hexdigest()[:16]
+    return f"{path}-{info.split}-{digest}"
 
 
 def _resolve_source(source, split, data_dir, validation_split, seed, class_names, download):

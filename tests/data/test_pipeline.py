@@ -166,6 +166,25 @@ def test_loaded_pair_as_source_and_file_cache(tmp_path):
         make_dataset(pair, 4, split="test")
 
 
+def test_each_split_and_seed_has_its_own_file_cache(tmp_path):
+    # tf.data reads an existing cache file as it is: with one file for every split, the test
+    # split would be the cached training images.
+    (x, y), test = rgb_arrays(), (np.full((6, 12, 12, 3), 200, "uint8"), np.arange(6) % 4)
+    x = np.full_like(x, 7)
+    source, path = ((x, y), test), str(tmp_path / "cache")
+    for split, pixel, count in (("train", 7, 44), ("validation", 7, 4), ("test", 200, 6)):
+        dataset, info = make_dataset(source, 8, split, normalize=None, cache=path)
+        images, _ = epoch(dataset)
+        assert info.num_examples == len(images) == count
+        assert np.all(images == pixel), split
+    again, _ = make_dataset(source, 8, "test", normalize=None, cache=path)
+    assert np.all(epoch(again)[0] == 200)  # read back from its own file
+    reseeded, info = make_dataset(source, 8, "validation", normalize=None, cache=path, seed=1)
+    assert len(epoch(reseeded)[0]) == info.num_examples
+    names = {name.split(".")[0] for name in os.listdir(tmp_path)}
+    assert len(names) == 4 and all(name.startswith("cache-") for name in names)
+
+
 def test_mixed_precision_policy_does_not_reach_the_pipeline():
     keras.config.set_dtype_policy("mixed_bfloat16")
     dataset, _ = make_dataset(rgb_arrays(), 8, augment="strong")
