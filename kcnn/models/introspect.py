@@ -1,5 +1,5 @@
-"""Finding things in a model: its stages, blocks, last feature map, Grad-CAM target,
-BatchNormalization layers and the parts of composite layers, for kcnn models and Keras
+"""Finding things in a model: its stages, blocks, last feature map, Grad-CAM target, output
+layer, BatchNormalization layers and the parts of composite layers, for kcnn models and Keras
 Applications models alike.
 
 Every search of a model's structure in kcnn goes through this module (feature extraction,
@@ -332,3 +332,16 @@ def producer(tensor):
     tensor that no layer made (Keras records it in the private ``_keras_history``)."""
     history = getattr(tensor, "_keras_history", None)
     return None if history is None else history.operation
+
+
+def output_layer(model):
+    """The layer that computes ``model``'s one output, looked for inside a nested model that
+    computes it (a transfer model's head, a Sequential model ending in another model).
+
+    Raises:
+        ValueError: for a model with several outputs.
+    """
+    if len(model.outputs) != 1:
+        raise ValueError(f"model {model.name!r} has {len(model.outputs)} outputs; one is needed")
+    layer = producer(model.outputs[0])
+    return output_layer(layer) if isinstance(layer, keras.Model) else layer

@@ -206,10 +206,22 @@ def regularize_kernels(model, l1: float = 0.0, l2: float = 0.0) -> int:
 def outputs_probabilities(model) -> bool:
     """Whether ``model`` ends in a softmax (True) or outputs logits (False).
 
+    The layer that computes the output decides: a softmax activation (of a Dense or Activation
+    layer), or a ``keras.layers.Softmax`` layer, inside a nested head model too
+    (`kcnn.models.introspect.output_layer`).
+
     Raises:
-        ValueError: when its last layer has another activation.
+        ValueError: when that layer has another activation.
     """
-    activation = getattr(model.layers[-1], "activation", None)
+    from kcnn.models.introspect import output_layer
+
+    try:
+        layer = output_layer(model)
+    except AttributeError:  # no symbolic outputs: a subclassed model, or an unbuilt Sequential
+        layer = model.layers[-1]
+    if isinstance(layer, keras.layers.Softmax):
+        return True
+    activation = getattr(layer, "activation", None)
     name = getattr(activation, "__name__", "linear")
     if name == "softmax":
         return True

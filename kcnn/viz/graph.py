@@ -29,7 +29,7 @@ from kcnn.models.introspect import (
     gradcam_layer,
     has_feature_map,
     holds,
-    producer,
+    output_layer,
 )
 
 _PROBABILITY_ACTIVATIONS = ("softmax", "sigmoid", "log_softmax")
@@ -81,17 +81,6 @@ def feature_layer(model, name: str | None = None):
     return layer
 
 
-def _output_layer(model):
-    if len(model.outputs) != 1:
-        raise ValueError(
-            f"model {model.name!r} has {len(model.outputs)} outputs; kcnn.viz needs one"
-        )
-    layer = producer(model.outputs[0])
-    if isinstance(layer, keras.Model):
-        return _output_layer(layer)
-    return layer
-
-
 def score_source(model) -> ScoreSource:
     """Where ``model``'s logits are: the input of a final softmax/sigmoid activation layer, the
     affine part of a final Dense layer with that activation inside, or else the output itself.
@@ -105,7 +94,7 @@ def score_source(model) -> ScoreSource:
             f"model {model.name!r} outputs shape {shape}, not (batch, classes): class scores need "
             "a classifier head (build it with include_top=True)"
         )
-    layer = _output_layer(model)
+    layer = output_layer(model)
     activation = getattr(getattr(layer, "activation", None), "__name__", None)
     if isinstance(layer, keras.layers.Softmax) or (
         isinstance(layer, keras.layers.Activation) and activation in _PROBABILITY_ACTIVATIONS

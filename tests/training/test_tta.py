@@ -41,6 +41,31 @@ def test_probabilities_are_combined_by_their_geometric_mean():
     np.testing.assert_allclose(flip_averaged(model).predict(IMAGES, verbose=0), expected, atol=1e-6)
 
 
+def _ends_in_a_softmax_layer():
+    inputs = keras.Input((6, 5, 2))
+    scores = keras.layers.Dense(4)(keras.layers.Flatten()(inputs))
+    return keras.Model(inputs, keras.layers.Softmax()(scores), name="softmax_layer")
+
+
+def _ends_in_a_head_model():
+    scores = keras.Input((4,))
+    head = keras.Model(scores, keras.layers.Activation("softmax")(scores), name="head")
+    images = keras.Input((6, 5, 2))
+    return keras.Model(images, head(keras.layers.Dense(4)(keras.layers.Flatten()(images))))
+
+
+@pytest.mark.parametrize("build", [_ends_in_a_softmax_layer, _ends_in_a_head_model])
+def test_a_softmax_layer_or_a_nested_head_counts_as_probabilities(build):
+    # Taken for logits, their probabilities would be softmaxed again, and the loss built with
+    # from_logits=True.
+    model = build()
+    assert classification_loss(model).get_config()["from_logits"] is False
+    plain, mirrored = model.predict(IMAGES, verbose=0), model.predict(IMAGES[:, :, ::-1], verbose=0)
+    geometric = np.sqrt(plain * mirrored)
+    expected = geometric / geometric.sum(axis=-1, keepdims=True)
+    np.testing.assert_allclose(flip_averaged(model).predict(IMAGES, verbose=0), expected, atol=1e-6)
+
+
 def test_the_view_is_mirror_invariant_and_shares_the_weights():
     model = _classifier(None)
     view = flip_averaged(model)
