@@ -10,7 +10,9 @@ weights and epoch disagree: `AtomicBackup` writes each epoch's weights to a new 
 it in the epoch file (atomically: that rename is the moment the backup changes), and
 `restore_backup` falls back on ``last.keras`` when a backup cannot be read. Keras's
 ``EarlyStopping`` starts its count again at every ``fit``: `ResumableEarlyStopping` keeps its
-count and best weights in the backup, so a resumed run stops where an uninterrupted one would.
+count and best weights in the backup, so a resumed run stops where an uninterrupted one would;
+`ResumablePlateau` does the same for ``ReduceLROnPlateau``'s count, so a resumed run lowers its
+learning rate where an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -168,6 +170,8 @@ class Restored:
         early_stopping: the `ResumableEarlyStopping` state saved with the backup (None: the
             run had no early stopping, or the backup predates it).
         best_weights: the weights of that state's best epoch (``model.get_weights()`` form).
+        plateau: the `ResumablePlateau` state saved with the backup (None: the run did not
+            lower its learning rate on plateaus, or the backup predates it).
     """
 
     epoch: int = 0
@@ -177,6 +181,7 @@ class Restored:
     message: str = ""
     early_stopping: dict | None = None
     best_weights: list | None = None
+    plateau: dict | None = None
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
@@ -229,6 +234,42 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         self._resumed = False
 
 
+class ResumablePlateau(keras.callbacks.ReduceLROnPlateau):
+    """Keras's ``ReduceLROnPlateau`` (halve the learning rate after 2 epochs without a lower
+    ``monitor``, down to 1e-6) whose count of epochs without improvement, best value and
+    cooldown survive a resume.
+
+    Keras's resets them at every ``fit``, so a run killed and resumed would lower its learning
+    rate at other epochs than the same run uninterrupted. `AtomicBackup` saves `state` with
+    each epoch's backup, and `restore_backup` reads it back for `resume`.
+    """
+
+    def __init__(self, monitor: str):
+        super().__init__(monitor=monitor, factor=0.5, patience=2, min_lr=1e-6)
+        self._resumed = False
+
+    def state(self) -> dict:
+        """The count, best value and cooldown after the last epoch, as JSON."""
+        best = None if self.best is None else float(self.best)
+        return {"wait": int(self.wait), "best": best, "cooldown_counter": self.cooldown_counter}
+
+    def resume(self, state: dict) -> None:
+        """Continue from ``state`` (saved by `state`): the next ``fit`` starts with it instead
+        of a fresh count."""
+        self.wait = state["wait"]
+        self.best = state["best"]
+        self.cooldown_counter = state["cooldown_counter"]
+        self._resumed = True
+
+    def on_train_begin(self, logs=None):
+        if not self._resumed:
+            super().on_train_begin(logs)
+
+    def on_train_end(self, logs=None):
+        super().on_train_end(logs)
+        self._resumed = False
+
+
 class AtomicBackup(keras.callbacks.BackupAndRestore):
     """Keras's ``BackupAndRestore`` (``backup_dir`` then holds the state of the last completed
     epoch, optimizer included), made safe against a kill at any instant, with a final state.
@@ -254,16 +295,24 @@ class AtomicBackup(keras.callbacks.BackupAndRestore):
         restored: the `Restored` state of a restore already done, or None.
         early_stopping: the run's `ResumableEarlyStopping`, placed before this callback (its
             epoch's state must be final when the backup is written), or None.
+        plateau: the run's `ResumablePlateau`, placed before this callback too, or None.
     """
 
     def __init__(
-        self, backup_dir, checkpoint=None, steps_per_epoch=None, restored=None, early_stopping=None
+        self,
+        backup_dir,
+        checkpoint=None,
+        steps_per_epoch=None,
+        restored=None,
+        early_stopping=None,
+        plateau=None,
     ):
         super().__init__(os.fspath(backup_dir), delete_checkpoint=False)
         self.checkpoint = None if checkpoint is None else os.fspath(checkpoint)
         self.steps_per_epoch = steps_per_epoch
         self.restored = restored
         self.early_stopping = early_stopping
+        self.plateau = plateau
         if restored is not None:
             self._current_epoch = restored.epoch
 
@@ -274,7 +323,7 @@ class AtomicBackup(keras.callbacks.BackupAndRestore):
             )
             self.model._initial_epoch = self.restored.epoch
             self._current_epoch = self.restored.epoch
-            resume_early_stopping(self.early_stopping, self.restored)
+            resume_callbacks(self.restored, self.early_stopping, self.plateau)
 
     def _save_model(self):
         weights = epoch_weights(self._current_epoch)
@@ -284,6 +333,8 @@ class AtomicBackup(keras.callbacks.BackupAndRestore):
             state["weights"] = epoch_weights(state["best_epoch"] + 1)
             metadata["early_stopping"] = state
             keep.append(state["weights"])
+        if self.plateau is not None:
+            metadata["plateau"] = self.plateau.state()
         self._save(weights, metadata, keep)
 
     def on_train_end(self, logs=None):
@@ -304,11 +355,13 @@ def epoch_weights(epoch: int) -> str:
     return f"epoch-{epoch}.weights.h5"
 
 
-def resume_early_stopping(early_stopping, restored: Restored) -> None:
-    """Give ``early_stopping`` (a `ResumableEarlyStopping`, or None) the state ``restored``
-    holds, if it holds one."""
+def resume_callbacks(restored: Restored, early_stopping=None, plateau=None) -> None:
+    """Give ``early_stopping`` (a `ResumableEarlyStopping`) and ``plateau`` (a
+    `ResumablePlateau`), where given, the states ``restored`` holds for them, if it does."""
     if early_stopping is not None and restored.early_stopping is not None:
         early_stopping.resume(restored.early_stopping, restored.best_weights)
+    if plateau is not None and restored.plateau is not None:
+        plateau.resume(restored.plateau)
 
 
 _BACKUP_FILE = re.compile(
@@ -384,6 +437,7 @@ def restore_backup(model, backup_dir, checkpoint=None, steps_per_epoch=None) -> 
                 f"restored the backup of epoch {epoch} ({backup_dir}); {said}",
                 early_stopping,
                 best_weights,
+                metadata.get("plateau"),
             )
     if checkpoint is not None and os.path.exists(checkpoint):
         why = f" ({problems[0]})" if problems else ""
@@ -512,7 +566,7 @@ def run_callbacks(
             and the plateau schedule watch the validation metrics, else the training loss).
         early_stopping: stop after this many epochs without a lower monitored loss and restore
             the best weights (None: never stop early).
-        plateau: add ``ReduceLROnPlateau`` (halve the learning rate after 2 epochs without a
+        plateau: add `ResumablePlateau` (halve the learning rate after 2 epochs without a
             lower monitored loss).
         tensorboard: write TensorBoard logs.
         steps_per_epoch: optimizer steps per epoch, for resuming from ``last.keras`` when the
@@ -541,15 +595,13 @@ def run_callbacks(
         stopper = ResumableEarlyStopping(
             loss_monitor, checks.positive_int("early_stopping", early_stopping)
         )
-        if restored is not None:
-            resume_early_stopping(stopper, restored)
         callbacks.append(stopper)
+    reducer = None
     if plateau:
-        callbacks.append(
-            keras.callbacks.ReduceLROnPlateau(
-                monitor=loss_monitor, factor=0.5, patience=2, min_lr=1e-6
-            )
-        )
+        reducer = ResumablePlateau(loss_monitor)
+        callbacks.append(reducer)
+    if restored is not None:
+        resume_callbacks(restored, stopper, reducer)
     if run_dir is None:
         return callbacks, clock
     history = os.path.join(run_dir, HISTORY)
@@ -561,6 +613,8 @@ def run_callbacks(
     if tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, LOGS)))
     callbacks.append(
-        AtomicBackup(os.path.join(run_dir, BACKUP), last, steps_per_epoch, restored, stopper)
+        AtomicBackup(
+            os.path.join(run_dir, BACKUP), last, steps_per_epoch, restored, stopper, reducer
+        )
     )
     return callbacks, clock

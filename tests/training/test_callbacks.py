@@ -14,6 +14,7 @@ from kcnn.training.callbacks import (
     AtomicBackup,
     AtomicCheckpoint,
     ResumableEarlyStopping,
+    ResumablePlateau,
     StopOnNonFiniteLoss,
     TrainingClock,
     TrainingDiverged,
@@ -127,7 +128,7 @@ def test_run_callbacks_layout(tmp_path):
         "TrainingClock",
         "StopOnNonFiniteLoss",
         "ResumableEarlyStopping",
-        "ReduceLROnPlateau",
+        "ResumablePlateau",
         "AtomicCheckpoint",
         "AtomicCheckpoint",
         "CSVLogger",
@@ -202,6 +203,44 @@ def test_early_stopping_keeps_its_count_and_best_weights_across_a_resume(tmp_pat
     stopper.on_train_end()
     for restored, expected in zip(resumed.get_weights(), best):
         np.testing.assert_array_equal(restored, expected)
+
+
+def _plateau_start(model, backup_dir):
+    """The plateau schedule and backup callbacks of a run, at the start of its ``fit``."""
+    model.optimizer.build(model.trainable_variables)
+    reducer = ResumablePlateau("val_loss")
+    backup = AtomicBackup(backup_dir, plateau=reducer)
+    for callback in (reducer, backup):
+        callback.set_model(model)
+        callback.on_train_begin()
+    return reducer, backup
+
+
+def test_the_plateau_schedule_lowers_the_rate_where_it_would_have_without_the_resume(tmp_path):
+    losses = [1.0, 1.1, 1.2, 1.3]  # the third epoch without improvement halves the rate
+    uninterrupted = _tiny_model()
+    callbacks = _plateau_start(uninterrupted, tmp_path / "one")
+    for epoch, val_loss in enumerate(losses):
+        _end_epoch(uninterrupted, callbacks, epoch, val_loss)
+    rate = float(uninterrupted.optimizer.learning_rate)
+    assert rate == pytest.approx(5e-4)
+
+    killed = _tiny_model()
+    callbacks = _plateau_start(killed, tmp_path / "two")
+    for epoch, val_loss in enumerate(losses[:2]):
+        _end_epoch(killed, callbacks, epoch, val_loss)
+    resumed = _tiny_model()  # a new process resumes the run
+    reducer, backup = _plateau_start(resumed, tmp_path / "two")
+    assert backup.restored.epoch == 2 and (reducer.wait, reducer.best) == (1, 1.0)
+    for epoch, val_loss in list(enumerate(losses))[2:]:
+        _end_epoch(resumed, (reducer, backup), epoch, val_loss)
+    assert float(resumed.optimizer.learning_rate) == pytest.approx(rate)
+
+    restored = restore_backup(_tiny_model(), tmp_path / "two")
+    fresh, _ = run_callbacks(tmp_path, plateau=True, restored=restored)
+    (schedule,) = [callback for callback in fresh if isinstance(callback, ResumablePlateau)]
+    schedule.on_train_begin()  # fit's start keeps the restored count
+    assert (schedule.wait, schedule.best) == (1, 1.0)
 
 
 def test_run_callbacks_give_early_stopping_the_state_restored_before_fit(tmp_path):
