@@ -327,7 +327,9 @@ def train(
             cannot compile the model.
         strategy: ``"auto"``, ``"default"``, ``"mirrored"``, ``"multiworker"`` or a
             ``tf.distribute.Strategy`` (see `make_strategy`).
-        seed: seeds weights, shuffling, augmentation and dropout (None: unseeded).
+        seed: seeds the weights, dropout and the data (shuffling, augmentation, mixing, the
+            validation hold-out). None leaves the weights and dropout unseeded, while the data
+            keeps seed 0: a resumed run must hold out the same validation images.
         deterministic: also enable TensorFlow's op determinism (same seed, same weights).
         out: the run directory (checkpoints, logs, ``run.json``; see `run_callbacks`), or None
             to write nothing.
