@@ -203,6 +203,23 @@ def _size(image_size, augment) -> tuple:
     return check_image_size(image_size)
 
 
+class _PastedAreaCutMix(layers.CutMix):
+    """Keras's ``CutMix``, with each label weighted by the share of pixels actually pasted.
+
+    Keras weighs the labels by the area of the box it draws with fractional corners, but pastes
+    whole pixels, so the two differ by up to 7 points of the label on 28x28 images; Yun et al.'s
+    code weighs them by the pasted pixel box. Only for batches in a pipeline (labels cannot mix
+    inside a model), so it is not registered for saving.
+    """
+
+    def transform_labels(self, labels, transformation, training=True):
+        if training and transformation is not None:
+            masks = self.backend.cast(transformation["batch_masks"], self.compute_dtype)
+            pasted = self.backend.numpy.mean(masks, axis=(1, 2, 3))
+            transformation = {**transformation, "mix_weight": 1.0 - pasted}
+        return super().transform_labels(labels, transformation, training)
+
+
 def label_mixing(
     mixup: float | None = None, cutmix: float | None = None, seed: int = 0, dtype=None
 ):
@@ -210,9 +227,10 @@ def label_mixing(
 
     MixUp (Zhang et al., "mixup: Beyond Empirical Risk Minimization", ICLR 2018) blends pairs of
     images and their labels with a weight drawn from Beta(alpha, alpha); CutMix (Yun et al.,
-    ICCV 2019) pastes a box of one image into another and mixes the labels by area. With both,
-    each batch gets one of the two at random, as timm does. Keras's ``MixUp`` and ``CutMix``
-    layers do the work.
+    ICCV 2019) pastes a box of one image into another and mixes the labels by the share of
+    pixels pasted. With both, each batch gets one of the two at random, as timm does. Keras's
+    ``MixUp`` and ``CutMix`` layers do the work (CutMix's label weight corrected: see
+    `_PastedAreaCutMix`).
 
     Args:
         mixup: MixUp's alpha, or ``None``.
@@ -238,7 +256,9 @@ def label_mixing(
     if cutmix is not None:
         alpha = float(cutmix)
         mixers.append(
-            layers.CutMix(factor=(alpha, alpha), seed=seed + 1, name="augment_cutmix", dtype=dtype)
+            _PastedAreaCutMix(
+                factor=(alpha, alpha), seed=seed + 1, name="augment_cutmix", dtype=dtype
+            )
         )
     if not mixers:
         return None

@@ -220,6 +220,19 @@ def test_label_mixing_mixes_images_and_labels_alike(mixup, cutmix):
     assert mixed_images.shape == images.shape and not np.allclose(mixed_images, images)
 
 
+@pytest.mark.parametrize("mixup, cutmix", [(0.4, None), (None, 1.0)])
+def test_each_label_weighs_the_share_of_its_class_in_the_mixed_image(mixup, cutmix):
+    # Class 0 is black, class 1 white: the white share of a mixed image is its class-1 weight.
+    # Keras's CutMix weighed the labels by a box with fractional corners, off by up to 7 points.
+    labels = np.arange(64) % 2
+    images = np.broadcast_to(255.0 * labels[:, None, None, None], (64, 28, 28, 1))
+    mixed_images, mixed_labels = label_mixing(mixup, cutmix, seed=3)(
+        images.astype("float32"), keras.ops.one_hot(labels, 2)
+    )
+    white = np.asarray(mixed_images).mean(axis=(1, 2, 3)) / 255.0
+    np.testing.assert_allclose(np.asarray(mixed_labels)[:, 1], white, atol=1e-5)
+
+
 def test_label_mixing_arguments():
     assert label_mixing(None, None) is None
     with pytest.raises(ValueError, match="mixup"):
