@@ -83,11 +83,15 @@ def export(
         representative_data: for ``quantize="int8"``: images shaped like the model's input,
             raw 0-255 pixels, as an array or an iterable of arrays (see
             `representative_images`); about 100-500 training images calibrate well.
-        overwrite: replace what is already at ``path`` (default: refuse).
+        overwrite: replace an earlier export of ``format`` at ``path`` (default: refuse). Only
+            an export is replaced: a SavedModel folder (with ``saved_model.pb``), a ``.tflite``
+            or ``.onnx`` file; anything else at ``path`` is refused, so a mistyped path cannot
+            delete a training run.
 
     Raises:
         ValueError: an unknown ``format`` or ``quantize``, ``quantize`` with another format than
-            tflite, int8 without ``representative_data``, or ``path`` already there.
+            tflite, int8 without ``representative_data``, or ``path`` already there (and, with
+            ``overwrite``, not an export of ``format``).
         ExportError: the format cannot hold this model; the message says why in one line.
             Also when the onnx format's packages (tf2onnx, onnx) are not installed.
         FileNotFoundError: ``model`` is a path to no file.
@@ -106,6 +110,8 @@ def export(
         raise ValueError(
             f"{path!r} already exists; pass overwrite=True (--overwrite) to replace it"
         )
+    if os.path.lexists(path):
+        _check_replaceable(path, format)
     if isinstance(model, (str, os.PathLike)):
         from kcnn.models.saving import load_model
 
@@ -281,6 +287,21 @@ def _quiet_converter():
             yield
     finally:
         logger.setLevel(level)
+
+
+def _check_replaceable(path: str, format: str) -> None:
+    """Refuse to replace anything at ``path`` but an earlier export of ``format``."""
+    if format == "saved_model":
+        earlier = os.path.isdir(path) and os.path.isfile(os.path.join(path, "saved_model.pb"))
+        what = "a SavedModel folder (it has no saved_model.pb)"
+    else:
+        earlier = os.path.isfile(path) and path.endswith(f".{format}")
+        what = f"a .{format} file"
+    if not earlier:
+        raise ValueError(
+            f"{path!r} is not {what}: overwrite replaces an earlier export only; choose "
+            "another path"
+        )
 
 
 def _write_folder(path, write):

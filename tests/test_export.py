@@ -154,6 +154,22 @@ def test_an_existing_saved_model_is_replaced_with_overwrite_only(model_file, tmp
     assert sorted(os.listdir(tmp_path)) == ["served"]  # no temporary folder left beside
 
 
+def test_overwrite_replaces_an_earlier_export_only(model_file, tmp_path):
+    # A mistyped --out must not delete a training run, or the model being exported.
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "notes.txt").write_text("kept")
+    cases = [
+        (run, "saved_model", "not a SavedModel folder"),
+        (model_file, "tflite", "not a .tflite file"),
+        (run, "onnx", "not a .onnx file"),
+    ]
+    for target, format, message in cases:
+        with pytest.raises(ValueError, match=message):
+            kcnn.export(model_file, target, format=format, overwrite=True)
+    assert (run / "notes.txt").read_text() == "kept" and model_file.is_file()
+
+
 def test_a_model_a_format_cannot_hold_is_one_line(tmp_path):
     import keras
 
