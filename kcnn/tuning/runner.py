@@ -82,7 +82,8 @@ def search(
         max_consecutive_failures: stop after this many failed trials in a row.
         callbacks: more Keras callbacks for every trial (they must be deep-copyable).
         overwrite: delete an existing search of that name first instead of resuming it (refused
-            in a distributed search, where the folder is shared).
+            in a distributed search, where the folder is shared, and for a folder that holds
+            something else than a search: keras-tuner deletes the whole folder).
         verbose: keras-tuner's and ``fit``'s verbosity (``"auto"``: a progress bar on a
             terminal, one line per epoch elsewhere; see `kcnn.training.fit_verbosity`).
 
@@ -116,6 +117,8 @@ def search(
     role = search_role()
     if overwrite and role != "local":
         raise UserError("overwrite=True would delete the folder a distributed search shares")
+    if overwrite:
+        check_search_folder(os.path.join(os.fspath(directory), project_name))
     data = search_data(data)
     hypermodel = _hypermodel(hypermodel, data)
     hps = keras_tuner.HyperParameters() if hyperparameters is None else hyperparameters.copy()
@@ -151,6 +154,20 @@ def search(
     if role == "worker":
         return SearchResult(role=role, project_dir=project_dir, seconds=time.perf_counter() - start)
     return _finish(search_tuner, hypermodel, role, project_dir, start)
+
+
+def check_search_folder(project_dir: str) -> None:
+    """Refuse to let ``overwrite=True`` delete ``project_dir`` unless it is empty or holds a
+    keras-tuner search (its ``oracle.json``): keras-tuner deletes the whole folder, which could
+    be a training run's under a mistyped project name."""
+    if not os.path.lexists(project_dir):
+        return
+    empty = os.path.isdir(project_dir) and not os.listdir(project_dir)
+    if not empty and not os.path.isfile(os.path.join(project_dir, "oracle.json")):
+        raise UserError(
+            f"overwrite=True would delete {project_dir!r}, which holds no search (no "
+            "oracle.json): choose another project name or folder"
+        )
 
 
 def _finish(search_tuner, hypermodel, role, project_dir, start) -> SearchResult:

@@ -146,6 +146,16 @@ def test_bad_search_arguments_name_them(tmp_path, arrays, small_space, options, 
         run(tmp_path, arrays, small_space, **options)
 
 
+def test_overwrite_deletes_a_search_only(tmp_path, arrays, small_space):
+    # keras-tuner deletes the project folder: under a mistyped name it could be a training run.
+    run_folder = tmp_path / "search"
+    run_folder.mkdir()
+    (run_folder / "best.keras").write_text("a trained model")
+    with pytest.raises(ValueError, match="holds no search"):
+        run(tmp_path, arrays, small_space, overwrite=True)
+    assert (run_folder / "best.keras").read_text() == "a trained model"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("tuner", ["hyperband", "bayesian"])
 def test_hyperband_and_bayesian_run_tiny_trials_to_completion(tmp_path, arrays, small_space, tuner):
