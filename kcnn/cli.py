@@ -691,7 +691,9 @@ def _add_evaluate_command(subparsers):
         help="accuracy and loss of a saved model on a dataset split",
         description="Load a .keras model (safe mode; .h5 and SavedModel are refused) and "
         "evaluate it on a split of a dataset. The images are fed as raw 0-255 pixels, resized to "
-        "the model's input, as `kcnn train` feeds them.",
+        "the model's input, as `kcnn train` feeds them. On the dataset the run beside the model "
+        "(its run.json) trained on, the train and validation splits are that run's: its "
+        "validation share and seed.",
     )
     parser.add_argument("model", help="the .keras model file")
     _add_data_flags(parser, batch_size=256, held_out=False, training=False)
@@ -714,6 +716,12 @@ def _run_evaluate(args):
         model = flip_averaged(model)
     height, width, channels = model.inputs[0].shape[1:]
     size = (height, width) if height and width else None
+    validation_split, seed = _hold_out(args.model, args.dataset)
+    if args.split == "validation" and not validation_split:
+        raise CommandError(
+            f"the run of {args.model} held out no validation images (validation_split 0): it "
+            "trained on the whole training split"
+        )
     dataset, info = make_dataset(
         args.dataset,
         args.batch_size,
@@ -722,6 +730,8 @@ def _run_evaluate(args):
         channels=channels,
         normalize=None,
         data_dir=args.data_dir,
+        validation_split=validation_split,
+        seed=seed,
     )
     classes = model.outputs[0].shape[-1]
     if classes != info.num_classes:
@@ -735,6 +745,26 @@ def _run_evaluate(args):
         f"{info.name} ({args.split}, {info.num_examples:,} images{mirrored}): "
         f"accuracy {metrics['accuracy']:.4f}, loss {metrics['loss']:.4f}"
     )
+
+
+def _hold_out(model_path, dataset) -> tuple[float, int]:
+    """``(validation_split, seed)`` of the run beside ``model_path`` when it trained on
+    ``dataset``, so that the train and validation splits evaluated are the images it trained
+    and was validated on; `kcnn.data.make_dataset`'s defaults otherwise."""
+    from kcnn.training.rundir import read_settings
+
+    settings = read_settings(os.path.dirname(os.path.abspath(model_path))) or {}
+    data = settings.get("data")
+    same = data == dataset or (
+        isinstance(data, str)
+        and os.path.exists(data)
+        and os.path.exists(dataset)
+        and os.path.samefile(data, dataset)
+    )
+    if not same:
+        return 0.1, 0
+    seed = settings.get("seed")
+    return settings.get("validation_split", 0.1), 0 if seed is None else seed
 
 
 def _add_predict_command(subparsers):

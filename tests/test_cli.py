@@ -37,6 +37,19 @@ def _kcnn(*args):
     )
 
 
+def test_evaluate_holds_out_what_the_run_beside_the_model_held_out(tmp_path):
+    from kcnn.cli import _hold_out
+
+    model = tmp_path / "best.keras"
+    settings = {"data": "fashion_mnist", "seed": 3, "validation_split": 0.2}
+    (tmp_path / "run.json").write_text(json.dumps({"settings": settings}))
+    assert _hold_out(model, "fashion_mnist") == (0.2, 3)
+    assert _hold_out(model, "mnist") == (0.1, 0)  # another dataset: make_dataset's defaults
+    (tmp_path / "run.json").write_text(json.dumps({"settings": {**settings, "seed": None}}))
+    assert _hold_out(model, "fashion_mnist") == (0.2, 0)  # train's data seed for seed=None
+    assert _hold_out(tmp_path / "elsewhere" / "model.keras", "fashion_mnist") == (0.1, 0)
+
+
 @pytest.mark.slow
 def test_train_evaluate_predict_on_an_image_folder(tmp_path):
     data = _write_folder(tmp_path / "shapes")
@@ -70,6 +83,11 @@ def test_train_evaluate_predict_on_an_image_folder(tmp_path):
     evaluated = _kcnn("evaluate", str(out / "best.keras"), "--dataset", str(data))
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     assert "(test, 30 images): accuracy" in evaluated.stdout
+    # The run held out 0.2 of the 90 training images: evaluate's validation split is the same.
+    held_out = _kcnn(
+        "evaluate", str(out / "best.keras"), "--dataset", str(data), "--split", "validation"
+    )
+    assert "(validation, 18 images): accuracy" in held_out.stdout, held_out.stderr[-3000:]
     flipped = _kcnn("evaluate", str(out / "best.keras"), "--dataset", str(data), "--test-time-flip")
     assert flipped.returncode == 0, flipped.stderr[-3000:]
     assert "(test, 30 images, with mirror images): accuracy" in flipped.stdout
