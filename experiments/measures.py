@@ -105,9 +105,17 @@ def activation_statistics(model, images, layer_names, training: bool) -> dict:
 
 def largest_drop(runs) -> list[float]:
     """Per run (a `common.run` record): the largest fall of validation accuracy below its best
-    earlier value, the instability of training that batch normalization is said to remove."""
+    earlier value, the instability of training that batch normalization is said to remove.
+
+    A run that diverged counts as the largest fall there is, 1.0: its curve stops at the last
+    epoch before the loss became NaN (`kcnn.training.train` stops there), so it would look
+    steady when it fell the furthest.
+    """
     drops = []
     for r in runs:
+        if r["diverged"]:
+            drops.append(1.0)
+            continue
         best, drop = 0.0, 0.0
         for v in r["val_accuracy"]:
             best = max(best, v)

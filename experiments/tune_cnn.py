@@ -143,17 +143,13 @@ def describe(hypermodel, hp) -> str:
 def verdict(records, found_default: bool) -> tuple:
     """(holds, evidence) for "the search beats simple_cnn under the same budget"; it does not
     hold when the best configuration found is the space's default, simple_cnn itself."""
-    import statistics
+    from kcnn.report import compare, difference_and_spread
 
     best = values(records["best found"], "test_accuracy")
     baseline = values(records["simple_cnn"], "test_accuracy")
-    difference = statistics.mean(best) - statistics.mean(baseline)
-    spread = max(
-        statistics.stdev(best) if len(best) > 1 else 0.0,
-        statistics.stdev(baseline) if len(baseline) > 1 else 0.0,
-    )
+    difference, spread = difference_and_spread("compare", best, baseline)
     margin = max(ACCURACY_FLOOR, spread)
-    holds = True if difference > margin else False if difference < -margin else None
+    holds = compare(best, baseline, ACCURACY_FLOOR)
     evidence = (
         f"test accuracy {pct(best, 2)} % vs {pct(baseline, 2)} % "
         f"({100 * difference:+.2f} points, margin {100 * margin:.2f}) over "

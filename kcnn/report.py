@@ -86,9 +86,10 @@ def load_average() -> float | None:
         return None
 
 
-def _difference_and_spread(verdict: str, a, b) -> tuple[float, float]:
+def difference_and_spread(verdict: str, a, b) -> tuple[float, float]:
     """``mean(a) - mean(b)`` and the seeds' spread ``sqrt(std(a)^2 + std(b)^2)`` (a group of one
-    value has no spread), for the verdict functions `compare` and `no_worse`.
+    value has no spread), from which the verdict functions `compare` and `no_worse` decide, for
+    a report that shows the margin beside the verdict.
 
     Raises:
         ValueError: naming ``verdict`` when ``a`` or ``b`` is empty.
@@ -115,7 +116,7 @@ def compare(a, b, floor: float = 0.0) -> bool | None:
         >>> compare([0.91, 0.92], [0.88, 0.89], floor=0.005)
         True
     """
-    difference, spread = _difference_and_spread("compare", a, b)
+    difference, spread = difference_and_spread("compare", a, b)
     if abs(difference) <= max(spread, floor):
         return None
     return difference > 0
@@ -135,7 +136,7 @@ def no_worse(a, b, floor: float = 0.0) -> bool | None:
         >>> no_worse([0.90, 0.91], [0.905, 0.905], floor=0.02)
         True
     """
-    difference, spread = _difference_and_spread("no_worse", a, b)
+    difference, spread = difference_and_spread("no_worse", a, b)
     if difference < -max(spread, floor):
         return False
     return True if difference - spread >= -floor else None

@@ -52,5 +52,10 @@ def test_accuracy_and_pruned_accuracy_count_correct_predictions():
 def test_largest_drop_is_the_worst_fall_below_an_earlier_best():
     from measures import largest_drop
 
-    runs = [{"val_accuracy": [0.5, 0.8, 0.6, 0.7, 0.9]}, {"val_accuracy": [0.5, 0.6, 0.7]}]
-    assert largest_drop(runs) == pytest.approx([0.2, 0.0])
+    runs = [
+        {"val_accuracy": [0.5, 0.8, 0.6, 0.7, 0.9], "diverged": False},
+        {"val_accuracy": [0.5, 0.6, 0.7], "diverged": False},
+        {"val_accuracy": [0.8], "diverged": True},  # its curve stops before the blow-up
+        {"val_accuracy": [], "diverged": True},
+    ]
+    assert largest_drop(runs) == pytest.approx([0.2, 0.0, 1.0, 1.0])

@@ -28,6 +28,20 @@ def test_training_error_curve_turns_running_accuracies_into_interval_errors():
     assert curve.points == [(2, 0.5), (4, 0.0), (6, 1.0), (7, 0.0)]
 
 
+def test_a_network_that_diverged_makes_its_claims_inconclusive():
+    from resnet_vs_plain import claims
+
+    def runs(error, diverged=False):
+        return [{"train_error": error, "test_error": error, "diverged": diverged}] * 2
+
+    records = {"plain-18": runs(0.10), "ResNet-18": runs(0.09), "ResNet-34": runs(0.08)}
+    steady = claims({**records, "plain-34": runs(0.12)})
+    assert [verdict for _, verdict, _ in steady] == [True, True, True, True]
+    blown_up = claims({**records, "plain-34": runs(0.90, diverged=True)})
+    assert [verdict for _, verdict, _ in blown_up] == [None, None, True, None]
+    assert "2 run(s) diverged: inconclusive" in blown_up[0][2]
+
+
 def test_bad_options_are_errors_naming_them():
     import resnet_vs_plain
 

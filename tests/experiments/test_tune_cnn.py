@@ -22,3 +22,19 @@ def test_the_quick_experiment_compares_the_best_found_cnn_with_simple_cnn(tmp_pa
     if "simple_cnn itself" in results["claims"][0]["evidence"]:
         assert results["claims"][0]["verdict"] == "does not hold"
         assert models["best found"]["parameters"] == 421_642
+
+
+def test_the_verdict_calls_a_difference_within_the_two_runs_noise_inconclusive():
+    import tune_cnn
+
+    def records(best, baseline):
+        return {
+            "best found": [{"test_accuracy": value} for value in best],
+            "simple_cnn": [{"test_accuracy": value} for value in baseline],
+        }
+
+    # 1.1 points apart, each side spread by 1 point: the difference of two runs spreads by 1.4.
+    holds, evidence = tune_cnn.verdict(records([0.900, 0.920, 0.910], [0.889, 0.909, 0.899]), False)
+    assert holds is None and "margin 1.41" in evidence
+    holds, _ = tune_cnn.verdict(records([0.930, 0.950, 0.940], [0.889, 0.909, 0.899]), False)
+    assert holds is True
