@@ -4,6 +4,8 @@ Every save in kcnn (models, weights, checkpoints, figures, reports, JSON and CSV
 through `atomic_path`: the content is written to a temporary file in the destination's folder,
 then renamed over it with ``os.replace`` (atomic on POSIX and Windows). A crash, a full disk or a
 read-only folder therefore never leaves a half-written file, and never destroys the previous one.
+The temporary file is flushed to the disk (``fsync``) before the rename and the folder after it:
+without that, a power cut soon after a save can leave an empty file under the new name.
 The file gets the permissions a plain ``open(path, "w")`` would give it: the previous file's mode,
 or for a new file ``0o666`` less the process's umask.
 
@@ -57,10 +59,28 @@ def atomic_path(path, suffix: str | None = None):
     try:
         yield temporary
         os.chmod(temporary, _mode_of_new_version(path))
+        _sync(temporary)
         os.replace(temporary, path)
+        _sync(folder)
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def _sync(path: str) -> None:
+    """Flush a file's content, or a folder's entries, to the disk where the system allows it
+    (Windows cannot open a folder, and some file systems cannot sync one)."""
+    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if os.path.isdir(path) else 0)
+    try:
+        descriptor = os.open(path, flags)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
 
 
 def _suffix(name: str) -> str:

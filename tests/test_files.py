@@ -139,3 +139,27 @@ def test_remove_temporaries_deletes_only_the_temporary_files_of_the_names_given(
         assert remove_temporaries(tmp_path, ["last.keras"]) == [temporary]
         open(temporary, "w").close()
     assert remove_temporaries(tmp_path / "missing", ["last.keras"]) == []
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="reads /proc/self/fd")
+def test_the_new_version_reaches_the_disk_before_the_rename_and_the_folder_after(
+    tmp_path, monkeypatch
+):
+    events = []
+    fsync, replace = os.fsync, os.replace
+
+    def recorded_fsync(descriptor):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{descriptor}")))
+        fsync(descriptor)
+
+    def recorded_replace(source, destination):
+        events.append(("replace", os.fspath(destination)))
+        replace(source, destination)
+
+    monkeypatch.setattr(os, "fsync", recorded_fsync)
+    monkeypatch.setattr(os, "replace", recorded_replace)
+    path = tmp_path / "notes.txt"
+    write_text(path, "kept after a power cut")
+    assert [kind for kind, _ in events] == ["fsync", "replace", "fsync"]
+    assert os.path.basename(events[0][1]).startswith(".notes.txt.")  # the temporary file
+    assert events[1][1] == str(path) and events[2][1] == str(tmp_path)
