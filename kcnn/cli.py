@@ -448,6 +448,11 @@ def _run_export(args):
 
     if args.quantize and args.format != "tflite":
         raise CommandError(f"--quantize applies to --format tflite only, not {args.format}")
+    if (args.dataset or args.data_dir) and args.quantize != "int8":
+        raise CommandError(
+            "--dataset and --data-dir give int8's calibration images: pass them "
+            "with --quantize int8 only"
+        )
     out = args.out or export.default_path(args.model, args.format, args.quantize)
     if os.path.lexists(out) and not args.overwrite:
         raise CommandError(f"{out} already exists; pass --overwrite to replace it")

@@ -204,7 +204,10 @@ class Report:
         self.sections.append(markdown.strip() + "\n")
 
     def table(self, title: str, rows: list[dict], columns: list[str] | None = None) -> None:
-        """A table under a ``### title`` heading; the rows also go to ``results.json``."""
+        """A table under a ``### title`` heading; the rows also go to ``results.json``, keyed by
+        the title, which must therefore be new (a ValueError otherwise)."""
+        if title in self.results:
+            raise ValueError(f"the report already has a table titled {title!r}")
         self.sections.append(f"### {title}\n\n{markdown_table(rows, columns)}")
         self.results[title] = rows
 

@@ -225,6 +225,13 @@ def test_a_missing_model_file_is_one_line(tmp_path, capsys):
     assert str(missing) in _one_error_line(capsys)
 
 
+def test_calibration_data_without_int8_is_a_one_line_error(model_file, tmp_path, capsys):
+    argv = ["export", str(model_file), "--format", "tflite", "--out", str(tmp_path / "m.tflite")]
+    assert main(argv + ["--dataset", "fashion_mnist"]) == 1
+    assert "--quantize int8 only" in _one_error_line(capsys)
+    assert not (tmp_path / "m.tflite").exists()
+
+
 def test_an_existing_target_is_not_overwritten(model_file, tmp_path, capsys):
     target = tmp_path / "model.tflite"
     target.write_text("an earlier export")

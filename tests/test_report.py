@@ -53,6 +53,8 @@ def test_report_writes_markdown_and_json_with_command_hardware_and_verdicts(tmp_
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["results"]["Fashion-MNIST"] == [{"model": "tiny_cnn", "accuracy": 0.9}]
     assert [c["verdict"] for c in results["claims"]] == ["holds", "inconclusive"]
+    with pytest.raises(ValueError, match="already has a table titled 'Fashion-MNIST'"):
+        report.table("Fashion-MNIST", [{"model": "mlp"}])  # results.json would keep one
 
 
 def test_compare_calls_a_difference_only_beyond_the_seeds_spread_and_the_floor():
