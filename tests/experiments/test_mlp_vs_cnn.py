@@ -105,3 +105,16 @@ def test_invariance_is_inconclusive_within_the_noise_and_fails_beyond_it():
     assert _invariance_verdicts([0.90, 0.90], [0.90, 0.90]) == {True}
     assert _invariance_verdicts([0.90, 0.80], [0.88, 0.78]) == {None}  # 2 points, spread 10
     assert _invariance_verdicts([0.90, 0.90], [0.50, 0.52]) == {False}
+
+
+def test_the_course_accuracy_counts_the_seeds_spread():
+    from mlp_vs_cnn import claims
+
+    def verdict(accuracies):
+        records = {"mnist": _records(accuracies, accuracies)["fashion_mnist"]}
+        found = claims(records, {}, 6)
+        return [v for claim, v, _ in found if claim.startswith("On MNIST, the MLP reaches")][0]
+
+    assert verdict([0.985, 0.983]) is True
+    assert verdict([0.99, 0.96]) is None  # the mean, 97.5 %, is within a 2-point spread
+    assert verdict([0.95, 0.951]) is False
