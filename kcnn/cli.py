@@ -722,22 +722,25 @@ def _run_evaluate(args):
     height, width, channels = model.inputs[0].shape[1:]
     size = (height, width) if height and width else None
     validation_split, seed = _hold_out(args.model, args.dataset)
-    if args.split == "validation" and not validation_split:
-        raise CommandError(
-            f"the run of {args.model} held out no validation images (validation_split 0): it "
-            "trained on the whole training split"
+    try:
+        dataset, info = make_dataset(
+            args.dataset,
+            args.batch_size,
+            split=args.split,
+            image_size=size,
+            channels=channels,
+            normalize=None,
+            data_dir=args.data_dir,
+            validation_split=validation_split,
+            seed=seed,
         )
-    dataset, info = make_dataset(
-        args.dataset,
-        args.batch_size,
-        split=args.split,
-        image_size=size,
-        channels=channels,
-        normalize=None,
-        data_dir=args.data_dir,
-        validation_split=validation_split,
-        seed=seed,
-    )
+    except ValueError as error:
+        if args.split == "validation" and not validation_split:  # the data has no split of its own
+            raise CommandError(
+                f"the run of {args.model} held out no validation images (validation_split 0): "
+                "it trained on the whole training split"
+            ) from error
+        raise
     classes = model.outputs[0].shape[-1]
     if classes != info.num_classes:
         raise CommandError(

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+import kcnn
 from kcnn.cli import main
 from tests.training.conftest import ROOT, patterns
 
@@ -48,6 +49,18 @@ def test_evaluate_holds_out_what_the_run_beside_the_model_held_out(tmp_path):
     (tmp_path / "run.json").write_text(json.dumps({"settings": {**settings, "seed": None}}))
     assert _hold_out(model, "fashion_mnist") == (0.2, 0)  # train's data seed for seed=None
     assert _hold_out(tmp_path / "elsewhere" / "model.keras", "fashion_mnist") == (0.1, 0)
+
+
+def test_evaluate_refuses_the_validation_split_of_a_run_that_held_out_none(tmp_path, capsys):
+    data = _write_folder(tmp_path / "shapes", count_train=9, count_test=3)
+    run = tmp_path / "run"
+    run.mkdir()
+    kcnn.create_model("tiny_cnn", input_shape=(16, 16, 1), classes=3).save(run / "best.keras")
+    settings = {"data": str(data), "seed": 0, "validation_split": 0.0}
+    (run / "run.json").write_text(json.dumps({"settings": settings}))
+    argv = ["evaluate", str(run / "best.keras"), "--dataset", str(data), "--split", "validation"]
+    assert main(argv) == 1
+    assert "held out no validation images" in capsys.readouterr().err
 
 
 @pytest.mark.slow
