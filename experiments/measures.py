@@ -103,6 +103,13 @@ def activation_statistics(model, images, layer_names, training: bool) -> dict:
     return result
 
 
+def first_epoch_accuracy(runs) -> list[float]:
+    """Per run (a `common.run` record): the validation accuracy after the first epoch. A run
+    that diverged within it has none and counts 0.0 (NaN outputs are every one wrong), so each
+    seed stays in the comparison."""
+    return [r["val_accuracy"][0] if r["val_accuracy"] else 0.0 for r in runs]
+
+
 def largest_drop(runs) -> list[float]:
     """Per run (a `common.run` record): the largest fall of validation accuracy below its best
     earlier value, the instability of training that batch normalization is said to remove.

@@ -33,7 +33,7 @@ import os
 import sys
 import time
 
-from measures import largest_drop
+from measures import first_epoch_accuracy, largest_drop
 
 from common import (
     ACCURACY_FLOOR,
@@ -230,7 +230,7 @@ def claims(args, records) -> list[tuple[str, bool | None, str]]:
     def evidence(a, b, what="test accuracy"):
         return f"{a} {pct(accuracy(a))} vs {b} {pct(accuracy(b))} % {what}"
 
-    first = {n: [r["val_accuracy"][0] for r in records[n]] for n in ("batch", "none")}
+    first = {n: first_epoch_accuracy(records[n]) for n in ("batch", "none")}
     found = [
         (
             "Batch normalization accelerates convergence (validation accuracy after one epoch)",

@@ -36,7 +36,7 @@ import os
 import sys
 import time
 
-from measures import largest_drop
+from measures import first_epoch_accuracy, largest_drop
 
 from common import (
     ACCURACY_FLOOR,
@@ -227,9 +227,7 @@ def claims(configs, records, args) -> list[tuple[str, bool | None, str]]:
             found.append((claim, verdict, _evidence(records, a, b, "gap") + " points of gap"))
 
     if {base, bn} <= names:
-        first = {
-            n: [r["val_accuracy"][0] for r in records[n] if r["val_accuracy"]] for n in (bn, base)
-        }
+        first = {n: first_epoch_accuracy(records[n]) for n in (bn, base)}
         found.append(
             (
                 "Batch normalization accelerates convergence (validation accuracy after one epoch, "

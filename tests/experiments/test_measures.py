@@ -49,6 +49,13 @@ def test_accuracy_and_pruned_accuracy_count_correct_predictions():
     assert list(found) == [0.0, 0.5] and found[0.0] == pytest.approx(0.7)
 
 
+def test_a_run_that_diverged_in_its_first_epoch_counts_zero_there():
+    from measures import first_epoch_accuracy
+
+    runs = [{"val_accuracy": [0.7, 0.8]}, {"val_accuracy": []}]
+    assert first_epoch_accuracy(runs) == [0.7, 0.0]
+
+
 def test_largest_drop_is_the_worst_fall_below_an_earlier_best():
     from measures import largest_drop
 
