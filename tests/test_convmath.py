@@ -139,8 +139,8 @@ def _keras_padding(padding):
 def keras_conv(x, kernel, bias, stride, padding, dilation):
     """Keras's convolution, one image at a time: on a batch of several single-channel images
     with a stride of 1 down and more than 1 across, TensorFlow 2.21's oneDNN convolution gets
-    some output rows wrong (zeros where this test found it; 150 of 4,608 small geometries on an
-    AMX Xeon, 2026-12-06, all right with TF_ENABLE_ONEDNN_OPTS=0), and each image alone right."""
+    some output rows wrong (zeros where this test found it, on an AMX Xeon, 2026-12-06; right
+    with TF_ENABLE_ONEDNN_OPTS=0), and each image alone right."""
     if isinstance(padding, int) and padding:
         x = keras.ops.pad(x, [[0, 0], [padding, padding], [padding, padding], [0, 0]])
     images = [

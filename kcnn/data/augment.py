@@ -207,9 +207,9 @@ class _PastedAreaCutMix(layers.CutMix):
     """Keras's ``CutMix``, with each label weighted by the share of pixels actually pasted.
 
     Keras weighs the labels by the area of the box it draws with fractional corners, but pastes
-    whole pixels, so the two differ by up to 7 points of the label on 28x28 images; Yun et al.'s
-    code weighs them by the pasted pixel box. Only for batches in a pipeline (labels cannot mix
-    inside a model), so it is not registered for saving.
+    whole pixels, so on small images the label and the pasted share differ by several points;
+    Yun et al.'s code weighs them by the pasted pixel box. Only for batches in a pipeline
+    (labels cannot mix inside a model), so it is not registered for saving.
     """
 
     def transform_labels(self, labels, transformation, training=True):
