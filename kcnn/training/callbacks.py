@@ -184,7 +184,23 @@ class Restored:
     plateau: dict | None = None
 
 
-class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+class _KeepsRestoredState:
+    """For a Keras callback that ``fit`` resets at its start: once `resume` (of the class this
+    is mixed into) has set its state, the next ``fit`` starts from that state, and the ``fit``
+    after it from a fresh one."""
+
+    _resumed = False
+
+    def on_train_begin(self, logs=None):
+        if not self._resumed:
+            super().on_train_begin(logs)
+
+    def on_train_end(self, logs=None):
+        super().on_train_end(logs)
+        self._resumed = False
+
+
+class ResumableEarlyStopping(_KeepsRestoredState, keras.callbacks.EarlyStopping):
     """Keras's ``EarlyStopping`` with ``restore_best_weights=True``, whose count of epochs
     without improvement, best value and best weights survive a resume.
 
@@ -202,7 +218,6 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
 
     def __init__(self, monitor: str, patience: int):
         super().__init__(monitor=monitor, patience=patience, restore_best_weights=True)
-        self._resumed = False
 
     def state(self) -> dict | None:
         """The count, best value and best epoch (0-based) after the last epoch, as JSON; None
@@ -225,16 +240,8 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         self.stopped_epoch = 0
         self._resumed = True
 
-    def on_train_begin(self, logs=None):
-        if not self._resumed:
-            super().on_train_begin(logs)
 
-    def on_train_end(self, logs=None):
-        super().on_train_end(logs)
-        self._resumed = False
-
-
-class ResumablePlateau(keras.callbacks.ReduceLROnPlateau):
+class ResumablePlateau(_KeepsRestoredState, keras.callbacks.ReduceLROnPlateau):
     """Keras's ``ReduceLROnPlateau`` (halve the learning rate after 2 epochs without a lower
     ``monitor``, down to 1e-6) whose count of epochs without improvement, best value and
     cooldown survive a resume.
@@ -246,7 +253,6 @@ class ResumablePlateau(keras.callbacks.ReduceLROnPlateau):
 
     def __init__(self, monitor: str):
         super().__init__(monitor=monitor, factor=0.5, patience=2, min_lr=1e-6)
-        self._resumed = False
 
     def state(self) -> dict:
         """The count, best value and cooldown after the last epoch, as JSON."""
@@ -260,14 +266,6 @@ class ResumablePlateau(keras.callbacks.ReduceLROnPlateau):
         self.best = state["best"]
         self.cooldown_counter = state["cooldown_counter"]
         self._resumed = True
-
-    def on_train_begin(self, logs=None):
-        if not self._resumed:
-            super().on_train_begin(logs)
-
-    def on_train_end(self, logs=None):
-        super().on_train_end(logs)
-        self._resumed = False
 
 
 class AtomicBackup(keras.callbacks.BackupAndRestore):
