@@ -93,8 +93,8 @@ def timeline(xspace_path: str) -> dict:
                 interval = (origin + event.offset_ps, origin + event.offset_ps + event.duration_ps)
                 if line.name == "python" and name == STEP_EVENT:
                     steps.append(interval)
-                elif line.name.startswith("tf_Compute") and kernel_name(name):
-                    ops.append((interval, kernel_name(name)))
+                elif line.name.startswith("tf_Compute") and (kernel := kernel_name(name)):
+                    ops.append((interval, kernel))
     return {"steps": steps, "ops": ops}
 
 
